@@ -1,0 +1,219 @@
+"""Requests and results: the plain, validated data every front end speaks.
+
+The same JSON is accepted by the Python API, ``presample show-input`` /
+``presample run`` and the server, so it lives here once. Limits are generous
+for real prompts and stop absurd ones (a 1 MB prompt, 10,000 tags) with a
+message that says which field and why.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .categories import Category
+from .formatting import DEFAULT_TEMPLATE, Target, resolve_template
+from .tipo import Length, Task
+
+MAX_TAGS = 512
+MAX_TAG_CHARS = 200
+MAX_NL_CHARS = 20_000
+MAX_PROMPT_CHARS = 100_000
+MAX_BAN_RULES = 256
+MAX_SEED = 2**63 - 1
+
+Tag = Annotated[str, Field(max_length=MAX_TAG_CHARS)]
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors: a misspelt "tag_lenght" must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+class TagSet(_Model):
+    """Tags by TIPO category, each list in the user's order."""
+
+    special: list[Tag] = Field(default_factory=list, description="1girl, 2boys, ...")
+    general: list[Tag] = Field(default_factory=list)
+    characters: list[Tag] = Field(default_factory=list)
+    copyrights: list[Tag] = Field(default_factory=list)
+    artist: list[Tag] = Field(default_factory=list)
+    meta: list[Tag] = Field(default_factory=list, description="absurdres, highres, ...")
+    quality: list[Tag] = Field(default_factory=list, description="masterpiece, newest, ...")
+    rating: list[Tag] = Field(default_factory=list, description="safe, sensitive, ...")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _clean(cls, tags: list[str]) -> list[str]:
+        cleaned: list[str] = []
+        for tag in tags:
+            tag = " ".join(tag.split())
+            if not tag:
+                continue
+            if "\n" in tag or "," in tag:
+                raise ValueError(f"a tag cannot contain a comma or newline: {tag[:40]!r}")
+            if tag not in cleaned:
+                cleaned.append(tag)
+        return cleaned
+
+    @model_validator(mode="after")
+    def _limit(self) -> TagSet:
+        total = self.count()
+        if total > MAX_TAGS:
+            raise ValueError(f"at most {MAX_TAGS} tags in all, got {total}")
+        return self
+
+    def count(self) -> int:
+        return sum(len(getattr(self, c.value)) for c in Category)
+
+    def get(self, category: str | Category, default: Any = None) -> list[str]:
+        """Mapping-style access, so a TagSet can go straight into the layouts."""
+        return getattr(self, Category(category).value, default)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {c.value: list(getattr(self, c.value)) for c in Category}
+
+    def all_tags(self) -> list[str]:
+        return [t for c in Category for t in getattr(self, c.value)]
+
+    def is_empty(self) -> bool:
+        return self.count() == 0
+
+
+class BanRule(_Model):
+    """A tag (or sentence) the result must not contain."""
+
+    kind: Literal["exact", "substring", "regex", "category"] = "exact"
+    pattern: str = Field(min_length=1, max_length=500)
+
+    @model_validator(mode="after")
+    def _check(self) -> BanRule:
+        if self.kind == "regex":
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {self.pattern!r}: {exc}") from None
+        if self.kind == "category":
+            try:
+                Category(self.pattern)
+            except ValueError:
+                valid = ", ".join(c.value for c in Category)
+                raise ValueError(
+                    f"unknown category {self.pattern!r}; valid: {valid}"
+                ) from None
+        return self
+
+
+class PresampleRequest(_Model):
+    """What the user wants expanded, and how."""
+
+    prompt: str = Field(
+        "",
+        max_length=MAX_PROMPT_CHARS,
+        description="The prompt as typed in A1111/ComfyUI (tags, sentences, weights, "
+        "BREAK, <lora:...>). It is parsed and categorised into `tags` and `nl_prompt`; "
+        "weights, BREAK and extra networks come back intact in the final prompt.",
+    )
+    tags: TagSet = Field(default_factory=TagSet, description="Already categorised tags.")
+    nl_prompt: str = Field("", max_length=MAX_NL_CHARS, description="Natural-language text.")
+    aspect_ratio: float | None = Field(None, gt=0.05, lt=20, description="width / height")
+    width: int | None = Field(None, ge=16, le=32768)
+    height: int | None = Field(None, ge=16, le=32768)
+    tag_length: Length = Length.LONG
+    nl_length: Length = Length.LONG
+    expand_tags: bool = True
+    expand_nl: bool = True
+    generate_nl: bool = Field(True, description="Add the final caption-writing step.")
+    tag_first: bool = True
+    gen_meta: bool = Field(False, description="Let the last step write missing meta lines.")
+    add_quality: bool = True
+    ban: list[BanRule] = Field(default_factory=list, max_length=MAX_BAN_RULES)
+    ignored: list[Tag] = Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        description="Tags that bypass the model and come back in place (LoRA triggers).",
+    )
+    seed: int = Field(-1, ge=-1, le=MAX_SEED, description="-1 picks a random seed.")
+    template: str = Field(DEFAULT_TEMPLATE, max_length=4000)
+    target: Target = Target.A1111
+    shuffle_new_tags: bool = True
+
+    @field_validator("prompt", "nl_prompt", mode="after")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("text contains a NUL character")
+        return value.strip()
+
+    @field_validator("template", mode="after")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        resolve_template(value)
+        return value
+
+    @model_validator(mode="after")
+    def _aspect(self) -> PresampleRequest:
+        if (self.width is None) != (self.height is None):
+            raise ValueError("give both width and height, or neither")
+        if self.width is not None and self.height is not None:
+            ratio = self.width / self.height
+            if self.aspect_ratio is not None and abs(ratio - self.aspect_ratio) > 0.05:
+                raise ValueError(
+                    f"aspect_ratio {self.aspect_ratio} contradicts width/height "
+                    f"{self.width}x{self.height}"
+                )
+        return self
+
+    def effective_aspect_ratio(self) -> float | None:
+        if self.width is not None and self.height is not None:
+            return self.width / self.height
+        return self.aspect_ratio
+
+
+class StepResult(_Model):
+    """One model call, for inspection and debugging."""
+
+    task: Task
+    length: Length
+    expand: bool
+    gen_meta: bool = False
+    model_input: str = ""
+    model_output: str = ""
+    seed: int = 0
+    attempts: int = 1
+    input_tokens: int = 0
+    generated_tokens: int = 0
+    seconds: float = 0.0
+
+
+class PresampleResult(_Model):
+    """The expanded prompt, in parts and formatted."""
+
+    tags: TagSet = Field(default_factory=TagSet)
+    extended: str = Field("", description="The user's text, extended by the model.")
+    generated: str = Field("", description="A caption the model wrote from scratch.")
+    prompt: str = Field("", description="The formatted prompt, ready to paste.")
+    user_prompt: str = Field("", description="The user's own prompt, formatted the same way.")
+    seed: int = 0
+    model: str = ""
+    steps: list[StepResult] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the field: 'tags.general: at most 512 tags'."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err.get("loc", ())) or "request"
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
