@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from presample.tagdb import SCHEMA_VERSION, normalize_key  # noqa: E402
+from presample.tagdb import SCHEMA_VERSION, literal_key, normalize_key  # noqa: E402
 
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "tags" / "danbooru.csv"
 DEFAULT_OUT = ROOT / "src" / "presample" / "data" / "tags.sqlite"
@@ -50,8 +50,10 @@ def build(csv_path: Path, out: Path) -> dict[str, str]:
     # then the most popular tag.
     best: dict[str, tuple[int, int, int]] = {}
     for tag_id, (name, _cat, count, aliases) in enumerate(rows):
-        for alias_flag, spelling in [(0, name)] + [(1, a) for a in aliases]:
-            key = normalize_key(spelling)
+        # A name is also found as typed raw (``\(^o^)/`` unescaped by A1111 rules).
+        spellings = [(0, literal_key(name)), (0, normalize_key(name))]
+        spellings += [(1, normalize_key(a)) for a in aliases]
+        for alias_flag, key in spellings:
             if not key:
                 continue
             cand = (alias_flag, -count, tag_id)

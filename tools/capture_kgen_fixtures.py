@@ -844,6 +844,18 @@ def gen_dtg(kgen: types.SimpleNamespace, pools: Pools, rng: random.Random) -> li
                     tag_map[cat] = pick(rng, getattr(pools, cat), 1, 2)
             ar = rng.choice(ASPECT_RATIOS + ASPECT_RATIO_EDGES + [round(rng.uniform(0.3, 3), 4)])
             cases.append(one(tag_map, rng.choice(targets), ar, have_q))
+    # Requests with special, general and quality tags: the common case, where
+    # presample matches the reference byte for byte (its empty-side deviations
+    # are covered above).
+    for _ in range(200):
+        have_q = rng.random() < 0.6
+        tag_map = random_tag_map(rng, pools, with_tags=True)
+        tag_map["special"] = pick(rng, pools.special, 1, 2)
+        tag_map["quality"] = pick(rng, pools.quality, 1, 3)
+        if not tag_map.get("general"):
+            tag_map["general"] = pick(rng, pools.general, 1, 12)
+        ar = rng.choice(ASPECT_RATIOS + ASPECT_RATIO_EDGES + [round(rng.uniform(0.3, 3), 4)])
+        cases.append(one(tag_map, rng.choice(targets), ar, have_q))
     for have_q in (True, False):
         cases.append(one({}, "", 1.0, have_q))
         cases.append(one({"special": ["1girl"]}, "short", 0.5625, have_q))

@@ -43,6 +43,14 @@ def normalize_key(text: str) -> str:
     return " ".join(text.replace("_", " ").lower().split())
 
 
+def literal_key(name: str) -> str:
+    """The key of a tag *name* taken literally (a backslash in it is a backslash)."""
+    return normalize_key(_LITERAL_SPECIAL.sub(r"\\\1", name))
+
+
+_LITERAL_SPECIAL = re.compile(r"([\\()\[\]])")
+
+
 def display_name(danbooru_name: str) -> str:
     """How a tag is written in a prompt: spaces instead of underscores.
 
@@ -140,13 +148,7 @@ class TagDatabase:
         """Resolve many tags in one query per 30k distinct keys, in order."""
         keys = [normalize_key(t) for t in tags]
         found: dict[str, TagInfo] = {}
-        pending: list[str] = []
-        for key in set(keys):
-            fixed = _fixed_info(key)
-            if fixed is not None:
-                found[key] = fixed
-            elif key:
-                pending.append(key)
+        pending = [k for k in set(keys) if k]
         # SQLite allows 32766 bound parameters per statement.
         for start in range(0, len(pending), 30_000):
             chunk = pending[start : start + 30_000]
@@ -160,12 +162,15 @@ class TagDatabase:
                 shown = display_name(name)
                 found[key] = TagInfo(
                     name=shown,
-                    # An alias can lead to a fixed-table tag (1girls -> 1girl).
+                    # The fixed tables win, also through aliases (1girls -> 1girl).
                     category=FIXED_CATEGORY.get(shown)
                     or DANBOORU_CATEGORY.get(category, Category.GENERAL),
                     post_count=post_count,
                     alias=bool(alias),
                 )
+        for key in pending:
+            if key not in found and (fixed := _fixed_info(key)) is not None:
+                found[key] = fixed
         return [found.get(k) for k in keys]
 
     def category_of(self, tag: str) -> Category:

@@ -304,7 +304,9 @@ def parse_tipo_output(
     out = TipoOutput(categories={c: [] for c in Category})
     for raw_key, raw_value in _FIELD.findall("\n" + strip_special(text)):
         key, value = raw_key.strip(), raw_value.strip()
-        if key in out.fields:
+        # An empty caption field does not count as an occurrence, so a later
+        # filled one still wins (the model sometimes opens a field twice).
+        if key in out.fields or (key in _NL_FIELDS and value in ("", EMPTY_TOKEN)):
             continue
         out.fields[key] = value
         if key == "tag":
@@ -312,7 +314,7 @@ def parse_tipo_output(
             for category, tags in categorize(out.tags).items():
                 _extend_unique(out.categories[Category(category)], tags)
         elif key in _NL_FIELDS:
-            setattr(out, _NL_FIELDS[key], "" if value == EMPTY_TOKEN else value)
+            setattr(out, _NL_FIELDS[key], value)
         elif key in (ASPECT_KEY, "aspect ratio"):
             out.aspect_ratio = value
         elif key in LIST_FIELDS:

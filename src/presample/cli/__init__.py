@@ -1,0 +1,76 @@
+"""The ``presample`` command line.
+
+Each command group lives in its own module and registers itself through
+``add_parser``; this module only dispatches and turns every failure into one
+line and an exit code (0 ok, 1 failed, 2 bad input, 130 interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..syntax import PromptSyntaxError
+from ..tagdb import TagDatabaseError
+from . import show_input, tags
+from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UserError
+
+DESCRIPTION = """\
+presample turns the few tags or the short sentence you type into the detailed
+prompt a text-to-image model was trained on, using TIPO / DanTagGen layouts.
+"""
+
+COMMANDS = (show_input, tags)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="presample",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"presample {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        print(f"presample: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PromptSyntaxError as exc:
+        print(f"presample: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except TagDatabaseError as exc:
+        print(f"presample: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("presample: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `presample ... | head` closed the pipe: not an error worth a message.
+        sys.stderr.close()
+        return EXIT_FAILURE
+    except Exception as exc:  # the last line of defence: never a bare traceback
+        if os.environ.get("PRESAMPLE_DEBUG"):
+            raise
+        print(
+            f"presample: internal error: {type(exc).__name__}: {exc} "
+            "(set PRESAMPLE_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""The command line as a user drives it: output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from presample.cli import main
+
+EXAMPLE = {
+    "tags": {
+        "special": ["1girl"], "characters": ["hatsune miku"], "copyrights": ["vocaloid"],
+        "artist": ["ningen mame"], "quality": ["masterpiece", "newest"], "meta": ["absurdres"],
+        "rating": ["sensitive"], "general": ["long hair", "twintails", "smile"],
+    },
+    "aspect_ratio": 0.7,
+}  # fmt: skip
+META = (
+    "meta: absurdres\nrating: sensitive\nartist: ningen mame\ncharacters: hatsune miku\n"
+    "copyrights: vocaloid\nquality: masterpiece, newest\naspect_ratio: 0.7\n"
+)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | bytes | None = None,
+        monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str, str]:
+    if stdin is not None:
+        assert monkeypatch is not None
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        fake = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+        monkeypatch.setattr(sys, "stdin", fake)
+    try:
+        code = main(list(args))
+    except SystemExit as exc:  # argparse usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_show_input_from_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    req = tmp_path / "req.json"
+    req.write_text(json.dumps(EXAMPLE))
+    code, out, _ = run(capsys, "show-input", str(req))
+    assert code == 0
+    assert out == META + "target: <|long|>\ntag: 1girl, long hair, twintails, smile\n"
+
+    code, out, _ = run(capsys, "show-input", str(req), "--task", "tag_to_long",
+                       "--mode", "generate", "--gen-meta", "--length", "short")
+    assert out == (META + "target: <|short|> <|tag_to_long|> <|gen_meta|>\n"
+                   "tag: 1girl, long hair, twintails, smile\nlong:\n")
+
+
+def test_show_input_from_stdin_with_typed_prompt(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stdin = json.dumps({"prompt": "Hatsune_Miku, 1girl, (long hair:1.2), <lora:foo:0.8>, "
+                                  "masterpiece, a girl singing on a stage at night"})
+    code, out, _ = run(capsys, "show-input", "-", "--json", stdin=stdin, monkeypatch=monkeypatch)
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["task"] == "short_to_tag"
+    assert shown["input"] == (
+        "characters: hatsune miku\nquality: masterpiece\ntarget: <|long|> <|short_to_tag|>\n"
+        "short: a girl singing on a stage at night\ntag: 1girl, long hair"
+    )
+    assert "lora" not in shown["input"] and "1.2" not in shown["input"]
+
+
+def test_show_input_plan_and_dtg(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "show-input", "--prompt", "1girl, scenery", "--plan")
+    assert code == 0
+    assert out.splitlines() == [
+        "1. tag                    long       expand",
+        "2. tag_to_long            long       generate",
+    ]
+    code, out, _ = run(capsys, "show-input", "--prompt", "1girl, scenery", "--format", "dtg")
+    assert out.splitlines()[0] == "quality: masterpiece"
+    assert out.splitlines()[-1] == "general: 1girl, scenery<|input_end|>"
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["--task", "tag_to_short"], '{"prompt": "1girl"}', "unknown task 'tag_to_short'"),
+        ([], '{"prompt": "1girl"', "not valid JSON"),
+        ([], "", "is empty"),
+        ([], "[1, 2]", "must be a JSON object"),
+        ([], b"\xff\xfe{}", "not valid UTF-8"),
+        ([], json.dumps({"prompt": "x" * 1_000_000}), "at most 100000 characters"),
+        ([], json.dumps({"tags": {"general": [f"t{i}" for i in range(10_000)]}}), "at most 512"),
+        ([], '{"prompt": "1girl, (smile:1.2"}', "unbalanced"),
+        (["--step", "7"], '{"prompt": "1girl"}', "--step must be between 1 and 2"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    stdin: str | bytes,
+    message: str,
+) -> None:
+    code, out, err = run(capsys, "show-input", "-", *args, stdin=stdin, monkeypatch=monkeypatch)
+    assert code == 2
+    assert out == ""
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "show-input", "/nonexistent/req.json")
+    assert code == 2 and "no such file" in err
+
+
+def test_tags_lookup(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "tags", "lookup", "Hatsune_Miku", "boobs")
+    assert code == 0
+    assert out.splitlines()[0].split("\t")[:2] == ["hatsune miku", "characters"]
+    assert out.splitlines()[1].endswith("(alias)")
+    code, out, _ = run(capsys, "tags", "lookup", "--json", "1girls", "zzznotatag")
+    assert code == 1  # one tag unknown
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows[0] == {"query": "1girls", "found": True, "name": "1girl", "category": "special",
+                       "post_count": 6008644, "alias": True}
+    assert rows[1] == {"query": "zzznotatag", "found": False}
+
+
+def test_help_explains_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "show-input", "--help")
+    assert code == 0
+    assert "--gen-meta" in out and "examples:" in out
+
+
+def test_console_script_and_light_import() -> None:
+    # A fresh interpreter: importing presample must not pull in torch or transformers.
+    code = (
+        "import sys, presample; "
+        "heavy = [m for m in ('torch', 'transformers', 'llama_cpp', 'huggingface_hub') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    proc = subprocess.run(
+        [sys.executable, "-m", "presample", "tags", "lookup", "long_hair"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("long hair\tgeneral\t")
