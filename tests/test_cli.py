@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from presample.cli import main
+from presample.tagdb import TagDatabase
 
 EXAMPLE = {
     "tags": {
@@ -148,3 +149,33 @@ def test_console_script_and_light_import() -> None:
         capture_output=True, text=True,
     )
     assert proc.returncode == 0 and proc.stdout.startswith("long hair\tgeneral\t")
+
+
+def _show_input_args(case: dict, path: Path) -> list[str]:
+    args = ["show-input", str(path), "--task", case["task"] or "tag", "--length", case["length"],
+            "--mode", "expand" if case["expand"] else "generate"]
+    return [*args, "--gen-meta" if case["gen_meta"] else "--no-gen-meta"]
+
+
+def test_show_input_matches_reference_for_every_fixture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db: TagDatabase
+) -> None:
+    """The whole path a user takes (JSON request -> CLI) against tipo-kgen's strings."""
+    from conftest import FIXTURES, read_jsonl
+
+    compared = 0
+    for case in read_jsonl(FIXTURES / "kgen_0.3.1" / "tipo_inputs.jsonl"):
+        ar = case["aspect_ratio"]
+        if case["nl_prompt"] != case["nl_prompt"].strip() or (ar is not None and ar <= 0.05):
+            continue  # requests strip text and bound the aspect ratio
+        tags = [t for values in case["tag_map"].values() for t in values]
+        if any(db.canonical(t) != t for t in tags):
+            continue  # prepare() canonicalises spellings (long_hair -> long hair) on purpose
+        path = tmp_path / "req.json"
+        path.write_text(json.dumps({"tags": case["tag_map"], "nl_prompt": case["nl_prompt"],
+                                    "aspect_ratio": ar, "add_quality": case["add_quality"]}))
+        code, out, err = run(capsys, *_show_input_args(case, path))
+        assert (code, err) == (0, "")
+        assert out == case["expected"] + "\n", case
+        compared += 1
+    assert compared >= 400
