@@ -13,6 +13,12 @@ stamp="$venv/.presample-installed"
 want="$extras $(cat "$root/pyproject.toml" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+  # PyTorch first and pinned: 2.13.0 is the CPU wheel on this kind of machine's
+  # disk; an unpinned torch would pull a multi-GB CUDA build from PyPI.
+  case ",$extras," in
+    *,torch,*|*,train,*|*,dev,*)
+      "$venv/bin/python" -m pip install -q "torch==${PRESAMPLE_TORCH_VERSION:-2.13.0}" ;;
+  esac
   "$venv/bin/python" -m pip install -q -e "$root${extras:+[$extras]}"
   echo "$want" > "$stamp"
 fi

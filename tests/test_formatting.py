@@ -66,13 +66,13 @@ def test_extended_falls_back_to_generated() -> None:
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
-        (Target.A1111, r"ganyu \(genshin impact\), \[draft\], a\\b"),
-        (Target.COMFYUI, r"ganyu \(genshin impact\), [draft], a\\b"),
-        (Target.PLAIN, r"ganyu (genshin impact), [draft], a\b"),
+        (Target.A1111, r"ganyu \(genshin impact\), \[draft\], \m/, end\\"),
+        (Target.COMFYUI, r"ganyu \(genshin impact\), [draft], \m/, end\\"),
+        (Target.PLAIN, "ganyu (genshin impact), [draft], \\m/, end\\"),
     ],
 )
 def test_escape_per_target(target: Target, expected: str) -> None:
-    assert escape(r"ganyu (genshin impact), [draft], a\b", target) == expected
+    assert escape("ganyu (genshin impact), [draft], \\m/, end\\", target) == expected
 
 
 def test_resolve_template() -> None:

@@ -64,3 +64,16 @@ FIXED_CATEGORY: dict[str, Category] = {
     **{t: Category.QUALITY for t in QUALITY_TAGS},
     **{t: Category.RATING for t in RATING_TAGS},
 }
+
+# Groups of tags people ban together, written as patterns over tag names
+# (Danbooru's tag groups are wiki pages, not data we can ship).
+TAG_GROUPS: dict[str, str] = {
+    "hair": r"\b(hair|bangs|ponytail|twintails|braids?|sidelocks|ahoge|hairband|hairclip|bun|"
+    r"bob cut|hime cut|drill)\b",
+    "eyes": r"\b(eyes?|eyelashes|pupils|heterochromia|eyeshadow)\b",
+    "clothing": r"\b(shirt|skirt|dress|jacket|coat|uniform|pants|shorts|thighhighs|"
+    r"pantyhose|socks|shoes|boots|gloves|hat|kimono|swimsuit|bikini|hoodie|sweater|vest|"
+    r"necktie|bowtie|ribbon|apron|cape|scarf|belt|collar|sleeves|leotard|bodysuit|"
+    r"underwear|bra|panties|armor|costume|robe|cloak|sandals|kneehighs|legwear)\b",
+    "background": r"\b(background|scenery|sky|outdoors|indoors|room|city|forest|beach)\b",
+}

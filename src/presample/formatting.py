@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping, Sequence
 from enum import Enum
 
+from .syntax import escape_tag
+
 # The reference's five templates. The trailing spaces after some commas are
 # part of the reference strings; the tidy-up pass removes them.
 TEMPLATES: dict[str, str] = {
@@ -117,17 +119,18 @@ def apply_template(values: Mapping[str, str | Sequence[str]], template: str) -> 
     return form.strip().strip(",")
 
 
-_A1111_SPECIAL = re.compile(r"([\\()\[\]])")
-_COMFY_SPECIAL = re.compile(r"([\\()])")
+# ComfyUI reads only ``\(`` and ``\)`` as escapes; a backslash elsewhere is literal.
+_COMFY_NEEDS_ESCAPE = re.compile(r"\\(?=[()\\]|\Z)|[()]")
 
 
 def escape(text: str, target: Target) -> str:
     """Escape literal text so the UI does not read it as weights.
 
-    A1111 treats ``( )`` and ``[ ]`` as emphasis; ComfyUI only ``( )``.
+    A1111 treats ``( )`` and ``[ ]`` as emphasis; ComfyUI only ``( )``. A
+    backslash is escaped only where it would otherwise start an escape.
     """
     if target is Target.A1111:
-        return _A1111_SPECIAL.sub(r"\\\1", text)
+        return escape_tag(text)
     if target is Target.COMFYUI:
-        return _COMFY_SPECIAL.sub(r"\\\1", text)
+        return _COMFY_NEEDS_ESCAPE.sub(lambda m: "\\" + m.group(), text)
     return text

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from .categories import Category
+from .categories import TAG_GROUPS, Category
 from .formatting import DEFAULT_TEMPLATE, Target, resolve_template
 from .tipo import Length, Task
 
@@ -90,9 +90,15 @@ class TagSet(_Model):
 
 
 class BanRule(_Model):
-    """A tag (or sentence) the result must not contain."""
+    """A tag (or sentence) the result must not contain.
 
-    kind: Literal["exact", "substring", "regex", "category"] = "exact"
+    ``exact``: this tag in any spelling; ``substring``: tags containing the text;
+    ``regex``: tags matching the pattern (case-insensitive); ``category``: a
+    whole category such as ``artist`` or ``characters``; ``group``: a tag group
+    such as ``hair``, ``eyes`` or ``clothing``.
+    """
+
+    kind: Literal["exact", "substring", "regex", "category", "group"] = "exact"
     pattern: str = Field(min_length=1, max_length=500)
 
     @model_validator(mode="after")
@@ -102,6 +108,10 @@ class BanRule(_Model):
                 re.compile(self.pattern)
             except re.error as exc:
                 raise ValueError(f"invalid regex {self.pattern!r}: {exc}") from None
+        if self.kind == "group" and self.pattern not in TAG_GROUPS:
+            raise ValueError(
+                f"unknown tag group {self.pattern!r}; valid: {', '.join(TAG_GROUPS)}"
+            )
         if self.kind == "category":
             try:
                 Category(self.pattern)

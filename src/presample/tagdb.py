@@ -20,12 +20,12 @@ from importlib import resources
 from pathlib import Path
 
 from .categories import DANBOORU_CATEGORY, FIXED_CATEGORY, Category
+from .syntax import escape_tag, unescape_tag
 
 DEFAULT_DB_NAME = "tags.sqlite"
 SCHEMA_VERSION = "1"
 
 _SPACES = re.compile(r"\s+")
-_ESCAPED = re.compile(r"\\(.)")
 
 
 def normalize_key(text: str) -> str:
@@ -39,16 +39,13 @@ def normalize_key(text: str) -> str:
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
     if "\\" in text:
-        text = _ESCAPED.sub(r"\1", text)
+        text = unescape_tag(text)
     return " ".join(text.replace("_", " ").lower().split())
 
 
 def literal_key(name: str) -> str:
     """The key of a tag *name* taken literally (a backslash in it is a backslash)."""
-    return normalize_key(_LITERAL_SPECIAL.sub(r"\\\1", name))
-
-
-_LITERAL_SPECIAL = re.compile(r"([\\()\[\]])")
+    return normalize_key(escape_tag(name))
 
 
 def display_name(danbooru_name: str) -> str:
@@ -235,6 +232,6 @@ def tidy_unknown(tag: str) -> str:
 
     Case is kept because unknown tags are often names or natural phrases.
     """
-    text = _ESCAPED.sub(r"\1", unicodedata.normalize("NFKC", tag))
+    text = unescape_tag(unicodedata.normalize("NFKC", tag))
     text = _SPACES.sub(" ", text).strip()
     return text if len(text) < 4 else text.replace("_", " ")

@@ -1,0 +1,75 @@
+"""The narrow interface between the pipeline and whatever runs the model.
+
+A backend takes a batch of prompts, each with its own sampling settings, seed
+and optional constraint, and returns their continuations. Everything above
+this line (layouts, retries, bans, formatting) is backend-agnostic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from .sampling import Sampling
+
+
+class Constraint(Protocol):
+    """Steers generation away from text it must not produce.
+
+    ``allowed`` sees the text so far (prompt plus generated) and the text each
+    candidate token would append (``None`` for end of sequence) and says which
+    candidates may be drawn.
+    """
+
+    def allowed(self, text: str, candidates: Sequence[str | None]) -> list[bool]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationJob:
+    prompt: str
+    sampling: Sampling
+    seed: int
+    constraint: Constraint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    text: str
+    """The continuation only, special tokens removed."""
+    prompt_tokens: int
+    new_tokens: int
+    finish: Literal["eos", "length"]
+
+
+@dataclass(slots=True)
+class BackendInfo:
+    name: str
+    """Which engine: "transformers" or "llama.cpp"."""
+    model: str
+    device: str = "cpu"
+    dtype: str = "float32"
+    context_length: int = 1024
+    supports: frozenset[str] = field(
+        default_factory=lambda: frozenset(
+            {"temperature", "top_p", "top_k", "min_p", "repetition_penalty", "constraints", "batch"}
+        )
+    )
+
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of jobs that just finished."""
+
+
+class Backend(Protocol):
+    info: BackendInfo
+
+    def generate(
+        self, jobs: Sequence[GenerationJob], progress: ProgressCallback | None = None
+    ) -> list[Generation]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+class ModelError(RuntimeError):
+    """A model could not be found, loaded or run; the message says which and why."""

@@ -1,0 +1,359 @@
+"""The PyTorch / transformers backend: batched, seeded, constrained decoding.
+
+We run our own decode loop over ``model(...)`` with a KV cache instead of
+``model.generate`` for three reasons ``generate`` cannot serve: every row
+of a batch has its own sampling settings and its own random generator (so a
+request gives the same output in any batch position and never touches global
+random state), finished rows leave the batch at once (requests of different
+lengths share forward passes without paying for each other), and ban
+constraints inspect candidate tokens as text before they are drawn.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .backend import (
+    BackendInfo,
+    Generation,
+    GenerationJob,
+    ModelError,
+    ProgressCallback,
+)
+from .sampling import Sampling
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEFAULT_MAX_BATCH = 32
+# How many of the best tokens a constrained row may fall back to when every
+# candidate of the filtered distribution is banned.
+FALLBACK_CANDIDATES = 256
+
+
+def pick_device(device: str) -> str:
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError("device 'cuda' asked for, but PyTorch sees no CUDA GPU")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ModelError("device 'mps' asked for, but this PyTorch has no MPS support")
+    return device
+
+
+def pick_dtype(dtype: str, device: str) -> torch.dtype:
+    if dtype == "auto":
+        # On CPU fp32 decodes as fast as bf16 at batch 1 and is exact; GPUs want half.
+        return torch.float32 if device == "cpu" else torch.float16
+    if dtype not in DTYPES:
+        raise ModelError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+class TorchBackend:
+    """A causal LM from transformers (a folder, a Hub repo id or a GGUF file)."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.max_batch = max_batch
+        self.device = next(model.parameters()).device
+        config = model.config
+        self.eos_id: int = tokenizer.eos_token_id
+        self.pad_id: int = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        )
+        self.info = BackendInfo(
+            name="transformers",
+            model=name,
+            device=str(self.device),
+            dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+            context_length=int(getattr(config, "max_position_embeddings", 1024)),
+        )
+        self._token_texts: list[str] | None = None
+
+    @classmethod
+    def load(
+        cls,
+        source: str | Path,
+        *,
+        gguf_file: str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        name: str | None = None,
+        local_files_only: bool = False,
+    ) -> TorchBackend:
+        """Load weights and tokenizer; a GGUF file is dequantised by transformers."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = pick_device(device)
+        torch_dtype = pick_dtype(dtype, device)
+        kwargs: dict[str, Any] = {"local_files_only": local_files_only}
+        if gguf_file is not None:
+            kwargs["gguf_file"] = gguf_file
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(source), **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch_dtype, **kwargs)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            where = f"{source}/{gguf_file}" if gguf_file else str(source)
+            raise ModelError(f"cannot load model from {where}: {_first_line(exc)}") from exc
+        return cls(model.to(device), tokenizer, name=name or str(source))
+
+    # ------------------------------------------------------------------ public
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text)["input_ids"])
+
+    def generate(
+        self, jobs: Sequence[GenerationJob], progress: ProgressCallback | None = None
+    ) -> list[Generation]:
+        results: list[Generation] = []
+        # Similar prompt lengths batch together so left padding stays small.
+        order = sorted(range(len(jobs)), key=lambda i: len(jobs[i].prompt))
+        by_index: dict[int, Generation] = {}
+        for start in range(0, len(order), self.max_batch):
+            chunk = order[start : start + self.max_batch]
+            for index, generation in zip(
+                chunk, self._generate_batch([jobs[i] for i in chunk], progress), strict=True
+            ):
+                by_index[index] = generation
+        results = [by_index[i] for i in range(len(jobs))]
+        return results
+
+    # ----------------------------------------------------------------- decoding
+
+    @torch.inference_mode()
+    def _generate_batch(
+        self, jobs: Sequence[GenerationJob], progress: ProgressCallback | None
+    ) -> list[Generation]:
+        from transformers import DynamicCache
+
+        prompts = [self.tokenizer(job.prompt)["input_ids"] for job in jobs]
+        context = self.info.context_length
+        budgets = []
+        for job, ids in zip(jobs, prompts, strict=True):
+            if len(ids) >= context:
+                raise ModelError(
+                    f"the model input is {len(ids)} tokens, longer than the model's "
+                    f"context of {context}; shorten the prompt"
+                )
+            budgets.append(min(job.sampling.max_new_tokens, context - len(ids)))
+
+        width = max(len(ids) for ids in prompts)
+        batch = len(jobs)
+        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((batch, width), dtype=torch.long)
+        for row, ids in enumerate(prompts):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            mask[row, width - len(ids) :] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+
+        generators = [torch.Generator().manual_seed(job.seed % 2**63) for job in jobs]
+        history = [list(ids) for ids in prompts]  # prompt + generated, for penalties
+        generated: list[list[int]] = [[] for _ in jobs]
+        finish: list[str] = ["length"] * batch
+        texts = [job.prompt for job in jobs]  # only maintained for constrained rows
+        active = list(range(batch))
+
+        cache = DynamicCache()
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        while True:
+            logits = out.logits[:, -1, :].float().cpu()
+            rows = [jobs[i] for i in active]
+            tokens = self._sample(
+                logits,
+                [r.sampling for r in rows],
+                [history[i] for i in active],
+                [generators[i] for i in active],
+                [r.constraint for r in rows],
+                [texts[i] for i in active],
+            )
+            keep: list[int] = []
+            for slot, (row, token) in enumerate(zip(active, tokens, strict=True)):
+                if token == self.eos_id:
+                    finish[row] = "eos"
+                    continue
+                generated[row].append(token)
+                history[row].append(token)
+                if jobs[row].constraint is not None:
+                    texts[row] += self._piece(token)
+                if len(generated[row]) >= budgets[row]:
+                    continue
+                keep.append(slot)
+            if progress is not None and len(keep) < len(active):
+                progress(len(active) - len(keep))
+            if not keep:
+                break
+            if len(keep) < len(active):
+                index = torch.tensor(keep, dtype=torch.long, device=self.device)
+                cache.batch_select_indices(index)
+                mask = mask.index_select(0, index)
+                active = [active[s] for s in keep]
+            next_ids = torch.tensor(
+                [[generated[row][-1]] for row in active], dtype=torch.long, device=self.device
+            )
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            positions = mask.sum(-1, keepdim=True) - 1
+            out = self.model(
+                input_ids=next_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+            )
+
+        return [
+            Generation(
+                text=self._continuation(prompts[i], generated[i]),
+                prompt_tokens=len(prompts[i]),
+                new_tokens=len(generated[i]) + (finish[i] == "eos"),
+                finish="eos" if finish[i] == "eos" else "length",
+            )
+            for i in range(batch)
+        ]
+
+    def _continuation(self, prompt: list[int], new: list[int]) -> str:
+        """The generated text with the spacing it has after the prompt.
+
+        SentencePiece drops the leading space of the first token of a decoded
+        sequence, so the continuation is cut from the decoded whole.
+        """
+        head = self.tokenizer.decode(prompt, skip_special_tokens=False)
+        whole = self.tokenizer.decode(prompt + new, skip_special_tokens=False)
+        text = whole[len(head) :] if whole.startswith(head) else self.tokenizer.decode(new)
+        for marker in (self.tokenizer.eos_token, self.tokenizer.bos_token):
+            if marker:
+                text = text.replace(marker, "")
+        return text
+
+    def _sample(
+        self,
+        logits: torch.Tensor,
+        settings: Sequence[Sampling],
+        history: Sequence[list[int]],
+        generators: Sequence[torch.Generator],
+        constraints: Sequence[Any],
+        texts: Sequence[str],
+    ) -> list[int]:
+        """Draw one token per row: penalty, temperature, top-k, top-p, min-p, constraint."""
+        rows, vocab = logits.shape
+        for r, s in enumerate(settings):
+            if s.repetition_penalty != 1.0:
+                seen = torch.tensor(sorted(set(history[r])), dtype=torch.long)
+                scores = logits[r, seen]
+                logits[r, seen] = torch.where(
+                    scores < 0, scores * s.repetition_penalty, scores / s.repetition_penalty
+                )
+
+        temps = torch.tensor([s.temperature if s.temperature > 0 else 1.0 for s in settings])
+        scaled = logits / temps[:, None]
+        ks = [s.top_k if 0 < s.top_k < vocab else vocab for s in settings]
+        # Greedy rows need only their best candidates (kept for the constraint).
+        ks = [min(k, 64) if s.greedy else k for k, s in zip(ks, settings, strict=True)]
+        width = max(ks)
+        values, ids = torch.topk(scaled, width, dim=-1)  # sorted, best first
+        column = torch.arange(width)[None, :]
+        values = values.masked_fill(column >= torch.tensor(ks)[:, None], float("-inf"))
+        probs = torch.softmax(values, dim=-1)
+        top_p = torch.tensor([s.top_p for s in settings])[:, None]
+        # Keep the smallest prefix whose mass reaches top_p (always the best token).
+        probs = probs.masked_fill((probs.cumsum(-1) - probs) >= top_p, 0.0)
+        min_p = torch.tensor([s.min_p for s in settings])[:, None]
+        probs = probs.masked_fill(probs < min_p * probs[:, :1], 0.0)
+
+        chosen: list[int] = []
+        for r, s in enumerate(settings):
+            row_probs, row_ids = probs[r], ids[r]
+            if s.greedy:
+                row_probs = torch.zeros_like(row_probs)
+                row_probs[0] = 1.0
+            if constraints[r] is not None:
+                row_probs = self._constrain(
+                    constraints[r], texts[r], row_probs, row_ids, scaled[r]
+                )
+                if row_probs is None:
+                    chosen.append(self._fallback(constraints[r], texts[r], scaled[r]))
+                    continue
+            if s.greedy:
+                chosen.append(int(row_ids[int(torch.argmax(row_probs))]))
+            else:
+                pick = torch.multinomial(row_probs, 1, generator=generators[r])
+                chosen.append(int(row_ids[int(pick)]))
+        return chosen
+
+    def _constrain(
+        self,
+        constraint: Any,
+        text: str,
+        probs: torch.Tensor,
+        ids: torch.Tensor,
+        scores: torch.Tensor,
+    ) -> torch.Tensor | None:
+        live = torch.nonzero(probs > 0).flatten().tolist()
+        pieces = [self._candidate_text(int(ids[i])) for i in live]
+        allowed = constraint.allowed(text, pieces)
+        if all(allowed):
+            return probs
+        probs = probs.clone()
+        for i, ok in zip(live, allowed, strict=True):
+            if not ok:
+                probs[i] = 0.0
+        return probs if float(probs.sum()) > 0 else None
+
+    def _fallback(self, constraint: Any, text: str, scores: torch.Tensor) -> int:
+        """Every sampled candidate was banned: take the best allowed token overall."""
+        order = torch.argsort(scores, descending=True)[:FALLBACK_CANDIDATES].tolist()
+        allowed = constraint.allowed(text, [self._candidate_text(t) for t in order])
+        for token, ok in zip(order, allowed, strict=True):
+            if ok:
+                return int(token)
+        return self.eos_id
+
+    def _candidate_text(self, token: int) -> str | None:
+        return None if token == self.eos_id else self._piece(token)
+
+    def _piece(self, token: int) -> str:
+        """The text a token appends, including its leading space."""
+        if self._token_texts is None:
+            self._token_texts = token_texts(self.tokenizer)
+        return self._token_texts[token] if token < len(self._token_texts) else ""
+
+
+def token_texts(tokenizer: Any) -> list[str]:
+    """What each token id appends to a text, leading spaces included.
+
+    Decoding a token on its own loses SentencePiece's leading space, so each is
+    decoded after an anchor token and the anchor's text is cut off.
+    """
+    anchor = tokenizer("a", add_special_tokens=False)["input_ids"][-1]
+    base = tokenizer.decode([anchor])
+    size = len(tokenizer)
+    texts = tokenizer.batch_decode([[anchor, i] for i in range(size)])
+    return [t[len(base) :] if t.startswith(base) else t for t in texts]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

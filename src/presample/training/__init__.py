@@ -1,0 +1,4 @@
+"""Training our own TIPO-format models: tokenizer, samples, training loop, export.
+
+Needs the ``train`` extra (PyTorch, transformers, accelerate).
+"""
