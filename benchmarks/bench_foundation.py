@@ -87,11 +87,15 @@ def main() -> int:
     print()
     print(f"import presample: {results['import presample'][0] * 1000:.0f} ms")
     print(f"lookup throughput: {10_000 / lookup_s:,.0f} tags/s")
-    print(f"dict baseline load / database open: {results['baseline: csv into dict'][0] / open_s:.0f}x")
+    print(
+        f"dict baseline load / database open: {results['baseline: csv into dict'][0] / open_s:.0f}x"
+    )
     if "reference: kgen tag lists" in results:
         ref_s, ref_rss = results["reference: kgen tag lists"]
-        print(f"reference tag-list load / database open: {ref_s / open_s:.0f}x "
-              f"({ref_rss:.0f} MB vs {results['open tag database'][1]:.0f} MB peak RSS)")
+        print(
+            f"reference tag-list load / database open: {ref_s / open_s:.0f}x "
+            f"({ref_rss:.0f} MB vs {results['open tag database'][1]:.0f} MB peak RSS)"
+        )
     return 0
 
 

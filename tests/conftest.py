@@ -36,3 +36,25 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA} (set PRESAMPLE_SHARED_DATA)")
     return SHARED_DATA
+
+
+def tiny_corpus() -> list[str]:
+    """Text in the TIPO layout to train a tiny tokenizer on (from the fixtures)."""
+    rows = read_jsonl(FIXTURES / "kgen_0.3.1" / "tipo_inputs.jsonl")
+    rows += read_jsonl(FIXTURES / "kgen_0.3.1" / "tipo_parse.jsonl")
+    return [r.get("expected") if isinstance(r.get("expected"), str) else r["output"] for r in rows]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random LLaMA with a tokenizer that has the 13 TIPO special tokens."""
+    pytest.importorskip("torch")
+    from presample.training.model import random_model
+    from presample.training.tokenizer import train_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-tipo")
+    tokenizer = train_tokenizer(tiny_corpus() * 2, vocab_size=700)
+    model = random_model("tiny", len(tokenizer), seed=1234)
+    tokenizer.save_pretrained(folder)
+    model.save_pretrained(folder)
+    return folder

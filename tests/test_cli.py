@@ -27,8 +27,12 @@ META = (
 )
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | bytes | None = None,
-        monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str, str]:
+def run(
+    capsys: pytest.CaptureFixture[str],
+    *args: str,
+    stdin: str | bytes | None = None,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> tuple[int, str, str]:
     if stdin is not None:
         assert monkeypatch is not None
         data = stdin.encode() if isinstance(stdin, str) else stdin
@@ -49,17 +53,33 @@ def test_show_input_from_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert code == 0
     assert out == META + "target: <|long|>\ntag: 1girl, long hair, twintails, smile\n"
 
-    code, out, _ = run(capsys, "show-input", str(req), "--task", "tag_to_long",
-                       "--mode", "generate", "--gen-meta", "--length", "short")
-    assert out == (META + "target: <|short|> <|tag_to_long|> <|gen_meta|>\n"
-                   "tag: 1girl, long hair, twintails, smile\nlong:\n")
+    code, out, _ = run(
+        capsys,
+        "show-input",
+        str(req),
+        "--task",
+        "tag_to_long",
+        "--mode",
+        "generate",
+        "--gen-meta",
+        "--length",
+        "short",
+    )
+    assert out == (
+        META + "target: <|short|> <|tag_to_long|> <|gen_meta|>\n"
+        "tag: 1girl, long hair, twintails, smile\nlong:\n"
+    )
 
 
 def test_show_input_from_stdin_with_typed_prompt(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stdin = json.dumps({"prompt": "Hatsune_Miku, 1girl, (long hair:1.2), <lora:foo:0.8>, "
-                                  "masterpiece, a girl singing on a stage at night"})
+    stdin = json.dumps(
+        {
+            "prompt": "Hatsune_Miku, 1girl, (long hair:1.2), <lora:foo:0.8>, "
+            "masterpiece, a girl singing on a stage at night"
+        }
+    )
     code, out, _ = run(capsys, "show-input", "-", "--json", stdin=stdin, monkeypatch=monkeypatch)
     assert code == 0
     shown = json.loads(out)
@@ -124,8 +144,14 @@ def test_tags_lookup(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "tags", "lookup", "--json", "1girls", "zzznotatag")
     assert code == 1  # one tag unknown
     rows = [json.loads(line) for line in out.splitlines()]
-    assert rows[0] == {"query": "1girls", "found": True, "name": "1girl", "category": "special",
-                       "post_count": 6008644, "alias": True}
+    assert rows[0] == {
+        "query": "1girls",
+        "found": True,
+        "name": "1girl",
+        "category": "special",
+        "post_count": 6008644,
+        "alias": True,
+    }
     assert rows[1] == {"query": "zzznotatag", "found": False}
 
 
@@ -146,14 +172,23 @@ def test_console_script_and_light_import() -> None:
     assert out.stdout.strip() == "[]"
     proc = subprocess.run(
         [sys.executable, "-m", "presample", "tags", "lookup", "long_hair"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0 and proc.stdout.startswith("long hair\tgeneral\t")
 
 
 def _show_input_args(case: dict, path: Path) -> list[str]:
-    args = ["show-input", str(path), "--task", case["task"] or "tag", "--length", case["length"],
-            "--mode", "expand" if case["expand"] else "generate"]
+    args = [
+        "show-input",
+        str(path),
+        "--task",
+        case["task"] or "tag",
+        "--length",
+        case["length"],
+        "--mode",
+        "expand" if case["expand"] else "generate",
+    ]
     return [*args, "--gen-meta" if case["gen_meta"] else "--no-gen-meta"]
 
 
@@ -172,8 +207,16 @@ def test_show_input_matches_reference_for_every_fixture(
         if any(db.canonical(t) != t for t in tags):
             continue  # prepare() canonicalises spellings (long_hair -> long hair) on purpose
         path = tmp_path / "req.json"
-        path.write_text(json.dumps({"tags": case["tag_map"], "nl_prompt": case["nl_prompt"],
-                                    "aspect_ratio": ar, "add_quality": case["add_quality"]}))
+        path.write_text(
+            json.dumps(
+                {
+                    "tags": case["tag_map"],
+                    "nl_prompt": case["nl_prompt"],
+                    "aspect_ratio": ar,
+                    "add_quality": case["add_quality"],
+                }
+            )
+        )
         code, out, err = run(capsys, *_show_input_args(case, path))
         assert (code, err) == (0, "")
         assert out == case["expected"] + "\n", case

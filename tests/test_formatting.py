@@ -50,8 +50,9 @@ def test_enough_reference_cases() -> None:
 
 def test_empty_caption_leaves_no_stray_full_stop() -> None:
     values: dict[str, object] = {key: [] for key in PLACEHOLDERS}
-    values.update(special=["1girl"], general=["smile"], quality=["masterpiece"],
-                  extended="", generated="")
+    values.update(
+        special=["1girl"], general=["smile"], quality=["masterpiece"], extended="", generated=""
+    )
     assert apply_template(values, TEMPLATES["both_tag_first"]) == (
         # The space before the newline is the reference's; harmless to CLIP.
         "1girl, \n\nsmile,\n\nmasterpiece"

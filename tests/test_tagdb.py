@@ -105,8 +105,18 @@ def test_unknown_and_empty(db: TagDatabase) -> None:
 
 def test_categorize_orders_dedupes_and_canonicalises(db: TagDatabase) -> None:
     cats = db.categorize(
-        ["1girl", "Hatsune_Miku", "long_hair", "long hair", "masterpiece", "vocaloid",
-         "my own tag", "absurdres", "explicit", "ningen_mame"]
+        [
+            "1girl",
+            "Hatsune_Miku",
+            "long_hair",
+            "long hair",
+            "masterpiece",
+            "vocaloid",
+            "my own tag",
+            "absurdres",
+            "explicit",
+            "ningen_mame",
+        ]
     )
     assert cats[Category.SPECIAL] == ["1girl"]
     assert cats[Category.CHARACTERS] == ["hatsune miku"]

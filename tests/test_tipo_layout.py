@@ -102,10 +102,12 @@ def test_plan_examples_from_the_spec() -> None:
         return plan_steps(tag_length=Length.LONG, nl_length=Length.SHORT, **kw)
 
     assert plan(has_tags=False, has_nl=False) == [
-        Step(Task.TAG, Length.LONG, True), Step(Task.TAG_TO_LONG, Length.SHORT, True)
+        Step(Task.TAG, Length.LONG, True),
+        Step(Task.TAG_TO_LONG, Length.SHORT, True),
     ]
     assert plan(has_tags=True, has_nl=False) == [
-        Step(Task.TAG, Length.LONG, True), Step(Task.TAG_TO_LONG, Length.SHORT, False)
+        Step(Task.TAG, Length.LONG, True),
+        Step(Task.TAG_TO_LONG, Length.SHORT, False),
     ]
     assert plan(has_tags=False, has_nl=True) == [
         Step(Task.LONG_TO_TAG, Length.LONG, True),

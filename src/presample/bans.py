@@ -116,10 +116,7 @@ class BanConstraint:
             joined = partial + ("\n" if piece is None else piece)
             # Every tag this piece completes (it may hold a comma or a newline).
             parts = re.split(r"[,\n]", joined)
-            for done in parts[:-1]:
-                if self._banned_tag(done):
-                    return False
-            return True
+            return not any(self._banned_tag(done) for done in parts[:-1])
         if piece is None:
             return True
         # The sentence being written, including one this piece may end.
@@ -128,6 +125,6 @@ class BanConstraint:
 
     def _banned_tag(self, tag: str) -> bool:
         tag = tag.strip()
-        return bool(tag) and normalize_key(tag) not in self.protected and self.matcher.tag_banned(
-            tag
+        return (
+            bool(tag) and normalize_key(tag) not in self.protected and self.matcher.tag_banned(tag)
         )

@@ -54,9 +54,7 @@ def dtg_input(
     def joined(key: str) -> str:
         return ", ".join(tags.get(key, ())).strip()
 
-    general = ", ".join(
-        part for part in (joined("special"), joined("general").strip(",")) if part
-    )
+    general = ", ".join(part for part in (joined("special"), joined("general").strip(",")) if part)
     lines = [
         f"rating: {joined('rating') or EMPTY_TOKEN}",
         f"artist: {joined('artist') or EMPTY_TOKEN}",

@@ -2,14 +2,14 @@
 
 ``prepare`` parses the request's A1111/ComfyUI ``prompt`` (weights, BREAK, extra
 networks, sentences), canonicalises and categorises its tags through the tag
-database, and merges them with any already-categorised tags. Syntax that must
-not reach the model stays in ``Prepared.parsed`` so the final prompt can put it
-back.
+database, and merges them with any already-categorised tags. What must not
+reach the model (weights, BREAK, networks, ignored tags) is kept in
+``Prepared`` so the final prompt can put it back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .categories import Category
 from .request import PresampleRequest, TagSet
@@ -24,10 +24,19 @@ class Prepared:
 
     request: PresampleRequest
     tags: TagSet
+    """What the model sees: canonical, categorised, without ignored tags."""
     nl: str
-    parsed: ParsedPrompt | None
-    ignored: tuple[str, ...]
-    """Tags held back from the model (LoRA triggers and the like)."""
+    parsed: ParsedPrompt | None = None
+    ignored: dict[Category, list[str]] = field(default_factory=dict)
+    """Tags held back from the model (LoRA triggers), canonical, by category."""
+    user_order: tuple[str, ...] = ()
+    """Every user tag (ignored ones included) in the order typed."""
+    raw_forms: dict[str, str] = field(default_factory=dict)
+    """Canonical tag -> how the user wrote it with a weight, e.g. ``(smile:1.2)``."""
+    later_segments: tuple[str, ...] = ()
+    """The prompt's BREAK segments after the first, written back as typed."""
+    later_tags: frozenset[str] = frozenset()
+    """Canonical tags that live in those later segments."""
 
     def meta(self) -> dict[str, str]:
         return build_meta(
@@ -52,46 +61,66 @@ class Prepared:
             nl_length=req.nl_length,
         )
 
+    def protected(self) -> frozenset[str]:
+        """Keys of the user's own tags, which bans never remove."""
+        return frozenset(normalize_key(t) for t in self.user_order)
+
 
 def prepare(request: PresampleRequest, db: TagDatabase) -> Prepared:
     """Parse, canonicalise and categorise a request's input."""
     parsed = parse_prompt(request.prompt, is_known_tag=db.is_known) if request.prompt else None
     ignored_keys = {normalize_key(t) for t in request.ignored}
 
-    typed: list[str] = []
-    texts: list[str] = []
-    if parsed is not None:
-        typed = [t for t in parsed.tags if normalize_key(t) not in ignored_keys]
-        texts = list(parsed.texts)
-    from_prompt = db.categorize(typed)
+    # Every user tag once, canonical, in the order given: categorised tags
+    # first (they are explicit), then the typed prompt's.
+    pieces = [p for p in parsed.pieces if p.kind == "tag"] if parsed else []
+    given = [(c, t) for c in Category for t in request.tags.get(c)]
+    infos = db.lookup_many([t for _, t in given] + [p.text for p in pieces])
+    given_infos, piece_infos = infos[: len(given)], infos[len(given) :]
 
-    merged: dict[str, list[str]] = {}
-    for category in Category:
-        given = [
-            t
-            for t in request.tags.get(category)
-            if normalize_key(t) not in ignored_keys
-        ]
-        # Tags given by category are trusted as categorised but still get their
-        # canonical spelling, so aliases and underscores do not reach the model.
-        canonical = [info.name if info else t for t, info in zip(given, db.lookup_many(given), strict=True)]
-        merged[category.value] = _unique(canonical + from_prompt[category])
+    model_tags: dict[Category, list[str]] = {c: [] for c in Category}
+    ignored: dict[Category, list[str]] = {c: [] for c in Category}
+    order: list[str] = []
+    raw_forms: dict[str, str] = {}
+    later: set[str] = set()
 
+    def add(name: str, category: Category, key: str) -> None:
+        if name in order:
+            return
+        order.append(name)
+        (ignored if key in ignored_keys else model_tags)[category].append(name)
+
+    for (category, tag), info in zip(given, given_infos, strict=True):
+        # Explicit categories are trusted, but spellings are canonicalised.
+        add(info.name if info else tag, category, normalize_key(tag))
+    for piece, info in zip(pieces, piece_infos, strict=True):
+        name = info.name if info else db.canonical(piece.text)
+        add(name, info.category if info else Category.GENERAL, normalize_key(piece.text))
+        if piece.weight != 1.0:
+            raw_forms.setdefault(name, piece.raw)
+        if piece.segment > 0:
+            later.add(name)
+
+    texts = list(parsed.texts) if parsed else []
     nl = " ".join(part for part in [request.nl_prompt, *texts] if part).strip()
     return Prepared(
         request=request,
-        tags=TagSet(**merged),
+        tags=TagSet(**{c.value: v for c, v in model_tags.items()}),
         nl=nl,
         parsed=parsed,
-        ignored=tuple(request.ignored),
+        ignored=ignored,
+        user_order=tuple(order),
+        raw_forms=raw_forms,
+        later_segments=_later_segments(parsed),
+        later_tags=frozenset(later),
     )
 
 
-def _unique(items: list[str]) -> list[str]:
-    seen: set[str] = set()
-    out = []
-    for item in items:
-        if item not in seen:
-            seen.add(item)
-            out.append(item)
-    return out
+def _later_segments(parsed: ParsedPrompt | None) -> tuple[str, ...]:
+    if parsed is None or parsed.segments < 2:
+        return ()
+    segments: list[list[str]] = [[] for _ in range(parsed.segments)]
+    for piece in parsed.pieces:
+        if piece.kind not in ("break", "network"):
+            segments[piece.segment].append(piece.raw)
+    return tuple(", ".join(parts) for parts in segments[1:])

@@ -109,17 +109,13 @@ class BanRule(_Model):
             except re.error as exc:
                 raise ValueError(f"invalid regex {self.pattern!r}: {exc}") from None
         if self.kind == "group" and self.pattern not in TAG_GROUPS:
-            raise ValueError(
-                f"unknown tag group {self.pattern!r}; valid: {', '.join(TAG_GROUPS)}"
-            )
+            raise ValueError(f"unknown tag group {self.pattern!r}; valid: {', '.join(TAG_GROUPS)}")
         if self.kind == "category":
             try:
                 Category(self.pattern)
             except ValueError:
                 valid = ", ".join(c.value for c in Category)
-                raise ValueError(
-                    f"unknown category {self.pattern!r}; valid: {valid}"
-                ) from None
+                raise ValueError(f"unknown category {self.pattern!r}; valid: {valid}") from None
         return self
 
 
@@ -196,8 +192,11 @@ class StepResult(_Model):
     length: Length
     expand: bool
     gen_meta: bool = False
-    model_input: str = ""
-    model_output: str = ""
+    model_input: str = Field("", description="What the model read on the first attempt.")
+    last_input: str = Field(
+        "", description="What it read on the last attempt (retries feed the result back)."
+    )
+    model_output: str = Field("", description="What it wrote on the last attempt.")
     seed: int = 0
     attempts: int = 1
     input_tokens: int = 0

@@ -285,8 +285,25 @@ def strip_special(text: str) -> str:
             return text
 
 
+# Model output is untrusted: special tokens and control characters never
+# belong in a tag or a sentence.
+_SPECIAL_TOKEN = re.compile(r"<\|[^|<>\n]{0,40}\|>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffd]")
+
+
+def clean_value(value: str) -> str:
+    """A tag: no special tokens, no control characters, single spaces."""
+    return " ".join(clean_text(value).split())
+
+
+def clean_text(value: str) -> str:
+    """Prose: no special tokens or control characters; its line breaks stay."""
+    return _CONTROL.sub("", _SPECIAL_TOKEN.sub("", value)).strip()
+
+
 def split_list(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip() and item.strip() != EMPTY_TOKEN]
+    items = (clean_value(item) for item in value.split(",") if item.strip() != EMPTY_TOKEN)
+    return [item for item in items if item]
 
 
 def parse_tipo_output(
@@ -314,7 +331,7 @@ def parse_tipo_output(
             for category, tags in categorize(out.tags).items():
                 _extend_unique(out.categories[Category(category)], tags)
         elif key in _NL_FIELDS:
-            setattr(out, _NL_FIELDS[key], value)
+            setattr(out, _NL_FIELDS[key], clean_text(value))
         elif key in (ASPECT_KEY, "aspect ratio"):
             out.aspect_ratio = value
         elif key in LIST_FIELDS:

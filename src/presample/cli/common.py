@@ -57,11 +57,13 @@ def read_text(source: str) -> str:
 def parse_request_json(text: str, name: str = "request") -> PresampleRequest:
     """Validate request JSON, turning every problem into one readable line."""
     if not text.strip():
-        raise UserError(f"{name} is empty; expected a JSON object such as {{\"prompt\": \"1girl\"}}")
+        raise UserError(f'{name} is empty; expected a JSON object such as {{"prompt": "1girl"}}')
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UserError(f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise UserError(
+            f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     if not isinstance(data, dict):
         raise UserError(f"{name} must be a JSON object, got {type(data).__name__}")
     try:

@@ -46,7 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="TASK",
         help="auto, or one of: " + ", ".join(t.value for t in Task) + " (default: auto)",
     )
-    p.add_argument("--step", type=int, default=1, help="with --task auto: which planned step (1-based)")
+    p.add_argument(
+        "--step", type=int, default=1, help="with --task auto: which planned step (1-based)"
+    )
     p.add_argument(
         "--length",
         choices=[length.value for length in Length],
@@ -59,12 +61,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(default: the plan's mode, or expand for an explicit task)",
     )
     meta = p.add_mutually_exclusive_group()
-    meta.add_argument("--gen-meta", dest="gen_meta", action="store_true", default=None,
-                      help="append <|gen_meta|> (default: the request's gen_meta on the last step)")
+    meta.add_argument(
+        "--gen-meta",
+        dest="gen_meta",
+        action="store_true",
+        default=None,
+        help="append <|gen_meta|> (default: the request's gen_meta on the last step)",
+    )
     meta.add_argument("--no-gen-meta", dest="gen_meta", action="store_false")
-    p.add_argument("--format", choices=["tipo", "dtg"], default="tipo", help="layout (default: tipo)")
-    p.add_argument("--no-quality", dest="quality", action="store_false",
-                   help="dtg: the model has no quality line (DanTagGen alpha/beta/gamma)")
+    p.add_argument(
+        "--format", choices=["tipo", "dtg"], default="tipo", help="layout (default: tipo)"
+    )
+    p.add_argument(
+        "--no-quality",
+        dest="quality",
+        action="store_false",
+        help="dtg: the model has no quality line (DanTagGen alpha/beta/gamma)",
+    )
     p.add_argument("--plan", action="store_true", help="list the automatic plan's steps and exit")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of plain text")
     p.set_defaults(handler=run)
@@ -103,8 +116,12 @@ def run(args: argparse.Namespace) -> int:
     if args.plan:
         steps = prepared.steps()
         rows = [
-            {"step": i, "task": s.task.value, "length": s.length.value,
-             "mode": "expand" if s.expand else "generate"}
+            {
+                "step": i,
+                "task": s.task.value,
+                "length": s.length.value,
+                "mode": "expand" if s.expand else "generate",
+            }
             for i, s in enumerate(steps, start=1)
         ]
         if args.json:

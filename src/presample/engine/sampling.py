@@ -49,5 +49,6 @@ class Sampling:
 # The reference library's defaults (tipo-kgen), which the published models were tuned with.
 TIPO_DEFAULT = Sampling()
 # DanTagGen's usual settings in the reference extension.
-DTG_DEFAULT = Sampling(temperature=0.7, top_p=0.95, top_k=100, min_p=0.0,
-                       repetition_penalty=1.0, max_new_tokens=256)
+DTG_DEFAULT = Sampling(
+    temperature=0.7, top_p=0.95, top_k=100, min_p=0.0, repetition_penalty=1.0, max_new_tokens=256
+)

@@ -11,7 +11,6 @@ constraints inspect candidate tokens as text before they are drawn.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -258,7 +257,7 @@ class TorchBackend:
         texts: Sequence[str],
     ) -> list[int]:
         """Draw one token per row: penalty, temperature, top-k, top-p, min-p, constraint."""
-        rows, vocab = logits.shape
+        vocab = logits.shape[1]
         for r, s in enumerate(settings):
             if s.repetition_penalty != 1.0:
                 seen = torch.tensor(sorted(set(history[r])), dtype=torch.long)
@@ -290,9 +289,7 @@ class TorchBackend:
                 row_probs = torch.zeros_like(row_probs)
                 row_probs[0] = 1.0
             if constraints[r] is not None:
-                row_probs = self._constrain(
-                    constraints[r], texts[r], row_probs, row_ids, scaled[r]
-                )
+                row_probs = self._constrain(constraints[r], texts[r], row_probs, row_ids, scaled[r])
                 if row_probs is None:
                     chosen.append(self._fallback(constraints[r], texts[r], scaled[r]))
                     continue

@@ -1,0 +1,151 @@
+"""``presample PROMPT``: presample one prompt and print the result."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pydantic import ValidationError
+
+from ..formatting import TEMPLATES, Target
+from ..request import BanRule, PresampleRequest, describe_validation_error
+from ..tipo import Length
+from .common import UserError, parse_request_json, read_text
+from .model_options import add_model_options, open_presampler
+
+DESCRIPTION = """\
+Presample one prompt: the few tags or the short sentence you type become the
+detailed prompt the image model was trained on. Weights like (smile:1.2),
+BREAK and <lora:...> are kept out of the model and come back in place.
+"""
+
+EPILOG = """\
+examples:
+  presample "1girl, scenery"
+  presample "a cat sitting on a windowsill" --nl-length short --seed 7
+  presample "1girl, hatsune miku" --ban-category artist --ban "red hair" --json
+  presample --request req.json --model KBlueLeaf/TIPO-200M-ft2
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate",
+        help='presample one prompt (also: presample "PROMPT")',
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("prompt", nargs="?", help="the prompt as you would type it in A1111/ComfyUI")
+    p.add_argument("--request", metavar="FILE", help="a request JSON file (or - for stdin)")
+    r = p.add_argument_group("request")
+    r.add_argument(
+        "--tag-length",
+        choices=[x.value for x in Length],
+        help="how many tags: very_short 6-18, short 18-36, long 36-54 (default), very_long 54-72",
+    )
+    r.add_argument(
+        "--nl-length",
+        choices=[x.value for x in Length],
+        help="how many sentences: very_short 1-2, short 2-4, long 4-8 (default), very_long 8+",
+    )
+    r.add_argument("--seed", type=int, help="-1 = random (default); the seed used is reported")
+    r.add_argument(
+        "--template",
+        help=f"output template: {', '.join(TEMPLATES)} or a custom "
+        "string with <|placeholders|> (default: both_tag_first)",
+    )
+    r.add_argument(
+        "--target",
+        choices=[t.value for t in Target],
+        help="escaping for a1111 (default), comfyui or plain text",
+    )
+    r.add_argument("--aspect-ratio", type=float, help="width / height of the image")
+    r.add_argument("--ban", action="append", default=[], metavar="TAG", help="ban this tag")
+    r.add_argument(
+        "--ban-regex",
+        action="append",
+        default=[],
+        metavar="RE",
+        help="ban tags matching this regular expression",
+    )
+    r.add_argument(
+        "--ban-category",
+        action="append",
+        default=[],
+        metavar="CAT",
+        help="ban a whole category: artist, characters, copyrights, ...",
+    )
+    r.add_argument(
+        "--ban-group",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="ban a tag group: hair, eyes, clothing, background",
+    )
+    r.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="keep this tag away from the model (LoRA trigger words)",
+    )
+    r.add_argument(
+        "--gen-meta",
+        action="store_true",
+        help="let the model add missing meta (artist, characters, ...)",
+    )
+    r.add_argument("--keep-order", action="store_true", help="do not shuffle new tags")
+    p.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    add_model_options(p)
+    p.set_defaults(handler=run)
+
+
+def build_request(args: argparse.Namespace) -> PresampleRequest:
+    if args.request is not None and args.prompt is not None:
+        raise UserError("give a prompt or --request, not both")
+    if args.request is not None:
+        base = parse_request_json(read_text(args.request), args.request).model_dump()
+    elif args.prompt is not None:
+        base = {"prompt": args.prompt}
+    else:
+        raise UserError('no prompt: presample "1girl, scenery" (see presample generate --help)')
+    bans = [*base.get("ban", [])]
+    bans += [BanRule(kind="exact", pattern=t).model_dump() for t in args.ban]
+    bans += [BanRule(kind="regex", pattern=t).model_dump() for t in args.ban_regex]
+    bans += [BanRule(kind="category", pattern=t).model_dump() for t in args.ban_category]
+    bans += [BanRule(kind="group", pattern=t).model_dump() for t in args.ban_group]
+    updates = {
+        "tag_length": args.tag_length, "nl_length": args.nl_length, "seed": args.seed,
+        "template": args.template, "target": args.target, "aspect_ratio": args.aspect_ratio,
+    }  # fmt: skip
+    base.update({k: v for k, v in updates.items() if v is not None})
+    base["ban"] = bans
+    base["ignored"] = [*base.get("ignored", []), *args.ignore]
+    if args.gen_meta:
+        base["gen_meta"] = True
+    if args.keep_order:
+        base["shuffle_new_tags"] = False
+    try:
+        return PresampleRequest.model_validate(base)
+    except ValidationError as exc:
+        raise UserError(f"invalid request: {describe_validation_error(exc)}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        request = build_request(args)
+    except ValueError as exc:  # BanRule validation of --ban-* values
+        if isinstance(exc, ValidationError):
+            raise UserError(describe_validation_error(exc)) from None
+        raise
+    presampler = open_presampler(args)
+    with presampler:
+        result = presampler.presample(request)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(result.prompt)
+        seconds = result.timings.get("total_seconds", 0.0)
+        print(f"\n(seed {result.seed}, {seconds:.1f} s, {presampler.source.name})", file=sys.stderr)
+    return 0

@@ -1,0 +1,75 @@
+"""Options shared by every command that runs a model."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..engine.backend import ModelError
+from ..engine.sampling import Sampling
+from .common import UserError
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--model",
+        default=None,
+        help="'default' (shipped), a folder, a .gguf file, or a Hugging Face id "
+        "such as KBlueLeaf/TIPO-200M-ft2 (default: default)",
+    )
+    g.add_argument(
+        "--models-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder with downloaded GGUF files, e.g. ComfyUI/models/kgen (repeatable)",
+    )
+    g.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "transformers"],
+        help="inference engine (default: auto)",
+    )
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
+    g.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="weights precision (default: float32 on CPU, float16 on GPU)",
+    )
+    s = p.add_argument_group("sampling (defaults: the model family's usual settings)")
+    s.add_argument("--temperature", type=float, help="0 = greedy")
+    s.add_argument("--top-p", type=float)
+    s.add_argument("--top-k", type=int, help="0 = off")
+    s.add_argument("--min-p", type=float, help="0 = off")
+    s.add_argument("--repetition-penalty", type=float, help="1 = off")
+    s.add_argument("--max-new-tokens", type=int)
+
+
+def sampling_overrides(args: argparse.Namespace) -> dict[str, float | int]:
+    names = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens")
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def open_presampler(args: argparse.Namespace):  # -> Presampler (imported lazily)
+    """Load the model the options name, turning failures into one-line errors."""
+    from pathlib import Path
+
+    from ..presampler import Presampler
+
+    try:
+        presampler = Presampler(
+            args.model,
+            backend=args.backend,
+            device=args.device,
+            dtype=args.dtype,
+            models_dirs=[Path(d) for d in args.models_dir],
+        )
+        overrides = sampling_overrides(args)
+        if overrides:
+            presampler.sampling = Sampling(**{**presampler.sampling.to_dict(), **overrides})
+    except ValueError as exc:  # invalid sampling values
+        raise UserError(str(exc)) from None
+    except ModelError:
+        raise
+    return presampler

@@ -1,0 +1,163 @@
+"""Folding model outputs into a result, and writing the final prompt.
+
+``Draft`` is the result as it grows step by step; ``merge_output`` folds one
+parsed model output into it (the reference's ``post_generate_process``, with its
+bugs fixed), and ``format_result`` writes the prompt a user pastes, putting
+back what never went to the model: weights, BREAK segments, extra networks and
+ignored tags.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from .bans import BanMatcher
+from .categories import Category
+from .formatting import Target, apply_template, escape, resolve_template
+from .prepare import Prepared
+from .request import MAX_TAG_CHARS
+from .tagdb import normalize_key
+from .tipo import NL_MAX, NL_MIN, TAG_MAX, TAG_MIN, Length, Task, TipoOutput
+
+
+@dataclass(frozen=True)
+class Draft:
+    """The result so far: tags by category, the extended and the generated text."""
+
+    tags: dict[Category, list[str]] = field(default_factory=dict)
+    extended: str = ""
+    generated: str = ""
+
+    @classmethod
+    def start(cls, prepared: Prepared) -> Draft:
+        return cls(tags={c: list(prepared.tags.get(c)) for c in Category}, extended=prepared.nl)
+
+    def tag_line_tags(self) -> list[str]:
+        return [*self.tags.get(Category.SPECIAL, []), *self.tags.get(Category.GENERAL, [])]
+
+    def text(self) -> str:
+        """The natural-language text the next step continues."""
+        return self.extended or self.generated
+
+    def meta_source(self) -> dict[str, list[str]]:
+        return {c.value: list(v) for c, v in self.tags.items()}
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in text.split(".") if s.strip()]
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def merge_output(
+    draft: Draft,
+    out: TipoOutput,
+    task: Task,
+    *,
+    tag_length: Length,
+    nl_length: Length,
+    bans: BanMatcher,
+    protected: frozenset[str],
+    rng: random.Random | None,
+) -> Draft:
+    """Fold one model output into the draft.
+
+    The input tags keep their order and come first; new tags follow, shuffled
+    when ``rng`` is given. Deviations from the reference, on purpose: tags are
+    truncated by the *tag* maximum (the reference used the sentence maximum),
+    new sentences keep their order (the reference shuffled them), and an empty
+    input text does not crash the sentence merge.
+    """
+    fields = task.fields
+    extended = out.extended if "short" in fields else ""
+    generated = out.generated if "long" in fields else ""
+    if generated and draft.text() and not extended:
+        # The step continued the user's own text under ``long:``.
+        extended, generated = generated, ""
+
+    tags: dict[Category, list[str]] = {}
+    for category in Category:
+        have = draft.tags.get(category, [])
+        new = [
+            t for t in out.categories.get(category, [])
+            if t not in have and len(t) <= MAX_TAG_CHARS
+            and (normalize_key(t) in protected or not bans.tag_banned(t))
+        ]  # fmt: skip
+        new = _unique(new)
+        if category is Category.GENERAL:
+            if rng is not None:
+                rng.shuffle(new)
+            new = new[: max(TAG_MAX[tag_length] - len(have), 0)]
+        tags[category] = have + new
+
+    limit = NL_MAX[nl_length]
+    have_text = sentences(draft.extended)
+    added = [s for s in sentences(extended) if s not in have_text and not bans.text_banned(s)]
+    if have_text and added and have_text[-1] in added[0]:
+        # The model finished the user's last sentence: keep its longer version.
+        have_text[-1] = added.pop(0)
+    room = None if limit is None else max(limit - len(have_text), 0)
+    new_extended = ". ".join(_unique(have_text + added[:room]))
+
+    new_generated = draft.generated
+    if generated:
+        fresh = [s for s in sentences(generated) if s not in have_text and not bans.text_banned(s)]
+        new_generated = ". ".join(_unique(fresh)[:limit])
+    return Draft(tags=tags, extended=new_extended, generated=new_generated)
+
+
+def reached_minimum(draft: Draft, task: Task, tag_length: Length, nl_length: Length) -> bool:
+    """Whether the field this step writes is long enough to stop retrying."""
+    target = task.output
+    if target == "long" and not draft.generated:
+        target = "short"
+    if target == "tag":
+        return len(draft.tag_line_tags()) >= TAG_MIN[tag_length]
+    text = draft.generated if target == "long" else draft.extended
+    return len(sentences(text)) >= NL_MIN[nl_length]
+
+
+def format_result(draft: Draft, prepared: Prepared, *, user_only: bool = False) -> str:
+    """The prompt to paste, in the request's template and target syntax."""
+    request = prepared.request
+    target = request.target
+    template = resolve_template(request.template)
+    order = {name: i for i, name in enumerate(prepared.user_order)}
+
+    values: dict[str, str | list[str]] = {}
+    for category in Category:
+        tags = list(prepared.ignored.get(category, [])) + draft.tags.get(category, [])
+        if user_only:
+            tags = [t for t in tags if t in order]
+        # User tags in the order typed (ignored ones back in place), then new ones.
+        mine = sorted((t for t in tags if t in order), key=order.__getitem__)
+        new = [t for t in tags if t not in order]
+        values[category.value] = [
+            _written(t, prepared, target)
+            for t in _unique(mine + new)
+            if t not in prepared.later_tags
+        ]
+    extended = prepared.nl if user_only else draft.extended
+    values["extended"] = escape(extended, target)
+    values["generated"] = "" if user_only else escape(draft.generated, target)
+    prompt = apply_template(values, template)
+
+    if target is not Target.PLAIN:
+        for segment in prepared.later_segments:
+            prompt = f"{prompt}\nBREAK\n{segment}" if segment else f"{prompt}\nBREAK"
+        networks = prepared.parsed.networks if prepared.parsed else ()
+        if networks:
+            prompt = (
+                f"{prompt.rstrip(',')},\n{', '.join(networks)}" if prompt else ", ".join(networks)
+            )
+    return prompt
+
+
+def _written(tag: str, prepared: Prepared, target: Target) -> str:
+    raw = prepared.raw_forms.get(tag)
+    if raw is not None and target is not Target.PLAIN:
+        return raw
+    return escape(tag, target)

@@ -1,0 +1,198 @@
+"""The TIPO and DanTagGen runs, written as plain sequential code.
+
+A run is a generator: it yields the next ``GenerationJob`` and receives the
+``Generation``. It never calls a model itself, so the scheduler can batch the
+jobs of many runs into shared forward passes, and tests can drive a run with
+any backend.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+
+from ..bans import BanConstraint, BanMatcher
+from ..categories import Category
+from ..compose import Draft, format_result, merge_output, reached_minimum
+from ..dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
+from ..prepare import Prepared
+from ..request import PresampleResult, StepResult, TagSet
+from ..tagdb import TagDatabase, normalize_key
+from ..tipo import build_meta, parse_tipo_output, tipo_input
+from .backend import Generation, GenerationJob
+from .sampling import Sampling
+
+Run = Generator[GenerationJob, Generation, PresampleResult]
+
+# The reference's retry limits (spec/TIPO.md).
+MAX_RETRIES = 10
+MAX_SAME_OUTPUTS = 5
+DTG_MAX_RETRIES = 20
+DTG_MAX_SAME_OUTPUTS = 15
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    sampling: Sampling
+    seed: int
+    model: str = ""
+    quality: bool = True
+    """DanTagGen: the model was trained with a quality line."""
+
+
+def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
+    """Every planned step, each retried until its field reaches the minimum length."""
+    request = prepared.request
+    started = time.perf_counter()
+    bans = BanMatcher(request.ban, db.category_of)
+    constraint = BanConstraint(bans, prepared.protected()) if bans else None
+    rng = random.Random(options.seed) if request.shuffle_new_tags else None
+    steps = prepared.steps()
+    draft = Draft.start(prepared)
+    details: list[StepResult] = []
+
+    for index, step in enumerate(steps):
+        gen_meta = request.gen_meta and index == len(steps) - 1
+        step_started = time.perf_counter()
+        seen_outputs: set[str] = set()
+        same = 0
+        attempt = 0
+        detail = StepResult(task=step.task, length=step.length, expand=step.expand,
+                            gen_meta=gen_meta, seed=options.seed)  # fmt: skip
+        while True:
+            meta = build_meta(
+                draft.meta_source(),
+                request.effective_aspect_ratio(),
+                add_quality=request.add_quality,
+            )
+            text = tipo_input(
+                meta,
+                ", ".join(draft.tag_line_tags()),
+                draft.text(),
+                step.task,
+                step.length,
+                expand=step.expand,
+                gen_meta=gen_meta,
+            )
+            # Retries reseed (seed + attempt) as the reference does.
+            generation = yield GenerationJob(
+                text, options.sampling, options.seed + attempt, constraint
+            )
+            output = parse_tipo_output(text + generation.text, db.categorize)
+            draft = merge_output(
+                draft,
+                output,
+                step.task,
+                tag_length=request.tag_length,
+                nl_length=request.nl_length,
+                bans=bans,
+                protected=prepared.protected(),
+                rng=rng,
+            )
+            detail = detail.model_copy(
+                update={
+                    "model_input": detail.model_input or text,
+                    "last_input": text,
+                    "model_output": generation.text,
+                    "attempts": attempt + 1,
+                    "input_tokens": detail.input_tokens + generation.prompt_tokens,
+                    "generated_tokens": detail.generated_tokens + generation.new_tokens,
+                }
+            )
+            if reached_minimum(draft, step.task, request.tag_length, request.nl_length):
+                break
+            same = same + 1 if generation.text in seen_outputs else 0
+            seen_outputs.add(generation.text)
+            attempt += 1
+            if attempt > MAX_RETRIES or same >= MAX_SAME_OUTPUTS:
+                break
+        details.append(detail.model_copy(update={"seconds": time.perf_counter() - step_started}))
+
+    return _result(draft, prepared, details, options, started)
+
+
+def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
+    """DanTagGen: continue the general tags until the minimum total is reached."""
+    request = prepared.request
+    started = time.perf_counter()
+    bans = BanMatcher(request.ban, db.category_of)
+    constraint = BanConstraint(bans, prepared.protected()) if bans else None
+    rng = random.Random(options.seed)
+    tags = prepared.tags.as_dict()
+    base = dtg_input(
+        tags,
+        request.tag_length,
+        request.effective_aspect_ratio() or 1.0,
+        quality=options.quality,
+    )
+    have = {normalize_key(t) for t in prepared.tags.all_tags()}
+    target = DTG_MIN_TAGS[request.tag_length]
+    extra: list[str] = []
+    prompt = base
+    last_set: frozenset[str] = frozenset()
+    same = 0
+    detail = StepResult(task="tag", length=request.tag_length, expand=True, seed=options.seed)
+    for attempt in range(DTG_MAX_RETRIES + 1):
+        generation = yield GenerationJob(
+            prompt, options.sampling, options.seed + attempt, constraint
+        )
+        found = parse_dtg_output(prompt + generation.text)
+        extra = [
+            t for t in dict.fromkeys(found)
+            if normalize_key(t) not in have and not bans.tag_banned(t)
+        ]  # fmt: skip
+        detail = detail.model_copy(
+            update={
+                "model_input": detail.model_input or prompt,
+                "last_input": prompt,
+                "model_output": generation.text,
+                "attempts": attempt + 1,
+                "input_tokens": detail.input_tokens + generation.prompt_tokens,
+                "generated_tokens": detail.generated_tokens + generation.new_tokens,
+            }
+        )
+        if len(have) + len(extra) >= target:
+            break
+        same = same + 1 if frozenset(extra) == last_set else 0
+        last_set = frozenset(extra)
+        if same >= DTG_MAX_SAME_OUTPUTS:
+            break
+        # Feed the tags so far back, shuffled, and let the model continue them.
+        shuffled = list(extra)
+        rng.shuffle(shuffled)
+        prompt = base.split(INPUT_END_TOKEN)[0] + INPUT_END_TOKEN + ", ".join(shuffled)
+
+    draft = Draft.start(prepared)
+    new_by_category = db.categorize(extra)
+    merged = {
+        c: draft.tags.get(c, []) + [t for t in new_by_category[c] if t not in draft.tags.get(c, [])]
+        for c in Category
+    }
+    draft = Draft(tags=merged, extended=draft.extended)
+    detail = detail.model_copy(update={"seconds": time.perf_counter() - started})
+    return _result(draft, prepared, [detail], options, started)
+
+
+def _result(
+    draft: Draft,
+    prepared: Prepared,
+    details: list[StepResult],
+    options: RunOptions,
+    started: float,
+) -> PresampleResult:
+    return PresampleResult(
+        tags=TagSet(**{c.value: v for c, v in draft.tags.items()}),
+        extended=draft.extended,
+        generated=draft.generated,
+        prompt=format_result(draft, prepared),
+        user_prompt=format_result(Draft.start(prepared), prepared, user_only=True),
+        seed=options.seed,
+        model=options.model,
+        steps=details,
+        timings={
+            "total_seconds": time.perf_counter() - started,
+            "generated_tokens": float(sum(d.generated_tokens for d in details)),
+        },
+    )

@@ -1,0 +1,184 @@
+"""Which models exist and where their weights are.
+
+A model spec is one of: ``default`` (the model shipped in the package), a Hugging
+Face repo id (``KBlueLeaf/TIPO-200M-ft2``), a local transformers folder, or a
+local GGUF file — including the reference's ``<Repo>_<file>.gguf`` names in a
+models folder, so people keep the downloads they have.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from .backend import ModelError
+
+Layout = Literal["tipo", "dtg"]
+
+
+@dataclass(frozen=True, slots=True)
+class KnownModel:
+    repo: str
+    layout: Layout
+    quality: bool
+    """DanTagGen: trained with a ``quality:`` line."""
+    gguf_files: tuple[str, ...] = ()
+    params: str = ""
+
+    @property
+    def short_name(self) -> str:
+        return self.repo.split("/")[-1]
+
+
+KNOWN_MODELS: tuple[KnownModel, ...] = (
+    KnownModel("KBlueLeaf/TIPO-500M-ft", "tipo", True, ("TIPO-500M-ft-F16.gguf",), "508M"),
+    KnownModel("KBlueLeaf/TIPO-500M", "tipo", True, ("TIPO-500M_epoch5-F16.gguf",), "508M"),
+    KnownModel("KBlueLeaf/TIPO-200M-ft2", "tipo", True, ("TIPO-200M-ft2-F16.gguf",), "203M"),
+    KnownModel("KBlueLeaf/TIPO-200M-ft", "tipo", True, ("TIPO-200M-ft-F16.gguf",), "203M"),
+    KnownModel("KBlueLeaf/TIPO-200M", "tipo", True, ("TIPO-200M-40Btok-F16.gguf",), "203M"),
+    KnownModel("KBlueLeaf/TIPO-100M", "tipo", True, ("TIPO-100M-F16.gguf",), "100M"),
+    *(
+        KnownModel(
+            f"KBlueLeaf/DanTagGen-{name}",
+            "dtg",
+            quality,
+            ("ggml-model-Q6_K.gguf", "ggml-model-Q8_0.gguf", "ggml-model-f16.gguf"),
+            "400M" if name.startswith("delta") else "",
+        )
+        for name, quality in (
+            ("delta-rev2", True),
+            ("delta", True),
+            ("beta", False),
+            ("alpha", False),
+            ("gamma", False),
+        )
+    ),
+)
+DEFAULT_MODEL = "default"
+# Written beside our own models' weights: which layout they speak.
+CARD_FILE = "presample.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSource:
+    """Where to load a model from and how to talk to it."""
+
+    name: str
+    location: str
+    """A folder path, a repo id, or the folder holding ``gguf_file``."""
+    kind: Literal["folder", "hub", "gguf"]
+    layout: Layout
+    quality: bool = True
+    gguf_file: str | None = None
+
+
+def known(spec: str) -> KnownModel | None:
+    lowered = spec.lower()
+    for model in KNOWN_MODELS:
+        if lowered in (model.repo.lower(), model.short_name.lower()):
+            return model
+    return None
+
+
+def default_model_dir() -> Path:
+    return Path(str(resources.files("presample") / "models" / "default"))
+
+
+def models_dirs(extra: tuple[Path, ...] = ()) -> tuple[Path, ...]:
+    """Folders searched for downloaded GGUF files: given ones, then $PRESAMPLE_MODELS."""
+    env = os.environ.get("PRESAMPLE_MODELS")
+    found = list(extra)
+    if env:
+        found += [Path(p) for p in env.split(os.pathsep) if p]
+    return tuple(found)
+
+
+def resolve(spec: str | None, *, search: tuple[Path, ...] = ()) -> ModelSource:
+    """Turn what the user wrote into a loadable source, with a clear error if none."""
+    spec = (spec or DEFAULT_MODEL).strip()
+    if spec == DEFAULT_MODEL:
+        folder = default_model_dir()
+        if not (folder / "config.json").is_file():
+            raise ModelError(
+                "the default model is not installed in this copy of presample; "
+                "pass --model with a folder, a GGUF file or a Hugging Face id "
+                "(e.g. KBlueLeaf/TIPO-200M-ft2)"
+            )
+        return _folder_source(folder, name="presample-default")
+
+    path = Path(spec).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"GGUF file not found: {path}")
+        return _gguf_source(path)
+    if path.is_dir():
+        return _folder_source(path, name=path.name)
+
+    model = known(spec)
+    if model is not None:
+        # A GGUF downloaded by the reference extension: <Repo>_<file>.gguf.
+        for folder in models_dirs(search):
+            for file in model.gguf_files:
+                candidate = folder / f"{model.short_name}_{file}"
+                if candidate.is_file():
+                    return _gguf_source(candidate)
+        return ModelSource(model.repo, model.repo, "hub", model.layout, model.quality)
+    if "/" in spec and not path.exists() and not spec.startswith((".", "/", "~")):
+        # An unknown Hub id: assume TIPO unless the name says DanTagGen.
+        layout: Layout = "dtg" if "dantaggen" in spec.lower() else "tipo"
+        return ModelSource(spec, spec, "hub", layout, True)
+    raise ModelError(
+        f"no model {spec!r}: not a folder, not a .gguf file and not a known model "
+        f"({', '.join(m.short_name for m in KNOWN_MODELS)})"
+    )
+
+
+def _gguf_source(path: Path) -> ModelSource:
+    stem = path.name
+    model = next(
+        (m for m in KNOWN_MODELS if stem.startswith(m.short_name + "_") or stem in m.gguf_files),
+        None,
+    )
+    if model is not None:
+        return ModelSource(stem, str(path.parent), "gguf", model.layout, model.quality, path.name)
+    layout: Layout = "dtg" if "dantaggen" in stem.lower() else "tipo"
+    return ModelSource(stem, str(path.parent), "gguf", layout, True, path.name)
+
+
+def _folder_source(path: Path, *, name: str) -> ModelSource:
+    card = path / CARD_FILE
+    if card.is_file():
+        try:
+            data = json.loads(card.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{card} is not valid JSON: {exc}") from None
+        layout = data.get("layout", "tipo")
+        if layout not in ("tipo", "dtg"):
+            raise ModelError(f"{card}: layout must be 'tipo' or 'dtg', not {layout!r}")
+        return ModelSource(
+            data.get("name", name), str(path), "folder", layout, bool(data.get("quality", True))
+        )
+    model = known(path.name)
+    if model is not None:
+        return ModelSource(model.short_name, str(path), "folder", model.layout, model.quality)
+    layout = _layout_from_tokenizer(path)
+    return ModelSource(name, str(path), "folder", layout, True)
+
+
+def _layout_from_tokenizer(path: Path) -> Layout:
+    """Tell TIPO from DanTagGen by their special tokens."""
+    for file in ("tokenizer.json", "added_tokens.json", "tokenizer_config.json"):
+        target = path / file
+        if target.is_file():
+            text = target.read_text(encoding="utf-8", errors="replace")
+            if "<|input_end|>" in text:
+                return "dtg"
+            if "<|tag_to_long|>" in text:
+                return "tipo"
+    if not (path / "config.json").is_file():
+        raise ModelError(f"{path} is not a model folder (no config.json)")
+    return "tipo"

@@ -1,0 +1,153 @@
+"""``Presampler``: load a model once, presample many times.
+
+    from presample import Presampler
+    p = Presampler()                       # the shipped default model
+    print(p("1girl, scenery").prompt)
+    results = p.presample_many([...])      # batched: shared forward passes
+
+Importing this module is cheap; PyTorch loads when the model does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .engine.backend import Backend, ModelError
+from .engine.pipeline import Run, RunOptions, dtg_run, tipo_run
+from .engine.registry import ModelSource, resolve
+from .engine.sampling import DTG_DEFAULT, TIPO_DEFAULT, Sampling
+from .engine.scheduler import run_all
+from .prepare import prepare
+from .request import PresampleRequest, PresampleResult
+from .tagdb import TagDatabase
+
+RequestLike = PresampleRequest | str | dict[str, Any]
+
+
+def as_request(request: RequestLike) -> PresampleRequest:
+    if isinstance(request, PresampleRequest):
+        return request
+    if isinstance(request, str):
+        return PresampleRequest(prompt=request)
+    return PresampleRequest.model_validate(request)
+
+
+def load_backend(
+    source: ModelSource, *, backend: str = "auto", device: str = "auto", dtype: str = "auto"
+) -> Backend:
+    """Load a model with the chosen engine."""
+    if backend not in ("auto", "transformers"):
+        raise ModelError(
+            f"unknown backend {backend!r}; available: transformers "
+            "(GGUF files are dequantised by transformers)"
+        )
+    try:
+        from .engine.torch_backend import TorchBackend
+    except ImportError as exc:
+        raise ModelError(
+            f"the transformers backend needs PyTorch: pip install 'presample[torch]' ({exc})"
+        ) from None
+    if source.kind == "hub":
+        try:
+            return TorchBackend.load(source.location, device=device, dtype=dtype, name=source.name)
+        except ModelError:
+            # No network: use the copy cached by an earlier download, if any.
+            return TorchBackend.load(
+                source.location, device=device, dtype=dtype, name=source.name,
+                local_files_only=True,
+            )  # fmt: skip
+    return TorchBackend.load(
+        source.location, gguf_file=source.gguf_file, device=device, dtype=dtype, name=source.name
+    )
+
+
+class Presampler:
+    """A loaded model plus the tag database, ready for requests."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        backend: str = "auto",
+        device: str = "auto",
+        dtype: str = "auto",
+        sampling: Sampling | None = None,
+        models_dirs: Iterable[Path] = (),
+        loaded: Backend | None = None,
+        source: ModelSource | None = None,
+    ) -> None:
+        self.source = source or resolve(model, search=tuple(models_dirs))
+        self.backend = loaded or load_backend(
+            self.source, backend=backend, device=device, dtype=dtype
+        )
+        self.sampling = sampling or (DTG_DEFAULT if self.source.layout == "dtg" else TIPO_DEFAULT)
+        self.db = TagDatabase()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Presampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __call__(self, request: RequestLike) -> PresampleResult:
+        return self.presample(request)
+
+    def run_for(self, request: RequestLike) -> Run:
+        """The generator behind one request (for schedulers and streaming)."""
+        req = as_request(request)
+        seed = req.seed if req.seed >= 0 else secrets.randbelow(2**32)
+        options = RunOptions(
+            sampling=self.sampling,
+            seed=seed,
+            model=self.source.name,
+            quality=self.source.quality,
+        )
+        prepared = prepare(req, self.db)
+        runner = dtg_run if self.source.layout == "dtg" else tipo_run
+        return runner(prepared, self.db, options)
+
+    def presample(self, request: RequestLike) -> PresampleResult:
+        (result,) = self.presample_many([request], raise_errors=True)
+        assert isinstance(result, PresampleResult)
+        return result
+
+    def presample_many(
+        self,
+        requests: Sequence[RequestLike],
+        *,
+        on_result: Callable[[int, PresampleResult | Exception], None] | None = None,
+        raise_errors: bool = False,
+    ) -> list[PresampleResult | Exception]:
+        """Presample many requests in shared batches.
+
+        ``on_result`` is called as each request finishes (in completion order).
+        Without ``raise_errors`` a failed request yields its exception in the list.
+        """
+        runs = []
+        for request in requests:
+            try:
+                runs.append(self.run_for(request))
+            except (ValueError, ModelError) as exc:  # invalid request: fail it alone
+                runs.append(_failed(exc))
+        results = run_all(self.backend, runs, on_done=on_result)  # type: ignore[arg-type]
+        if raise_errors:
+            for item in results:
+                if isinstance(item, Exception):
+                    raise item
+        return results  # type: ignore[return-value]
+
+    async def apresample(self, request: RequestLike) -> PresampleResult:
+        """Presample without blocking the event loop."""
+        return await asyncio.to_thread(self.presample, request)
+
+
+def _failed(exc: Exception) -> Run:
+    raise exc
+    yield  # a generator that fails on its first step
