@@ -288,7 +288,7 @@ def strip_special(text: str) -> str:
 # Model output is untrusted: special tokens and control characters never
 # belong in a tag or a sentence.
 _SPECIAL_TOKEN = re.compile(r"<\|[^|<>\n]{0,40}\|>")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffd]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufffd]")
 
 
 def clean_value(value: str) -> str:

@@ -1,0 +1,129 @@
+"""`presample PROMPT` and `presample run` as a user drives them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from presample.cli import main  # noqa: E402
+from presample.cli.run import done_lines  # noqa: E402
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _lines(path: Path) -> list[str]:
+    # Not str.splitlines(): JSON strings may hold U+2028 and friends, which it splits on.
+    return [line for line in path.read_text(encoding="utf-8").split("\n") if line]
+
+
+def small(model: Path) -> list[str]:
+    return ["--model", str(model), "--max-new-tokens", "16", "--tag-length", "very_short",
+            "--nl-length", "very_short"]  # fmt: skip
+
+
+def test_prompt_shorthand_prints_the_prompt(tiny_model_dir: Path, capsys) -> None:
+    code, out, err = cli(
+        capsys, "1girl, (smile:1.2), <lora:x:0.5>", *small(tiny_model_dir), "--seed", "3"
+    )
+    assert code == 0
+    assert out.startswith("1girl") and "(smile:1.2)" in out and "<lora:x:0.5>" in out
+    assert "seed 3" in err
+    code, again, _ = cli(
+        capsys,
+        "generate",
+        "1girl, (smile:1.2), <lora:x:0.5>",
+        *small(tiny_model_dir),
+        "--seed",
+        "3",
+    )
+    assert again == out  # the same prompt for the same seed, with or without "generate"
+
+
+def test_json_output_and_bans(tiny_model_dir: Path, capsys) -> None:
+    code, out, _ = cli(
+        capsys,
+        "1girl, scenery",
+        *small(tiny_model_dir),
+        "--json",
+        "--seed",
+        "1",
+        "--ban-category",
+        "artist",
+        "--ban-regex",
+        "^x",
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["seed"] == 1 and result["tags"]["artist"] == []
+    assert not [t for t in result["tags"]["general"] if t.lower().startswith("x")]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ban-category", "hair"], "unknown category 'hair'"),
+        (["--temperature", "-1"], "temperature must be between"),
+        (["--tag-length", "huge"], "invalid choice"),
+    ],
+)
+def test_bad_options(tiny_model_dir: Path, capsys, args: list[str], message: str) -> None:
+    code, out, err = cli(capsys, "1girl", "--model", str(tiny_model_dir), *args)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_missing_model_is_one_line(capsys) -> None:
+    code, _, err = cli(capsys, "1girl", "--model", "/nonexistent/x.gguf")
+    assert code == 1 and err.strip() == "presample: error: GGUF file not found: /nonexistent/x.gguf"
+
+
+def test_batch_run_writes_every_line_and_resumes(
+    tiny_model_dir: Path, tmp_path: Path, capsys
+) -> None:
+    requests = tmp_path / "requests.jsonl"
+    lines = [
+        json.dumps({"prompt": "1girl, scenery", "seed": 1}),
+        json.dumps("a cat on a sofa"),
+        "{not json",
+        "",
+        json.dumps({"prompt": "2boys", "seed": 2, "tag_length": "short"}),
+        json.dumps({"prompt": "1girl, (smile"}),
+    ]
+    requests.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "results.jsonl"
+    model = small(tiny_model_dir)[:2] + ["--max-new-tokens", "16"]
+    code, _, err = cli(
+        capsys, "run", str(requests), "-o", str(out), "--seed", "5", "--no-progress", *model
+    )
+    assert code == 1  # two lines were bad
+    rows = {r["line"]: r for r in map(json.loads, _lines(out))}
+    assert sorted(rows) == [1, 2, 3, 5, 6]
+    assert "not valid JSON" in rows[3]["error"] and "unbalanced" in rows[6]["error"]
+    assert rows[1]["result"]["seed"] == 1 and rows[2]["result"]["seed"] == 5
+    assert "2 request(s) failed" in err
+
+    # A kill mid-write leaves a torn line: it is cut and that request redone.
+    first_two = _lines(out)[:2]
+    out.write_text("\n".join(first_two) + '\n{"line": 5, "resu')
+    assert done_lines(out) == {json.loads(x)["line"] for x in first_two}
+    code, _, _ = cli(
+        capsys, "run", str(requests), "-o", str(out), "--seed", "5", "--no-progress", *model
+    )
+    again = {r["line"]: r for r in map(json.loads, _lines(out))}
+    assert sorted(again) == [1, 2, 3, 5, 6]
+    assert again[5]["result"] == rows[5]["result"] | {
+        "timings": again[5]["result"]["timings"],
+        "steps": again[5]["result"]["steps"],
+    }
+    code, _, err = cli(capsys, "run", str(requests), "-o", str(out), "--no-progress", *model)
+    assert code == 0 and "nothing to do" in err

@@ -1,0 +1,81 @@
+"""Model loading: folders, GGUF files (ours and the reference's names), clear failures."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("gguf")
+
+from presample import PresampleRequest  # noqa: E402
+from presample.engine.backend import ModelError  # noqa: E402
+from presample.engine.registry import KNOWN_MODELS, known, resolve  # noqa: E402
+from presample.engine.sampling import Sampling  # noqa: E402
+from presample.presampler import Presampler  # noqa: E402
+from presample.training.gguf_export import export_gguf  # noqa: E402
+
+SHORT = Sampling(max_new_tokens=16)
+REQ = PresampleRequest(prompt="1girl, scenery", seed=9, tag_length="very_short",
+                       nl_length="very_short")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("gguf") / "tiny-tipo-F32.gguf"
+    return export_gguf(tiny_model_dir, out, dtype="f32")
+
+
+def test_gguf_path_gives_the_same_prompt_as_the_folder(tiny_model_dir: Path, tiny_gguf: Path):
+    from_folder = Presampler(str(tiny_model_dir), sampling=SHORT)(REQ)
+    from_gguf = Presampler(str(tiny_gguf), sampling=SHORT)(REQ)
+    assert from_gguf.prompt == from_folder.prompt
+    assert [s.model_input for s in from_gguf.steps] == [s.model_input for s in from_folder.steps]
+
+
+def test_reference_gguf_names_in_a_models_folder_are_found(tiny_gguf: Path, tmp_path: Path):
+    kgen = tmp_path / "kgen"
+    kgen.mkdir()
+    shutil.copy(tiny_gguf, kgen / "TIPO-200M-ft2_TIPO-200M-ft2-F16.gguf")
+    source = resolve("KBlueLeaf/TIPO-200M-ft2", search=(kgen,))
+    assert (source.kind, source.layout, source.gguf_file) == (
+        "gguf",
+        "tipo",
+        "TIPO-200M-ft2_TIPO-200M-ft2-F16.gguf",
+    )
+    result = Presampler("TIPO-200M-ft2", models_dirs=[kgen], sampling=SHORT)(REQ)
+    assert result.prompt.startswith("1girl")
+
+
+def test_registry_knows_the_published_models() -> None:
+    assert known("KBlueLeaf/DanTagGen-delta-rev2").layout == "dtg"
+    assert known("DanTagGen-beta").quality is False
+    assert known("tipo-500m-ft").layout == "tipo"
+    assert len({m.repo for m in KNOWN_MODELS}) == len(KNOWN_MODELS) == 11
+    hub = resolve("KBlueLeaf/TIPO-500M-ft")
+    assert (hub.kind, hub.location) == ("hub", "KBlueLeaf/TIPO-500M-ft")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("/nonexistent/model.gguf", "GGUF file not found"),
+        ("./no-such-folder", "no model './no-such-folder'"),
+    ],
+)
+def test_missing_models_are_clear(spec: str, message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        resolve(spec)
+
+
+def test_corrupt_files_are_clear(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(ModelError, match="cannot load model"):
+        Presampler(str(bad))
+    folder = tmp_path / "empty-model"
+    folder.mkdir()
+    with pytest.raises(ModelError, match="not a model folder"):
+        Presampler(str(folder))
