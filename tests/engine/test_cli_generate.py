@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from presample.cli import main  # noqa: E402
-from presample.cli.run import done_lines  # noqa: E402
+from presample.cli import main
+from presample.cli.run import done_lines
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -79,7 +79,7 @@ def test_json_output_and_bans(tiny_model_dir: Path, capsys) -> None:
 )
 def test_bad_options(tiny_model_dir: Path, capsys, args: list[str], message: str) -> None:
     code, out, err = cli(capsys, "1girl", "--model", str(tiny_model_dir), *args)
-    assert code == 2 and message in err and "Traceback" not in err
+    assert code == 2 and out == "" and message in err and "Traceback" not in err
 
 
 def test_missing_model_is_one_line(capsys) -> None:
@@ -101,7 +101,7 @@ def test_batch_run_writes_every_line_and_resumes(
     ]
     requests.write_text("\n".join(lines) + "\n")
     out = tmp_path / "results.jsonl"
-    model = small(tiny_model_dir)[:2] + ["--max-new-tokens", "16"]
+    model = [*small(tiny_model_dir)[:2], "--max-new-tokens", "16"]
     code, _, err = cli(
         capsys, "run", str(requests), "-o", str(out), "--seed", "5", "--no-progress", *model
     )

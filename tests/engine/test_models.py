@@ -10,12 +10,12 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("gguf")
 
-from presample import PresampleRequest  # noqa: E402
-from presample.engine.backend import ModelError  # noqa: E402
-from presample.engine.registry import KNOWN_MODELS, known, resolve  # noqa: E402
-from presample.engine.sampling import Sampling  # noqa: E402
-from presample.presampler import Presampler  # noqa: E402
-from presample.training.gguf_export import export_gguf  # noqa: E402
+from presample import PresampleRequest
+from presample.engine.backend import ModelError
+from presample.engine.registry import KNOWN_MODELS, known, resolve
+from presample.engine.sampling import Sampling
+from presample.presampler import Presampler
+from presample.training.gguf_export import export_gguf
 
 SHORT = Sampling(max_new_tokens=16)
 REQ = PresampleRequest(prompt="1girl, scenery", seed=9, tag_length="very_short",
