@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..syntax import PromptSyntaxError
 from ..tagdb import TagDatabaseError
-from . import show_input, tags
+from . import canvas, show_input, tags
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UserError
 
 DESCRIPTION = """\
@@ -23,7 +23,7 @@ presample turns the few tags or the short sentence you type into the detailed
 prompt a text-to-image model was trained on, using TIPO / DanTagGen layouts.
 """
 
-COMMANDS = (show_input, tags)
+COMMANDS = (show_input, tags, canvas)
 
 
 def build_parser() -> argparse.ArgumentParser:
