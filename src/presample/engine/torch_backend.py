@@ -24,6 +24,7 @@ from .backend import (
     ModelError,
     ProgressCallback,
 )
+from . import int8
 from .sampling import Sampling
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -47,13 +48,22 @@ def pick_device(device: str) -> str:
     return device
 
 
-def pick_dtype(dtype: str, device: str) -> torch.dtype:
+DTYPE_NAMES = ("auto", *DTYPES, "int8")
+
+
+def pick_dtype(dtype: str, device: str) -> str:
+    """The precision to run in; ``auto`` is what benchmarks/bench_engine.py found fastest."""
     if dtype == "auto":
-        # On CPU fp32 decodes as fast as bf16 at batch 1 and is exact; GPUs want half.
-        return torch.float32 if device == "cpu" else torch.float16
-    if dtype not in DTYPES:
-        raise ModelError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}")
-    return DTYPES[dtype]
+        # float32 on the CPU: its matrix kernels give each row the same result
+        # whatever the batch, so a seed reproduces in any batch (tested). bf16
+        # and int8 are faster (README) but their kernels change with the batch
+        # size, so outputs can differ between a prompt alone and in a batch.
+        return "float32" if device == "cpu" else "float16"
+    if dtype not in DTYPE_NAMES:
+        raise ModelError(f"unknown dtype {dtype!r}; use {', '.join(DTYPE_NAMES)}")
+    if dtype == "int8" and device != "cpu":
+        raise ModelError("int8 runs on the CPU only; use float16 or bfloat16 on a GPU")
+    return dtype
 
 
 class TorchBackend:
@@ -100,7 +110,8 @@ class TorchBackend:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = pick_device(device)
-        torch_dtype = pick_dtype(dtype, device)
+        precision = pick_dtype(dtype, device)
+        torch_dtype = torch.float32 if precision == "int8" else DTYPES[precision]
         kwargs: dict[str, Any] = {"local_files_only": local_files_only}
         if gguf_file is not None:
             kwargs["gguf_file"] = gguf_file
@@ -110,7 +121,12 @@ class TorchBackend:
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             where = f"{source}/{gguf_file}" if gguf_file else str(source)
             raise ModelError(f"cannot load model from {where}: {_first_line(exc)}") from exc
-        return cls(model.to(device), tokenizer, name=name or str(source))
+        model = model.to(device)
+        if precision == "int8":
+            model = int8.quantize_int8(model)
+        backend = cls(model, tokenizer, name=name or str(source))
+        backend.info.dtype = precision
+        return backend
 
     # ------------------------------------------------------------------ public
 
