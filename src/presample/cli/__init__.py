@@ -13,20 +13,25 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ..engine.backend import ModelError
 from ..syntax import PromptSyntaxError
 from ..tagdb import TagDatabaseError
-from . import canvas, show_input, tags
+from . import canvas, generate, run, show_input, tags
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UserError
 
 DESCRIPTION = """\
 presample turns the few tags or the short sentence you type into the detailed
 prompt a text-to-image model was trained on, using TIPO / DanTagGen layouts.
+
+  presample "1girl, scenery"          presample one prompt (= presample generate ...)
+  presample run in.jsonl -o out.jsonl presample many, batched and resumable
 """
 
-COMMANDS = (show_input, tags, canvas)
+COMMANDS = (generate, run, show_input, tags, canvas)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, frozenset[str]]:
+    """The parser and the names of its commands."""
     parser = argparse.ArgumentParser(
         prog="presample",
         description=DESCRIPTION,
@@ -36,12 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         module.add_parser(sub)
-    return parser
+    return parser, frozenset(sub.choices)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser, commands = build_parser()
+    # `presample "1girl, scenery"` is short for `presample generate "1girl, scenery"`.
+    if args_list and args_list[0] not in commands and not args_list[0].startswith("-"):
+        args_list.insert(0, "generate")
     args = parser.parse_args(args_list)
     try:
         return int(args.handler(args) or 0)
@@ -51,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PromptSyntaxError as exc:
         print(f"presample: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except TagDatabaseError as exc:
+    except (TagDatabaseError, ModelError) as exc:
         print(f"presample: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
