@@ -330,23 +330,32 @@ def _statements(code: str) -> Iterator[_Statement | Problem]:
             elif tok.string in _CLOSE:
                 depth = max(0, depth - 1)
     except tokenize.TokenError as exc:
-        line = current.start if current is not None else _lineno(exc, 1)
-        yield Problem(_token_error_message(str(exc.args[0] if exc.args else exc)), line)
+        last = len(code.rstrip().split("\n"))
+        yield _token_error(exc, current.start if current is not None else None, last)
     except (SyntaxError, ValueError) as exc:  # 3.12+ tokenizer raises IndentationError etc.
         line = getattr(exc, "lineno", None) or (current.start if current else 1)
         yield Problem(f"cannot read the code: {getattr(exc, 'msg', exc)}", line)
 
 
-def _lineno(exc: tokenize.TokenError, default: int) -> int:
-    if len(exc.args) > 1 and isinstance(exc.args[1], tuple):
-        return int(exc.args[1][0])
-    return default
+def _token_error(exc: tokenize.TokenError, statement: int | None, last: int) -> Problem:
+    """Why the tokenizer stopped, and where.
 
-
-def _token_error_message(message: str) -> str:
-    if "EOF" in message or "unterminated" in message.lower():
-        return "the code ends inside this statement (the answer looks truncated)"
-    return f"cannot read the code: {message}"
+    ``statement`` is the line the unfinished statement started on, ``last`` the
+    code's last non-blank line: a string left open there means the answer was
+    cut off, not that the model wrote a bad string.
+    """
+    message = str(exc.args[0]) if exc.args else str(exc)
+    where = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], tuple) else None
+    line = int(where[0]) if where else (statement or 1)
+    column = int(where[1]) if where and where[1] else None  # 1-based when given
+    if "EOF in multi-line" in message or ("unterminated" in message and line >= last):
+        # An unclosed bracket or triple-quoted string at the very end.
+        return Problem(
+            "the code ends inside this statement (the answer looks truncated)", statement or line
+        )
+    if "unterminated" in message:
+        return Problem(message.split(" (detected")[0].replace(" literal", ""), line, column)
+    return Problem(f"cannot read the code: {message}", line, column)
 
 
 def _vet_token(tok: tokenize.TokenInfo, depth: int, count: int, previous: str) -> Problem | None:

@@ -47,7 +47,8 @@ def _instant() -> object:
     except ImportError as exc:
         raise MissingTokenizer(
             "counting CLIP tokens needs instant-clip-tokenizer: "
-            "pip install 'presample[canvas]' (or pass encode=...)"
+            "pip install 'presample[canvas]' (wheels for Python 3.10-3.12; "
+            "elsewhere pass encode=..., e.g. a Hugging Face CLIPTokenizer)"
         ) from exc
     return instant_clip_tokenizer.Tokenizer()
 
