@@ -11,6 +11,17 @@ Layouts (pure functions, byte-compatible with tipo-kgen 0.3.1)::
     step = ready.steps()[0]
     print(tipo_input(ready.meta(), ready.tag_line(), ready.nl, step.task, step.length,
                      expand=step.expand))
+
+Generation (needs ``pip install 'presample[torch]'``; PyTorch loads with the model)::
+
+    from presample import Presampler
+    with Presampler() as p:                 # or a folder, a .gguf, a Hugging Face id
+        print(p("1girl, scenery").prompt)
+        results = p.presample_many(["1girl", "a cat on a sofa"])   # shared batches
+
+Omost canvases (masks, pictures and CLIP counts need ``pip install 'presample[canvas]'``)::
+
+    from presample.canvas import parse_answer, conditions, composition, bag_canvas, flat_prompt
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from .categories import Category
 from .dtg import dtg_input, parse_dtg_output
 from .formatting import TEMPLATES, Target, apply_template, escape, resolve_template
 from .prepare import Prepared, prepare
+from .presampler import Presampler
 from .request import BanRule, PresampleRequest, PresampleResult, StepResult, TagSet
 from .syntax import ParsedPrompt, PromptSyntaxError, parse_prompt
 from .tagdb import TagDatabase, TagDatabaseError, TagInfo, normalize_key
@@ -44,6 +56,7 @@ __all__ = [
     "ParsedPrompt",
     "Prepared",
     "PresampleRequest",
+    "Presampler",
     "PresampleResult",
     "PromptSyntaxError",
     "Step",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from .engine.registry import ModelSource, resolve
 from .engine.sampling import DTG_DEFAULT, TIPO_DEFAULT, Sampling
 from .engine.scheduler import run_all
 from .prepare import prepare
-from .request import PresampleRequest, PresampleResult
+from .request import PresampleRequest, PresampleResult, StepResult
 from .tagdb import TagDatabase
 
 RequestLike = PresampleRequest | str | dict[str, Any]
@@ -99,7 +99,9 @@ class Presampler:
     def __call__(self, request: RequestLike) -> PresampleResult:
         return self.presample(request)
 
-    def run_for(self, request: RequestLike) -> Run:
+    def run_for(
+        self, request: RequestLike, on_step: Callable[[StepResult], None] | None = None
+    ) -> Run:
         """The generator behind one request (for schedulers and streaming)."""
         req = as_request(request)
         seed = req.seed if req.seed >= 0 else secrets.randbelow(2**32)
@@ -108,6 +110,7 @@ class Presampler:
             seed=seed,
             model=self.source.name,
             quality=self.source.quality,
+            on_step=on_step,
         )
         prepared = prepare(req, self.db)
         runner = dtg_run if self.source.layout == "dtg" else tipo_run
@@ -142,6 +145,21 @@ class Presampler:
                 if isinstance(item, Exception):
                     raise item
         return results  # type: ignore[return-value]
+
+    def stream(self, request: RequestLike) -> Iterator[StepResult | PresampleResult]:
+        """Each step's details as soon as it finishes, then the result."""
+        finished: list[StepResult] = []
+        run = self.run_for(request, on_step=finished.append)
+        try:
+            job = next(run)
+            while True:
+                (generation,) = self.backend.generate([job])
+                job = run.send(generation)
+                yield from finished
+                finished.clear()
+        except StopIteration as stop:
+            yield from finished
+            yield stop.value
 
     async def apresample(self, request: RequestLike) -> PresampleResult:
         """Presample without blocking the event loop."""

@@ -169,3 +169,21 @@ def test_bad_requests_fail_alone_in_a_batch(presampler: Presampler) -> None:
     assert results[0] == results[2].model_copy(
         update={"timings": results[0].timings, "steps": results[0].steps}
     )
+
+
+def test_streaming_gives_each_step_then_the_result(presampler: Presampler) -> None:
+    from presample.request import PresampleResult, StepResult
+
+    req = request("1girl, scenery", seed=8)
+    events = list(presampler.stream(req))
+    assert all(isinstance(e, StepResult) for e in events[:-1])
+    assert isinstance(events[-1], PresampleResult)
+    assert events[:-1] == events[-1].steps
+    assert events[-1].prompt == presampler(req).prompt
+
+
+def test_async_api(presampler: Presampler) -> None:
+    import asyncio
+
+    req = request("1girl, scenery", seed=8)
+    assert asyncio.run(presampler.apresample(req)).prompt == presampler(req).prompt

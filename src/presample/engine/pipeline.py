@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from ..bans import BanConstraint, BanMatcher
@@ -40,6 +40,8 @@ class RunOptions:
     model: str = ""
     quality: bool = True
     """DanTagGen: the model was trained with a quality line."""
+    on_step: Callable[[StepResult], None] | None = None
+    """Called as each step finishes (streaming)."""
 
 
 def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
@@ -109,6 +111,8 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
             if attempt > MAX_RETRIES or same >= MAX_SAME_OUTPUTS:
                 break
         details.append(detail.model_copy(update={"seconds": time.perf_counter() - step_started}))
+        if options.on_step is not None:
+            options.on_step(details[-1])
 
     return _result(draft, prepared, details, options, started)
 
@@ -172,6 +176,8 @@ def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
     }
     draft = Draft(tags=merged, extended=draft.extended)
     detail = detail.model_copy(update={"seconds": time.perf_counter() - started})
+    if options.on_step is not None:
+        options.on_step(detail)
     return _result(draft, prepared, [detail], options, started)
 
 
