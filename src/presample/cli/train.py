@@ -1,0 +1,147 @@
+"""``presample train``: prepare data, train and export our own TIPO-format model.
+
+Needs the ``train`` extra (PyTorch, transformers, accelerate, matplotlib);
+``prepare`` needs only the core package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .common import EXIT_FAILURE, EXIT_INTERRUPTED, UserError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..training.data import default_data_dir, default_out_dir
+
+    p = sub.add_parser(
+        "train",
+        help="prepare data, train and export presample's own TIPO-format model",
+        description="Train a small TIPO-format LLaMA from the project's real data: "
+        "'prepare' builds the training records, 'run' trains (and resumes) with "
+        "checkpoints, 'export' writes a model folder presample can load.",
+        epilog="example: presample train prepare && presample train run --threads 2 "
+        "&& presample train export",
+    )
+    tsub = p.add_subparsers(dest="train_command", metavar="COMMAND", required=True)
+
+    prep = tsub.add_parser(
+        "prepare",
+        help="build train/validation/test records from the shared data",
+        description="Read the Civitai prompts and the caption sets (ImageInWords, DPG-Bench, "
+        "ELLA, COCO, CC3M), clean and canonicalise them, split by source record and write "
+        "{train,validation,test}.jsonl.gz and counts.json. Same inputs, same bytes.",
+    )
+    prep.add_argument("--data-dir", type=Path, default=default_data_dir(),
+                      help="the shared data folder (default %(default)s; "
+                      "or set $PRESAMPLE_SHARED_DATA)")  # fmt: skip
+    prep.add_argument(
+        "--out", type=Path, default=default_out_dir(), help="output folder (default %(default)s)"
+    )
+    prep.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="read at most this many records per source (quick trials)",
+    )
+    prep.set_defaults(handler=run_prepare)
+
+    run = tsub.add_parser(
+        "run",
+        help="train a model, or resume the run in --run-dir",
+        description="Train a LLaMA from scratch on prepared records, with our own tokenizer "
+        "(trained first), AdamW and a cosine schedule. Checkpoints every few minutes and on "
+        "Ctrl-C / SIGTERM; running again with the same --run-dir continues exactly. "
+        "Loss curves go to RUN_DIR/log.jsonl and RUN_DIR/loss.png. For several GPUs or "
+        "nodes: accelerate launch -m presample.training.train ...",
+    )
+    from ..training.train import build_arg_parser
+
+    build_arg_parser(run)
+    run.set_defaults(handler=run_train)
+
+    export = tsub.add_parser(
+        "export",
+        help="write the latest checkpoint as a model folder presample loads",
+        description="Write the latest checkpoint of a run as safetensors (bf16 by default) "
+        "with its tokenizer, presample.json and a model card; load it with "
+        "'presample --model FOLDER' or Presampler(FOLDER).",
+    )
+    export.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path("artifacts/runs/default"),
+        help="the training run (default %(default)s)",
+    )
+    export.add_argument(
+        "--out",
+        type=Path,
+        default=Path("artifacts/models/default"),
+        help="output folder (default %(default)s)",
+    )
+    export.add_argument(
+        "--name",
+        default="presample-tipo-20m",
+        help="model name in presample.json (default %(default)s)",
+    )
+    export.add_argument(
+        "--dtype",
+        choices=("bfloat16", "float16", "float32"),
+        default="bfloat16",
+        help="weight type (default %(default)s)",
+    )
+    export.set_defaults(handler=run_export)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from ..training.data import prepare
+
+    if args.limit is not None and args.limit < 1:
+        raise UserError("--limit must be at least 1")
+    if not args.data_dir.is_dir():
+        raise UserError(f"{args.data_dir}: no such folder (give --data-dir)")
+    try:
+        counts = prepare(args.data_dir, args.out, limit=args.limit)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    print(json.dumps({"out": str(args.out), **counts}, indent=2))
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..training.records import split_path
+    from ..training.train import config_from_args, train
+
+    config = config_from_args(args)
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.json").is_file():
+        if not split_path(Path(config.data_dir), "train").is_file():
+            raise UserError(f"no prepared data in {config.data_dir}; run 'presample train prepare'")
+        for name in ("steps", "batch_size", "seq_len", "vocab_size"):
+            if getattr(config, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        result = train(run_dir, config, threads=args.threads, progress_bar=not args.no_progress)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"presample: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(json.dumps({"step": result.step, "tokens": result.tokens, "loss": result.loss,
+                      "val_loss": result.val_loss, "run_dir": str(run_dir)}))  # fmt: skip
+    return EXIT_INTERRUPTED if result.interrupted else 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..training.export import export_run
+
+    if not (args.run_dir / "config.json").is_file():
+        raise UserError(f"{args.run_dir} is not a training run (no config.json)")
+    try:
+        out = export_run(args.run_dir, args.out, name=args.name, dtype=args.dtype)
+    except FileNotFoundError as exc:
+        print(f"presample: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(out)
+    return 0

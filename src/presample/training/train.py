@@ -1,0 +1,450 @@
+"""Training a TIPO-format LLaMA from scratch on prepared records.
+
+PyTorch + transformers + ``accelerate`` (the same script runs on CPU, one GPU
+or many: ``accelerate launch -m presample.training.train ...``). The run folder
+holds everything needed to continue: ``config.json``, the tokenizer, the loss
+log and rotating checkpoints; running again with the same folder resumes
+exactly where the last checkpoint left off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import latest_checkpoint, load_checkpoint, restore_rngs, save_checkpoint
+from .curves import append_log, plot
+from .model import SHAPES, llama_config
+from .packing import PackedStream
+from .records import read_records, split_path
+from .samples import sample_texts
+
+CONFIG_FILE = "config.json"
+TOKENIZER_DIR = "tokenizer"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    data_dir: str = "artifacts/data"
+    shape: str = "20m"
+    vocab_size: int = 8192
+    tokenizer_texts: int = 200_000
+    seq_len: int = 256
+    batch_size: int = 16
+    steps: int = 2000
+    lr: float = 1e-3
+    warmup: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.98
+    grad_clip: float = 1.0
+    seed: int = 0
+    precision: str = "bf16"
+    """``bf16`` (autocast; these Xeons have AMX) or ``fp32``."""
+    compile: bool = False
+    eval_every: int = 100
+    eval_batches: int = 8
+    log_every: int = 10
+    checkpoint_every: int = 0
+    """Steps between checkpoints (0: by time only)."""
+    checkpoint_minutes: float = 10.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(slots=True)
+class RunResult:
+    step: int
+    tokens: int
+    loss: float | None
+    val_loss: float | None
+    interrupted: bool
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine down to ``min_lr_ratio``."""
+    if step < config.warmup:
+        return (step + 1) / config.warmup
+    span = max(1, config.steps - config.warmup)
+    progress = min(1.0, (step - config.warmup) / span)
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine
+
+
+def load_or_create_run(run_dir: Path, config: TrainConfig | None) -> tuple[TrainConfig, Any]:
+    """The run's config and tokenizer: read back when the run exists, else created.
+
+    A new run trains its tokenizer on sample texts from the training split.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    from .tokenizer import train_tokenizer
+
+    config_path = run_dir / CONFIG_FILE
+    if config_path.is_file():
+        saved = TrainConfig.from_json(config_path.read_text(encoding="utf-8"))
+        if config is not None and config.steps != saved.steps:
+            # Only the length of a run may change on resume (to extend it).
+            saved = TrainConfig.from_json(json.dumps({**asdict(saved), "steps": config.steps}))
+            config_path.write_text(saved.to_json(), encoding="utf-8")
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(run_dir / TOKENIZER_DIR))
+        return saved, tokenizer
+    if config is None:
+        raise FileNotFoundError(f"{run_dir} holds no run; give a configuration")
+    if config.shape not in SHAPES:
+        raise ValueError(f"unknown shape {config.shape!r}; known: {', '.join(SHAPES)}")
+    records = list(read_records(split_path(Path(config.data_dir), "train")))
+    texts = sample_texts(records, random.Random(config.seed), config.tokenizer_texts)
+    tokenizer = train_tokenizer(texts, vocab_size=config.vocab_size)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(run_dir / TOKENIZER_DIR))
+    config_path.write_text(config.to_json(), encoding="utf-8")
+    return config, tokenizer
+
+
+def _optimizer(model: Any, config: TrainConfig) -> Any:
+    import torch
+
+    # No weight decay on norms (1-D weights), as usual for transformers.
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+        betas=(config.beta1, config.beta2),
+    )
+
+
+def _tensors(batch: Any, device: Any) -> dict[str, Any]:
+    import torch
+
+    return {
+        "input_ids": torch.tensor(batch.input_ids, device=device),
+        "labels": torch.tensor(batch.labels, device=device),
+        "attention_mask": torch.tensor(batch.attention_mask, device=device),
+    }
+
+
+def train(
+    run_dir: Path,
+    config: TrainConfig | None = None,
+    *,
+    threads: int | None = None,
+    stop_after: int | None = None,
+    progress_bar: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> RunResult:
+    """Train (or resume) the run in ``run_dir`` up to ``config.steps``.
+
+    ``stop_after`` ends this call after that many steps with a checkpoint, as a
+    kill would (tests). SIGINT and SIGTERM also end it with a checkpoint.
+    """
+    import torch
+    from accelerate import Accelerator
+    from transformers import LlamaForCausalLM
+
+    if threads:
+        torch.set_num_threads(threads)
+    run_dir = Path(run_dir)
+    config, tokenizer = load_or_create_run(run_dir, config)
+    accelerator = Accelerator(mixed_precision="bf16" if config.precision == "bf16" else "no")
+
+    torch.manual_seed(config.seed)
+    model = LlamaForCausalLM(llama_config(config.shape, len(tokenizer), context=1024))
+    optimizer = _optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
+    train_records = list(read_records(split_path(Path(config.data_dir), "train")))
+    stream = PackedStream(
+        train_records,
+        tokenizer,
+        seq_len=config.seq_len,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        worker=accelerator.process_index,
+    )
+    step, tokens = 0, 0
+    resumed = latest_checkpoint(run_dir)
+    if resumed is not None:
+        weights, state = load_checkpoint(resumed)
+        model.load_state_dict(weights)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        stream.load_state_dict(state["streams"][accelerator.process_index])
+        step, tokens = state["progress"]["step"], state["progress"]["tokens"]
+        restore_rngs(state)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    core = accelerator.unwrap_model(model)
+    forward = torch.compile(model) if config.compile else model
+    validation = _validation_batches(config, tokenizer)
+
+    stop = {"signal": 0}
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        stop["signal"] = signum
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def checkpoint() -> None:
+        streams = accelerator.gather_for_metrics([stream.state_dict()], use_gather_object=True)
+        if accelerator.is_main_process:
+            save_checkpoint(
+                run_dir,
+                step,
+                model=core,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                streams=list(streams),
+                progress={"step": step, "tokens": tokens},
+            )
+        accelerator.wait_for_everyone()
+
+    bar = None
+    if progress_bar and accelerator.is_main_process:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True)
+    last_loss = last_val = None
+    window: list[float] = []
+    window_tokens, window_start = 0, time.monotonic()
+    last_checkpoint = time.monotonic()
+    steps_this_call = 0
+    try:
+        model.train()
+        while step < config.steps and not stop["signal"]:
+            batch = stream.next_batch()
+            with accelerator.autocast():
+                loss = forward(**_tensors(batch, accelerator.device)).loss
+            accelerator.backward(loss)
+            if config.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            steps_this_call += 1
+            value = float(loss.detach())
+            tokens += batch.tokens * accelerator.num_processes
+            window.append(value)
+            window_tokens += batch.tokens * accelerator.num_processes
+            if on_step is not None:
+                on_step(step, value)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.3f}")
+            if step % config.log_every == 0 or step == config.steps:
+                elapsed = time.monotonic() - window_start
+                last_loss = sum(window) / len(window)
+                if accelerator.is_main_process:
+                    append_log(
+                        run_dir,
+                        {
+                            "step": step,
+                            "loss": round(last_loss, 5),
+                            "lr": scheduler.get_last_lr()[0],
+                            "tokens": tokens,
+                            "tok_s": round(window_tokens / max(elapsed, 1e-9), 1),
+                            "time": time.time(),
+                        },
+                    )
+                window, window_tokens, window_start = [], 0, time.monotonic()
+            if validation and (step % config.eval_every == 0 or step == config.steps):
+                last_val = _evaluate(forward, validation, accelerator)
+                model.train()
+                if accelerator.is_main_process:
+                    append_log(run_dir, {"step": step, "val_loss": round(last_val, 5)})
+                    plot(run_dir)
+            due = (config.checkpoint_every and step % config.checkpoint_every == 0) or (
+                time.monotonic() - last_checkpoint >= config.checkpoint_minutes * 60
+            )
+            if due or step == config.steps:
+                checkpoint()
+                last_checkpoint = time.monotonic()
+            if stop_after is not None and steps_this_call >= stop_after:
+                break
+        if step < config.steps:
+            checkpoint()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if bar is not None:
+            bar.close()
+    if accelerator.is_main_process:
+        plot(run_dir)
+    return RunResult(step, tokens, last_loss, last_val, interrupted=bool(stop["signal"]))
+
+
+def _validation_batches(config: TrainConfig, tokenizer: Any) -> list[Any]:
+    """A fixed set of validation batches (same seed every time, so losses compare)."""
+    path = split_path(Path(config.data_dir), "validation")
+    if not path.is_file() or not config.eval_batches:
+        return []
+    stream = PackedStream(
+        list(read_records(path)),
+        tokenizer,
+        seq_len=config.seq_len,
+        batch_size=config.batch_size,
+        seed=config.seed + 1_000_003,
+    )
+    return [stream.next_batch() for _ in range(config.eval_batches)]
+
+
+def _evaluate(model: Any, batches: list[Any], accelerator: Any) -> float:
+    """Mean loss per predicted token over the validation batches."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in batches:
+            tensors = _tensors(batch, accelerator.device)
+            with accelerator.autocast():
+                loss = model(**tensors).loss
+            n = int((tensors["labels"][:, 1:] != -100).sum())
+            total += float(loss) * n
+            count += n
+    return total / max(count, 1)
+
+
+def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(
+        prog="python -m presample.training.train", description=__doc__
+    )
+    defaults = TrainConfig()
+    parser.add_argument("--run-dir", default="artifacts/runs/default",
+                        help="run folder: config, tokenizer, log, checkpoints (resumed if it "
+                        "exists; default %(default)s)")  # fmt: skip
+    parser.add_argument(
+        "--data-dir",
+        default=defaults.data_dir,
+        help="prepared data from 'presample train prepare' (default %(default)s)",
+    )
+    parser.add_argument(
+        "--shape",
+        default=defaults.shape,
+        choices=sorted(SHAPES),
+        help="model shape (default %(default)s)",
+    )
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=defaults.vocab_size,
+        help="tokenizer vocabulary (default %(default)s)",
+    )
+    parser.add_argument(
+        "--seq-len",
+        type=int,
+        default=defaults.seq_len,
+        help="tokens per packed row (default %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="rows per step and process (default %(default)s)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=defaults.steps,
+        help="optimizer steps of the whole run; the cosine schedule spans "
+        "them; may be raised on resume (default %(default)s)",
+    )
+    parser.add_argument(
+        "--lr", type=float, default=defaults.lr, help="peak learning rate (default %(default)s)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=defaults.warmup, help="warm-up steps (default %(default)s)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help="seed of init, tokenizer texts and samples (default %(default)s)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("bf16", "fp32"),
+        default=defaults.precision,
+        help="bf16 autocast or plain fp32 (default %(default)s)",
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=defaults.eval_every,
+        help="steps between validation losses (default %(default)s)",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=defaults.checkpoint_every,
+        help="steps between checkpoints, 0 for time only (default %(default)s)",
+    )
+    parser.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=defaults.checkpoint_minutes,
+        help="minutes between checkpoints (default %(default)s)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for PyTorch (default: PyTorch's choice)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        data_dir=args.data_dir,
+        shape=args.shape,
+        vocab_size=args.vocab_size,
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        lr=args.lr,
+        warmup=args.warmup,
+        seed=args.seed,
+        precision=args.precision,
+        compile=args.compile,
+        eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
+        checkpoint_minutes=args.checkpoint_minutes,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_arg_parser().parse_args(argv)
+    result = train(
+        Path(args.run_dir),
+        config_from_args(args),
+        threads=args.threads,
+        progress_bar=not args.no_progress,
+    )
+    print(json.dumps(asdict(result)))
+    return 130 if result.interrupted else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
