@@ -136,8 +136,11 @@ def main() -> int:
             print(
                 f"ours {dtype_name:<9} batch {batch:>3}: {tokens_s:7.1f} tokens/s, "
                 f"{batch / seconds:6.3f} prompts/s"
-                + (f", {tokens_s / ceiling:5.0%} of the {ceiling:.0f} tokens/s ceiling"
-                   if batch == 1 else "")
+                + (
+                    f", {tokens_s / ceiling:5.0%} of the {ceiling:.0f} tokens/s ceiling"
+                    if batch == 1
+                    else ""
+                )
             )
 
     if args.kgen_path:
@@ -154,7 +157,8 @@ def main() -> int:
             f"{ref_prompts_s:6.3f} prompts/s"
         )
         for dtype_name, batch, _tok, prompts_s, _c in rows:
-            print(f"  ours {dtype_name} batch {batch}: {prompts_s / ref_prompts_s:5.1f}x the reference")
+            ratio = prompts_s / ref_prompts_s
+            print(f"  ours {dtype_name} batch {batch}: {ratio:5.1f}x the reference")
     return 0
 
 

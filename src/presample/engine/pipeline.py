@@ -93,16 +93,7 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
                 protected=prepared.protected(),
                 rng=rng,
             )
-            detail = detail.model_copy(
-                update={
-                    "model_input": detail.model_input or text,
-                    "last_input": text,
-                    "model_output": generation.text,
-                    "attempts": attempt + 1,
-                    "input_tokens": detail.input_tokens + generation.prompt_tokens,
-                    "generated_tokens": detail.generated_tokens + generation.new_tokens,
-                }
-            )
+            detail = _attempted(detail, text, generation, attempt)
             if reached_minimum(draft, step.task, request.tag_length, request.nl_length):
                 break
             same = same + 1 if generation.text in seen_outputs else 0
@@ -147,16 +138,7 @@ def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
             t for t in dict.fromkeys(found)
             if normalize_key(t) not in have and not bans.tag_banned(t)
         ]  # fmt: skip
-        detail = detail.model_copy(
-            update={
-                "model_input": detail.model_input or prompt,
-                "last_input": prompt,
-                "model_output": generation.text,
-                "attempts": attempt + 1,
-                "input_tokens": detail.input_tokens + generation.prompt_tokens,
-                "generated_tokens": detail.generated_tokens + generation.new_tokens,
-            }
-        )
+        detail = _attempted(detail, prompt, generation, attempt)
         if len(have) + len(extra) >= target:
             break
         same = same + 1 if frozenset(extra) == last_set else 0
@@ -179,6 +161,20 @@ def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
     if options.on_step is not None:
         options.on_step(detail)
     return _result(draft, prepared, [detail], options, started)
+
+
+def _attempted(detail: StepResult, prompt: str, generation: Generation, attempt: int) -> StepResult:
+    """The step's record after one more model call."""
+    return detail.model_copy(
+        update={
+            "model_input": detail.model_input or prompt,
+            "last_input": prompt,
+            "model_output": generation.text,
+            "attempts": attempt + 1,
+            "input_tokens": detail.input_tokens + generation.prompt_tokens,
+            "generated_tokens": detail.generated_tokens + generation.new_tokens,
+        }
+    )
 
 
 def _result(

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from . import int8
 from .backend import (
     BackendInfo,
     Generation,
@@ -24,7 +25,6 @@ from .backend import (
     ModelError,
     ProgressCallback,
 )
-from . import int8
 from .sampling import Sampling
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
