@@ -1,4 +1,4 @@
-"""``presample canvas``: read Omost answers, show their layout, write region masks."""
+"""``presample canvas``: read Omost answers, show their layout, write region masks and exports."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..canvas.exports import FORMATS
 from ..canvas.parse import CanvasParseError, ParsedAnswer, parse_answer
 from .common import EXIT_FAILURE, UserError, read_text
 
@@ -63,6 +64,46 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     masks.add_argument("-o", "--output", required=True, metavar="DIR", help="directory")
     masks.add_argument("--size", default="1024x1024", help="WxH or N (default 1024x1024)")
     masks.set_defaults(handler=run_masks)
+
+    export = csub.add_parser(
+        "export",
+        help="write the canvas for ComfyUI, Regional Prompter, GLIGEN or MultiDiffusion",
+        description="Write the canvas as input for another regional renderer into DIR: "
+        "comfyui (comfyui.json, one mask PNG per layer: ConditioningSetMask / "
+        "ConditioningSetAreaPercentage), regional-prompter (prompt.txt, the colour mask.png "
+        "for mask mode, regional_prompter.json), gligen (gligen.json: phrases and boxes), "
+        "multidiffusion (multidiffusion.json, background and region mask PNGs).",
+        epilog="example: presample canvas export answer.md --format comfyui -o out/",
+    )
+    _answer_arguments(export)
+    export.add_argument(
+        "--format", required=True, choices=FORMATS, help="which renderer to write for"
+    )
+    export.add_argument("-o", "--output", required=True, metavar="DIR", help="directory")
+    export.add_argument(
+        "--size", default="1024x1024", help="image size WxH or N (default 1024x1024)"
+    )
+    comfy = export.add_argument_group("comfyui", "only with --format comfyui")
+    comfy.add_argument(
+        "--resolution",
+        choices=("latent", "pixel"),
+        default="latent",
+        help="mask size: the latent's (size / 8, default) or the image's",
+    )
+    comfy.add_argument(
+        "--overlap",
+        choices=("overlay", "average"),
+        default="overlay",
+        help="overlapping regions: the nearer wins (default) or they share equally",
+    )
+    comfy.add_argument("--global-weight", type=float, default=0.2, help="default 0.2")
+    comfy.add_argument("--region-weight", type=float, default=0.8, help="default 0.8")
+    comfy.add_argument(
+        "--bags",
+        action="store_true",
+        help="add each layer's CLIP sub-prompt bags (needs presample[canvas])",
+    )
+    export.set_defaults(handler=run_export)
 
 
 def _answer_arguments(p: argparse.ArgumentParser) -> None:
@@ -201,4 +242,44 @@ def run_masks(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"{out}: {exc.strerror or exc}") from None
     print(f"wrote {len(files)} files to {out} ({width}x{height})")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    width, height = _size(args.size)
+    options: dict[str, Any] = {}
+    if args.format == "comfyui":
+        for option, value in (
+            ("--global-weight", args.global_weight),
+            ("--region-weight", args.region_weight),
+        ):
+            if not (value >= 0 and value != float("inf")):  # also rejects nan
+                raise UserError(f"{option} must be a finite number >= 0, got {value}")
+        if args.resolution == "latent" and (width < 8 or height < 8):
+            raise UserError("--size: each side must be at least 8 for latent masks")
+        options = {
+            "resolution": args.resolution,
+            "overlap": args.overlap,
+            "global_weight": args.global_weight,
+            "region_weight": args.region_weight,
+            "bags": args.bags,
+        }
+    parsed = _load(args)
+    if parsed is None:
+        return EXIT_FAILURE
+    from ..canvas.exports import write_export
+
+    out = Path(args.output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        files = write_export(parsed.canvas, args.format, out, width, height, **options)
+    except ImportError as exc:  # numpy / Pillow, or the CLIP vocabulary for --bags
+        return _needs_extra(exc)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"{out}: {exc.strerror or exc}") from None
+    count = f"{len(files)} file{'' if len(files) == 1 else 's'}"
+    size = "" if args.format == "gligen" else f", {width}x{height}"  # boxes are relative
+    print(f"wrote {count} to {out} ({args.format}{size})")
     return 0
