@@ -222,3 +222,26 @@ def test_show_input_matches_reference_for_every_fixture(
         assert out == case["expected"] + "\n", case
         compared += 1
     assert compared >= 400
+
+
+def test_show_input_dtg_matches_reference_for_every_fixture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db: TagDatabase
+) -> None:
+    """DanTagGen through the CLI, for every fixture outside the documented deviations."""
+    from conftest import FIXTURES, read_jsonl
+    from test_dtg_layout import _is_deviation
+
+    compared = 0
+    for case in read_jsonl(FIXTURES / "kgen_0.3.1" / "dtg_inputs.jsonl"):
+        tags = [t for values in case["tag_map"].values() for t in values]
+        ar = case["aspect_ratio"]
+        if _is_deviation(case) or ar <= 0.05 or any(db.canonical(t) != t for t in tags):
+            continue
+        path = tmp_path / "req.json"
+        path.write_text(json.dumps({"tags": case["tag_map"], "aspect_ratio": ar}))
+        args = ["show-input", str(path), "--format", "dtg", "--length", case["target"] or "long"]
+        code, out, err = run(capsys, *args, *([] if case["have_quality"] else ["--no-quality"]))
+        assert (code, err) == (0, "")
+        assert out == case["expected"] + "\n", case
+        compared += 1
+    assert compared >= 150
