@@ -1,0 +1,110 @@
+"""``presample eval``: the same numbers for a non-neural baseline and a model on
+the held-out test split, written as ``report.md``, ``metrics.json``,
+``samples.jsonl`` and PNG plots.
+
+Needs the prepared records (``presample train prepare``) and the ``eval`` extra
+(matplotlib, scipy and the all-MiniLM-L6-v2 package for the caption metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .common import EXIT_FAILURE, UserError
+from .model_options import add_model_options, open_presampler
+
+MAX_LIMIT = 100_000
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..evaluation.run import DEFAULT_GIVEN, DEFAULT_SEEDS
+    from ..training.data import default_out_dir
+
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a model against a non-neural baseline on the test split",
+        description="Give the first tags of held-out test prompts and the short captions "
+        "of held-out test captions to a retrieval / co-occurrence baseline over the training "
+        "prompts and to a model, each with several seeds, and measure: real-tag share, "
+        "recall of the held-out tags, length-target hits, input tags preserved, rating "
+        "respected, diversity across seeds, caption similarity to the input and Fréchet "
+        "distance to real captions (all-MiniLM-L6-v2). Writes OUT/report.md, "
+        "OUT/metrics.json, OUT/samples.jsonl and OUT/*.png.",
+        epilog="example: presample eval --limit 100 --out artifacts/eval/default",
+    )
+    p.add_argument("--data-dir", type=Path, default=default_out_dir(),
+                   help="the prepared records (default %(default)s)")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("artifacts/eval"),
+                   help="output folder (default %(default)s)")  # fmt: skip
+    p.add_argument("--limit", type=int, default=200,
+                   help="test records to use, half tag and half caption items "
+                   "(default %(default)s)")  # fmt: skip
+    p.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)),
+                   help="comma-separated seeds, each item runs once per seed "
+                   "(default %(default)s)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="requests per model batch (default %(default)s)")  # fmt: skip
+    p.add_argument("--given", type=int, default=DEFAULT_GIVEN,
+                   help="tags given from each test prompt; the rest are held out "
+                   "(default %(default)s)")  # fmt: skip
+    p.add_argument("--baseline-only", action="store_true", help="evaluate only the baseline")
+    p.add_argument("--no-embeddings", action="store_true",
+                   help="skip the caption embedding metrics (no MiniLM)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_options(p)
+    p.set_defaults(handler=run_eval)
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise UserError("--seeds needs at least one seed")
+    if any(seed < 0 for seed in seeds):
+        raise UserError("--seeds must not be negative")
+    if len(set(seeds)) != len(seeds):
+        raise UserError("--seeds must not repeat a seed")
+    return seeds
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from ..evaluation.run import EvalConfig, evaluate
+
+    if not 1 <= args.limit <= MAX_LIMIT:
+        raise UserError(f"--limit must be between 1 and {MAX_LIMIT}")
+    if not 1 <= args.batch_size <= 256:
+        raise UserError("--batch-size must be between 1 and 256")
+    if args.given < 1:
+        raise UserError("--given must be at least 1")
+    if not args.data_dir.is_dir():
+        raise UserError(f"{args.data_dir}: no such folder; run 'presample train prepare'")
+    config = EvalConfig(
+        data_dir=args.data_dir,
+        out_dir=args.out,
+        limit=args.limit,
+        seeds=parse_seeds(args.seeds),
+        batch_size=args.batch_size,
+        given=args.given,
+        embeddings=not args.no_embeddings,
+        progress=not args.no_progress,
+    )
+    open_model = None if args.baseline_only else (lambda: open_presampler(args))
+
+    def log(message: str) -> None:
+        if not args.no_progress:
+            print(message, file=sys.stderr)
+
+    try:
+        result = evaluate(config, open_model, log=log)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    except ValueError as exc:
+        print(f"presample: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(json.dumps({"out": str(args.out), "samplers": result["samplers"]}, indent=2))
+    return 0

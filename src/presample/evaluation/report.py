@@ -1,0 +1,237 @@
+"""The evaluation report: ``report.md`` with a table of every metric, the issue's
+targets checked with numbers, and a few matplotlib PNGs (matplotlib is imported
+only here, and only when the report is written; without it the report says the
+plots were skipped)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+# (key, label, how to show it); shares are shown as percentages.
+ROWS: tuple[tuple[str, str, str], ...] = (
+    ("real_tag_share", "new tags that are real tags", "%"),
+    ("new_tags_per_run", "new tags per run", "f1"),
+    ("tag_recall", "recall of held-out continuation tags", "%"),
+    ("tag_length_hit", "tag count within the requested length", "%"),
+    ("input_tags_preserved", "input tags preserved", "%"),
+    ("rating_respected", "no explicit tags for a non-explicit request", "%"),
+    ("tag_distinct_share", "distinct tag outputs across seeds", "%"),
+    ("tag_jaccard_distance", "tag Jaccard distance across seeds", "f3"),
+    ("nl_length_hit", "sentence count within the requested length", "%"),
+    ("caption_written", "runs that wrote a caption", "%"),
+    ("caption_similarity", "caption similarity to the input (MiniLM cosine)", "f3"),
+    ("reference_similarity", "real long caption's similarity to the input", "f3"),
+    ("caption_frechet", "Fréchet distance to real long captions (lower is better)", "f4"),
+    ("caption_distinct_share", "distinct captions across seeds", "%"),
+    ("caption_jaccard_distance", "caption word Jaccard distance across seeds", "f3"),
+    ("failures", "failed runs", "d"),
+    ("seconds_per_run", "seconds per run", "f3"),
+)
+SHARE_KEYS = (
+    "real_tag_share", "tag_recall", "tag_length_hit", "input_tags_preserved",
+    "rating_respected", "nl_length_hit", "tag_distinct_share",
+)  # fmt: skip
+
+
+def fmt(value: Any, how: str) -> str:
+    if value is None:
+        return "–"
+    if how == "%":
+        return f"{100 * value:.1f}%"
+    if how == "d":
+        return str(int(value))
+    return f"{value:.{int(how[1:])}f}"
+
+
+def metrics_table(samplers: Mapping[str, Mapping[str, Any]]) -> str:
+    """One row per metric, one column per sampler (``–``: not measured)."""
+    names = list(samplers)
+    columns = []
+    for key in names:
+        name = samplers[key].get("name")
+        columns.append(f"{key} (`{name}`)" if name and name != key else key)
+    lines = ["| metric | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(names)]
+    for key, label, how in ROWS:
+        cells = " | ".join(fmt(samplers[n].get(key), how) for n in names)
+        lines.append(f"| {label} | {cells} |")
+    return "\n".join(lines)
+
+
+def target_checks(samplers: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, bool | None, str]]:
+    """The issue's "done when" numbers for the model: (target, met?, the numbers)."""
+    model, base = samplers.get("model"), samplers.get("baseline")
+    if model is None:
+        return []
+    checks: list[tuple[str, bool | None, str]] = []
+
+    def versus(key: str, label: str, how: str) -> None:
+        mine, theirs = model.get(key), (base or {}).get(key)
+        met = None if mine is None or theirs is None else mine > theirs
+        checks.append((f"beats the baseline on {label}", met,
+                       f"{fmt(mine, how)} vs {fmt(theirs, how)}"))  # fmt: skip
+
+    def at_least(key: str, label: str, floor: float) -> None:
+        value = model.get(key)
+        met = None if value is None else value >= floor
+        checks.append((f"{label} at least {100 * floor:.0f}%", met, fmt(value, "%")))
+
+    versus("tag_recall", "tag recall", "%")
+    versus("caption_similarity", "caption similarity", "f3")
+    at_least("input_tags_preserved", "input tags preserved", 1.0)
+    at_least("tag_length_hit", "tag length target hit", 0.9)
+    at_least("nl_length_hit", "sentence length target hit", 0.9)
+    at_least("real_tag_share", "new tags that are real tags", 0.95)
+    return checks
+
+
+def write_report(
+    out: Path,
+    result: Mapping[str, Any],
+    samples: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> Path:
+    """Write ``report.md`` (and the PNGs it shows) into ``out``; returns its path."""
+    samplers = result["samplers"]
+    config, items = result["config"], result["items"]
+    plots, plot_note = write_plots(out, samplers, samples)
+    lines = [
+        "# presample evaluation",
+        "",
+        f"Held-out test split of `{config['data_dir']}`: {items['tag_items']} tag items "
+        f"(the first {config['given_tags']} tag-line tags given, the rest held out) and "
+        f"{items['caption_items']} caption items (the short caption given, the long one "
+        f"held out), each run with seeds {', '.join(map(str, config['seeds']))}. "
+        "The baseline retrieves training prompts sharing the input tags and samples their "
+        "co-occurring tags (the TIPO paper's Prompt DB), and retrieves the training long "
+        "caption sharing the most words with the input.",
+        "",
+        metrics_table(samplers),
+        "",
+    ]
+    checks = target_checks(samplers)
+    if checks:
+        lines += ["## Targets (issue 4)", "", "| target | met | numbers |", "|---|---|---|"]
+        for label, met, numbers in checks:
+            lines.append(f"| {label} | {'–' if met is None else 'yes' if met else 'no'} "
+                         f"| {numbers} |")  # fmt: skip
+        lines.append("")
+    lines += [
+        "## Definitions",
+        "",
+        "- *new tags that are real tags*: new tag-line tags (not in the input) that the tag "
+        "database knows, over all new tags of all runs.",
+        "- *recall*: per run, the share of the record's held-out tags found in the output; "
+        "the mean over runs.",
+        "- *length hits*: the special + general tag count within TAG_MIN..TAG_MAX, and the "
+        "sentence count within NL_MIN..NL_MAX (no maximum for very_long), of the requested "
+        "length (the record's own length class).",
+        "- *rating respected*: runs whose request is not explicit-rated with no tag that "
+        "`presample.training.rating` calls explicit "
+        f"({', '.join(str(s.get('rating_checked_runs', 0)) for s in samplers.values())} runs).",
+        "- *diversity*: per item over the seeds, distinct outputs / seeds and the mean pairwise "
+        "Jaccard distance of the new tags (captions: of their words); the mean over items.",
+        "- *caption similarity*: cosine of all-MiniLM-L6-v2 embeddings (mean pooling) of the "
+        "written caption and the input short caption; the Fréchet distance compares Gaussians "
+        "fitted to the written and the real long captions' embeddings.",
+        "",
+        "Failed runs count as misses for recall and the length hits.",
+        "",
+    ]
+    if plots:
+        lines += ["## Plots", ""]
+        lines += [f"![{title}]({name})" for name, title in plots]
+        lines.append("")
+    for note in [*result.get("notes", []), *([plot_note] if plot_note else [])]:
+        lines.append(f"Note: {note}")
+    path = out / "report.md"
+    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return path
+
+
+def write_plots(
+    out: Path,
+    samplers: Mapping[str, Mapping[str, Any]],
+    samples: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> tuple[list[tuple[str, str]], str]:
+    """The PNGs, as ``(file name, title)``, and a note when none could be drawn."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return [], "plots skipped: matplotlib is not installed (pip install 'presample[eval]')"
+    names = list(samplers)
+    written: list[tuple[str, str]] = []
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    keys = [k for k in SHARE_KEYS if any(samplers[n].get(k) is not None for n in names)]
+    width = 0.8 / max(len(names), 1)
+    for offset, name in enumerate(names):
+        values = [100 * (samplers[name].get(k) or 0.0) for k in keys]
+        ax.bar([i + offset * width for i in range(len(keys))], values, width, label=name)
+    ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(keys))])
+    ax.set_xticklabels([k.replace("_", " ") for k in keys], rotation=25, ha="right")
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 118)  # room for the legend above the 100% bars
+    ax.legend(loc="upper right", ncol=len(names))
+    ax.set_title("Shares (higher is better)")
+    fig.tight_layout()
+    fig.savefig(out / "metrics.png", dpi=100)
+    plt.close(fig)
+    written.append(("metrics.png", "shares per sampler"))
+
+    def histogram(field: str, kind: str, file: str, title: str, xlabel: str) -> None:
+        series = {
+            n: [s[field] for s in samples.get(n, ()) if s.get("kind") == kind
+                and s.get(field) is not None]
+            for n in names
+        }  # fmt: skip
+        if not any(series.values()):
+            return
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, values in series.items():
+            if values:
+                ax.hist(values, bins=20, range=(0, 1), alpha=0.55, label=name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("runs")
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / file, dpi=100)
+        plt.close(fig)
+        written.append((file, title))
+
+    histogram("recall", "tag", "recall.png", "Recall of held-out tags per run", "recall")
+    histogram("similarity", "caption", "similarity.png",
+              "Caption similarity to the input per run", "cosine similarity")  # fmt: skip
+
+    counts = {
+        n: [(s["length"], s["tag_count"]) for s in samples.get(n, ())
+            if s.get("kind") == "tag" and "tag_count" in s]
+        for n in names
+    }  # fmt: skip
+    if any(counts.values()):
+        from ..tipo import TAG_MAX, TAG_MIN, Length
+
+        order = [length.value for length in Length]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for i, length in enumerate(Length):
+            ax.plot([i - 0.4, i + 0.4], [TAG_MIN[length]] * 2, color="grey", lw=1)
+            ax.plot([i - 0.4, i + 0.4], [TAG_MAX[length]] * 2, color="grey", lw=1)
+        for offset, name in enumerate(names):
+            points = counts[name]
+            shift = (offset - (len(names) - 1) / 2) * 0.2
+            ax.scatter([order.index(length) + shift for length, _ in points],
+                       [count for _, count in points], s=8, alpha=0.5, label=name)  # fmt: skip
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels(order)
+        ax.set_xlabel("requested tag length (grey: TAG_MIN..TAG_MAX)")
+        ax.set_ylabel("tag-line tags in the output")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "tag_counts.png", dpi=100)
+        plt.close(fig)
+        written.append(("tag_counts.png", "Tag counts against the requested length"))
+    return written, ""

@@ -1,0 +1,457 @@
+"""The evaluation: test records -> requests -> the same metrics for every sampler.
+
+Two kinds of items are drawn from the held-out test split (a fixed shuffle, so
+``--limit`` picks the same records every time, half of each kind):
+
+- **tag items**: records with at least ``given + 2`` tag-line tags (special and
+  general) and no long caption. The request gives the first ``given`` of them
+  (plus the record's characters, copyrights, artists and rating) and asks for
+  the tag length class of the record's real tag count; the rest are the
+  held-out continuation.
+- **caption items**: records with a short and a long caption. The request gives
+  the short caption and asks for the sentence length class of the real long
+  one; the real long caption is the reference.
+
+Each item runs once per seed. A sampler is anything with ``presample_many``:
+a :class:`~presample.presampler.Presampler` or the
+:class:`~presample.evaluation.baseline.PromptDB` baseline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..request import PresampleRequest, PresampleResult, TagSet
+from ..tipo import Length
+from ..training.rating import infer_rating
+from ..training.records import Record
+from ..training.samples import nl_length, tag_length
+from . import metrics as m
+
+TAG_LINE = ("special", "general")
+CONDITIONS = ("characters", "copyrights", "artist")
+CONTENT = (*TAG_LINE, *CONDITIONS)
+DEFAULT_GIVEN = 4
+DEFAULT_SEEDS = (0, 1, 2)
+SELECTION_SEED = 20240601
+"""Fixes the shuffle of the test split that ``--limit`` takes items from."""
+MIN_HELD_OUT = 2
+
+
+@dataclass(frozen=True)
+class TagItem:
+    id: str
+    given: dict[str, list[str]]
+    """The first tag-line tags by category, plus the record's conditions."""
+    held_out: list[str]
+    rating: str
+    length: Length
+
+    def given_tags(self) -> list[str]:
+        return [t for c in TAG_LINE for t in self.given.get(c, [])]
+
+    def request(self, seed: int) -> PresampleRequest:
+        tags = TagSet(**self.given, rating=[self.rating])
+        return PresampleRequest(tags=tags, tag_length=self.length, generate_nl=False, seed=seed)
+
+
+@dataclass(frozen=True)
+class CaptionItem:
+    id: str
+    short: str
+    long: str
+    length: Length
+    tag_length: Length
+
+    def request(self, seed: int) -> PresampleRequest:
+        return PresampleRequest(
+            nl_prompt=self.short, nl_length=self.length, tag_length=self.tag_length, seed=seed
+        )
+
+
+def tag_item(record: Record, given: int) -> TagItem | None:
+    line = [(c, t) for c in TAG_LINE for t in record.tags.get(c, [])]
+    if record.long or len(line) < given + MIN_HELD_OUT:
+        return None
+    first: dict[str, list[str]] = {c: [] for c in CONTENT}
+    for category, tag in line[:given]:
+        first[category].append(tag)
+    for category in CONDITIONS:
+        first[category] = list(record.tags.get(category, []))
+    rating = (record.tags.get("rating") or ["general"])[0]
+    return TagItem(record.id, first, [t for _, t in line[given:]], rating, tag_length(len(line)))
+
+
+def caption_item(record: Record) -> CaptionItem | None:
+    if not (record.short and record.long) or record.short == record.long:
+        return None
+    count = sum(len(record.tags.get(c, [])) for c in TAG_LINE)
+    return CaptionItem(
+        record.id,
+        record.short,
+        record.long,
+        nl_length(record.long),
+        tag_length(count) if count else Length.VERY_SHORT,
+    )
+
+
+def select_items(
+    records: Iterable[Record], limit: int, given: int = DEFAULT_GIVEN
+) -> tuple[list[TagItem], list[CaptionItem]]:
+    """Up to ``limit`` items, half tag items and half caption items (either kind
+    fills in when the other runs out), from a fixed shuffle of the records."""
+    pool = sorted(records, key=lambda r: r.id)
+    random.Random(SELECTION_SEED).shuffle(pool)
+    tags = [i for r in pool if (i := tag_item(r, given)) is not None]
+    captions = [i for r in pool if (i := caption_item(r)) is not None]
+    want_tags = min(len(tags), max(limit - len(captions), (limit + 1) // 2))
+    want_captions = min(len(captions), limit - want_tags)
+    return tags[:want_tags], captions[:want_captions]
+
+
+class Sampler(Protocol):
+    def presample_many(
+        self,
+        requests: Sequence[PresampleRequest],
+        *,
+        on_result: Callable[[int, PresampleResult | Exception], None] | None = None,
+    ) -> Sequence[PresampleResult | Exception]: ...
+
+
+def run_requests(
+    sampler: Sampler,
+    requests: Sequence[PresampleRequest],
+    *,
+    batch_size: int = 8,
+    progress: Callable[[int], None] | None = None,
+) -> list[PresampleResult | Exception]:
+    """Every request, in chunks of ``batch_size``; ``progress(1)`` as each finishes."""
+    results: list[PresampleResult | Exception] = []
+    for start in range(0, len(requests), batch_size):
+        chunk = requests[start : start + batch_size]
+        done = (lambda _i, _r: progress(1)) if progress is not None else None
+        results.extend(sampler.presample_many(chunk, on_result=done))
+    return results
+
+
+def output_tags(result: PresampleResult, categories: Sequence[str] = CONTENT) -> list[str]:
+    return [t for c in categories for t in result.tags.get(c)]
+
+
+def caption_of(result: PresampleResult) -> str:
+    """The long caption a run wrote (its generated caption, else its extended text)."""
+    return result.generated or result.extended
+
+
+@dataclass
+class Outcome:
+    """Every run of one sampler, and the metrics computed from them."""
+
+    name: str
+    seconds: float = 0.0
+    runs: int = 0
+    failures: int = 0
+    metrics: dict[str, float | int | None] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    """Per-run details (item, seed, outputs and per-run numbers) for the plots and
+    ``samples.jsonl``."""
+
+
+def evaluate_sampler(
+    name: str,
+    sampler: Sampler,
+    tag_items: Sequence[TagItem],
+    caption_items: Sequence[CaptionItem],
+    *,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    is_known: Callable[[str], bool],
+    batch_size: int = 8,
+    progress: Callable[[int], None] | None = None,
+    embed: Callable[[Sequence[str]], Any] | None = None,
+) -> Outcome:
+    """Run every item with every seed and compute the metrics (see :func:`tag_metrics`,
+    :func:`caption_metrics`). ``embed`` maps texts to vectors; without it the
+    embedding metrics are ``None``."""
+    outcome = Outcome(name)
+    started = time.perf_counter()
+    tag_requests = [item.request(seed) for item in tag_items for seed in seeds]
+    caption_requests = [item.request(seed) for item in caption_items for seed in seeds]
+    tag_results = run_requests(sampler, tag_requests, batch_size=batch_size, progress=progress)
+    caption_results = run_requests(
+        sampler, caption_requests, batch_size=batch_size, progress=progress
+    )
+    outcome.seconds = time.perf_counter() - started
+    outcome.runs = len(tag_requests) + len(caption_requests)
+    outcome.failures = sum(isinstance(r, Exception) for r in (*tag_results, *caption_results))
+    per_seed = len(seeds)
+    tag_groups = [tag_results[i * per_seed : (i + 1) * per_seed] for i in range(len(tag_items))]
+    caption_groups = [
+        caption_results[i * per_seed : (i + 1) * per_seed] for i in range(len(caption_items))
+    ]
+    tag_numbers, tag_samples = tag_metrics(tag_items, tag_groups, seeds, is_known)
+    caption_numbers, caption_samples = caption_metrics(caption_items, caption_groups, seeds, embed)
+    outcome.metrics = {
+        **tag_numbers,
+        **caption_numbers,
+        "runs": outcome.runs,
+        "failures": outcome.failures,
+        "seconds_per_run": outcome.seconds / outcome.runs if outcome.runs else None,
+    }
+    outcome.samples = tag_samples + caption_samples
+    return outcome
+
+
+def tag_metrics(
+    items: Sequence[TagItem],
+    groups: Sequence[Sequence[PresampleResult | Exception]],
+    seeds: Sequence[int],
+    is_known: Callable[[str], bool],
+) -> tuple[dict[str, float | int | None], list[dict[str, Any]]]:
+    """Tag metrics over every (item, seed) run; failed runs count as misses."""
+    new_total = new_real = kept = given_total = 0
+    recalls: list[float | None] = []
+    hits: list[float] = []
+    ratings: list[float] = []
+    distinct: list[float | None] = []
+    jaccard: list[float | None] = []
+    samples: list[dict[str, Any]] = []
+    for item, results in zip(items, groups, strict=True):
+        given = item.given_tags()
+        outputs: list[frozenset[str]] = []
+        for seed, result in zip(seeds, results, strict=True):
+            if isinstance(result, Exception):
+                recalls.append(0.0)
+                hits.append(0.0)
+                given_total += len(given)
+                samples.append({"kind": "tag", "id": item.id, "seed": seed, "error": str(result)})
+                continue
+            line = output_tags(result, TAG_LINE)
+            everything = output_tags(result)
+            new = m.new_tags(line, given)
+            new_total += len(new)
+            new_real += m.real_tag_count(new, is_known)
+            recall = m.continuation_recall(line, item.held_out)
+            recalls.append(recall)
+            hit = m.tag_length_hit(len(line), item.length)
+            hits.append(float(hit))
+            got, wanted = m.preserved(everything, given)
+            kept += got
+            given_total += wanted
+            respected = m.rating_respected(everything, item.rating, infer_rating)
+            if respected is not None:
+                ratings.append(float(respected))
+            outputs.append(frozenset(m.tag_key(t) for t in new))
+            samples.append({
+                "kind": "tag", "id": item.id, "seed": seed, "length": item.length.value,
+                "rating": item.rating, "given": given, "held_out": item.held_out,
+                "new": new, "tag_count": len(line), "length_hit": hit, "recall": recall,
+            })  # fmt: skip
+        distinct.append(m.distinct_share(outputs) if len(outputs) == len(seeds) else None)
+        jaccard.append(m.mean_pairwise_jaccard(outputs))
+    numbers: dict[str, float | int | None] = {
+        "tag_items": len(items),
+        "real_tag_share": m.share(new_real, new_total),
+        "new_tags_per_run": m.share(new_total, len(recalls)),
+        "tag_recall": m.mean(recalls),
+        "tag_length_hit": m.mean(hits),
+        "input_tags_preserved": m.share(kept, given_total),
+        "rating_respected": m.mean(ratings),
+        "rating_checked_runs": len(ratings),
+        "tag_distinct_share": m.mean(distinct),
+        "tag_jaccard_distance": m.mean(jaccard),
+    }
+    return numbers, samples
+
+
+def caption_metrics(
+    items: Sequence[CaptionItem],
+    groups: Sequence[Sequence[PresampleResult | Exception]],
+    seeds: Sequence[int],
+    embed: Callable[[Sequence[str]], Any] | None,
+) -> tuple[dict[str, float | int | None], list[dict[str, Any]]]:
+    """Caption metrics over every (item, seed) run; failed runs count as misses."""
+    hits: list[float] = []
+    distinct: list[float | None] = []
+    jaccard: list[float | None] = []
+    samples: list[dict[str, Any]] = []
+    written: list[tuple[int, str]] = []  # (item index, caption) of runs that wrote one
+    for index, (item, results) in enumerate(zip(items, groups, strict=True)):
+        texts: list[str] = []
+        for seed, result in zip(seeds, results, strict=True):
+            if isinstance(result, Exception):
+                hits.append(0.0)
+                samples.append({"kind": "caption", "id": item.id, "seed": seed,
+                                "error": str(result)})  # fmt: skip
+                continue
+            caption = caption_of(result)
+            hit = m.nl_length_hit(caption, item.length)
+            hits.append(float(hit))
+            texts.append(caption)
+            if caption:
+                written.append((index, caption))
+            samples.append({
+                "kind": "caption", "id": item.id, "seed": seed, "length": item.length.value,
+                "input": item.short, "reference": item.long, "caption": caption,
+                "sentences": m.sentence_count(caption), "length_hit": hit,
+            })  # fmt: skip
+        distinct.append(m.distinct_share(texts) if len(texts) == len(seeds) else None)
+        jaccard.append(m.mean_pairwise_jaccard([m.words(t) for t in texts]))
+    numbers: dict[str, float | int | None] = {
+        "caption_items": len(items),
+        "nl_length_hit": m.mean(hits),
+        "caption_written": m.share(len(written), len(hits)),
+        "caption_distinct_share": m.mean(distinct),
+        "caption_jaccard_distance": m.mean(jaccard),
+        "caption_similarity": None,
+        "reference_similarity": None,
+        "caption_frechet": None,
+    }
+    if embed is not None and written and items:
+        import numpy as np
+
+        inputs = embed([item.short for item in items])
+        references = embed([item.long for item in items])
+        generated = embed([caption for _, caption in written])
+        rows = np.array([index for index, _ in written])
+        similarity = m.cosine_similarities(generated, inputs[rows])
+        numbers["caption_similarity"] = float(similarity.mean())
+        numbers["reference_similarity"] = float(m.cosine_similarities(references, inputs).mean())
+        if len(written) >= 2 and len(items) >= 2:
+            # Without scipy (the eval extra) it stays unmeasured.
+            with contextlib.suppress(ImportError):
+                numbers["caption_frechet"] = m.frechet_distance(generated, references)
+        by_run = iter(similarity.tolist())
+        for sample in samples:
+            if sample.get("caption"):
+                sample["similarity"] = next(by_run)
+    return numbers, samples
+
+
+def items_summary(tag_items: Sequence[TagItem], caption_items: Sequence[CaptionItem]) -> dict:
+    return {
+        "tag_items": len(tag_items),
+        "caption_items": len(caption_items),
+        "tag_lengths": _count(i.length.value for i in tag_items),
+        "caption_lengths": _count(i.length.value for i in caption_items),
+        "ratings": _count(i.rating for i in tag_items),
+    }
+
+
+def _count(values: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@dataclass
+class EvalConfig:
+    data_dir: Path
+    out_dir: Path
+    limit: int = 200
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    batch_size: int = 8
+    given: int = DEFAULT_GIVEN
+    embeddings: bool = True
+    progress: bool = True
+
+
+def evaluate(
+    config: EvalConfig,
+    open_model: Callable[[], Any] | None,
+    *,
+    log: Callable[[str], None] = lambda _message: None,
+) -> dict[str, Any]:
+    """Evaluate the baseline and (unless ``open_model`` is ``None``) the model it opens;
+    write ``metrics.json``, ``samples.jsonl``, ``report.md`` and the plots to
+    ``config.out_dir``; return what ``metrics.json`` holds."""
+    from ..tagdb import TagDatabase
+    from ..training.records import read_records, split_path
+    from .baseline import PromptDB
+    from .report import write_report
+
+    for split in ("train", "test"):
+        if not split_path(config.data_dir, split).is_file():
+            raise FileNotFoundError(
+                f"{split_path(config.data_dir, split)} not found; run 'presample train prepare'"
+            )
+    # The model loads first, so a missing model fails before the slow work.
+    if open_model is not None:
+        log("loading the model")
+    model = open_model() if open_model is not None else None
+    log("reading the test split")
+    tag_items, caption_items = select_items(
+        read_records(split_path(config.data_dir, "test")), config.limit, config.given
+    )
+    if not tag_items and not caption_items:
+        raise ValueError(f"no usable test records in {config.data_dir}")
+    log("indexing the training prompts for the baseline")
+    baseline = PromptDB(read_records(split_path(config.data_dir, "train")))
+
+    embed = None
+    notes: list[str] = []
+    if config.embeddings and caption_items:
+        from .embeddings import EmbeddingUnavailable, MiniLM
+
+        try:
+            embed = MiniLM().encode
+        except EmbeddingUnavailable as exc:
+            notes.append(f"caption embedding metrics skipped: {exc}")
+
+    samplers: list[tuple[str, Any]] = [("baseline", baseline)]
+    if model is not None:
+        samplers.append(("model", model))
+    runs = (len(tag_items) + len(caption_items)) * len(config.seeds)
+    outcomes: dict[str, Outcome] = {}
+    names: dict[str, str] = {}
+    from tqdm import tqdm
+
+    try:
+        with TagDatabase() as db, tqdm(
+            total=runs * len(samplers), unit="run", disable=not config.progress, file=sys.stderr
+        ) as bar:  # fmt: skip
+            for key, sampler in samplers:
+                bar.set_description(key)
+                source = getattr(sampler, "source", None)
+                names[key] = getattr(source, "name", None) or getattr(sampler, "name", key)
+                outcomes[key] = evaluate_sampler(
+                    key, sampler, tag_items, caption_items,
+                    seeds=config.seeds, is_known=db.is_known, batch_size=config.batch_size,
+                    progress=bar.update, embed=embed,
+                )  # fmt: skip
+    finally:
+        if model is not None and hasattr(model, "close"):
+            model.close()
+
+    result: dict[str, Any] = {
+        "config": {
+            "data_dir": str(config.data_dir),
+            "limit": config.limit,
+            "seeds": list(config.seeds),
+            "given_tags": config.given,
+            "batch_size": config.batch_size,
+        },
+        "items": items_summary(tag_items, caption_items),
+        "samplers": {key: {"name": names[key], **o.metrics} for key, o in outcomes.items()},
+        "notes": notes,
+    }
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    with (out / "samples.jsonl").open("w", encoding="utf-8") as fh:
+        for key, outcome in outcomes.items():
+            for sample in outcome.samples:
+                fh.write(json.dumps({"sampler": key, **sample}, ensure_ascii=False) + "\n")
+    write_report(out, result, {key: o.samples for key, o in outcomes.items()})
+    return result

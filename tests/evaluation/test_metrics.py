@@ -1,0 +1,100 @@
+"""The metric functions on hand-made examples with exact expected values."""
+
+from __future__ import annotations
+
+import pytest
+
+from presample.evaluation import metrics as m
+from presample.training.rating import infer_rating
+
+
+def test_tag_key_and_new_tags() -> None:
+    assert m.tag_key(" Long_Hair ") == "long hair"
+    output = ["1girl", "Long hair", "smile", "smile", "blue_eyes"]
+    assert m.new_tags(output, ["1girl", "long_hair"]) == ["smile", "blue_eyes"]
+    assert m.new_tags([], ["1girl"]) == []
+
+
+def test_real_tag_count_and_share() -> None:
+    assert m.real_tag_count(["a", "b", "junk"], lambda t: t != "junk") == 2
+    assert m.share(3, 4) == 0.75
+    assert m.share(1, 0) is None
+
+
+def test_continuation_recall() -> None:
+    assert m.continuation_recall(["a", "B", "c"], ["b", "d"]) == 0.5
+    assert m.continuation_recall(["a"], ["a", "a"]) == 1.0  # duplicates count once
+    assert m.continuation_recall(["a"], ["x", "y", "z", "w"]) == 0.0
+    assert m.continuation_recall(["a"], []) is None
+
+
+def test_preserved() -> None:
+    assert m.preserved(["a", "b"], ["a", "c"]) == (1, 2)
+    assert m.preserved(["A_b", "c"], ["a b", "c"]) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("count", "length", "hit"),
+    [(5, "very_short", False), (6, "very_short", True), (18, "very_short", True),
+     (19, "very_short", False), (36, "short", True), (37, "short", False),
+     (36, "long", True), (54, "very_long", True), (72, "very_long", True),
+     (73, "very_long", False)],
+)  # fmt: skip
+def test_tag_length_hit(count: int, length: str, hit: bool) -> None:
+    assert m.tag_length_hit(count, length) is hit
+
+
+def test_nl_length_hit() -> None:
+    assert m.sentence_count("One. Two. Three.") == 3
+    assert m.nl_length_hit("One. Two. Three.", "short")  # 2..4
+    assert not m.nl_length_hit("One.", "short")
+    assert m.nl_length_hit("One.", "very_short")  # 1..2
+    assert not m.nl_length_hit("One. Two. Three.", "very_short")
+    assert not m.nl_length_hit("", "very_short")
+    assert m.nl_length_hit(". ".join(["Word"] * 20), "very_long")  # 8.., no maximum
+
+
+def test_rating_respected() -> None:
+    assert m.rating_respected(["1girl", "smile"], "general", infer_rating) is True
+    assert m.rating_respected(["1girl", "nude"], "general", infer_rating) is False
+    assert m.rating_respected(["1girl", "nude"], "safe", infer_rating) is False
+    assert m.rating_respected(["1girl", "bikini"], "sensitive", infer_rating) is True
+    assert m.rating_respected(["1girl", "nude"], "explicit", infer_rating) is None
+
+
+def test_diversity() -> None:
+    assert m.jaccard_distance({"a", "b"}, {"b", "c"}) == pytest.approx(2 / 3)
+    assert m.jaccard_distance(set(), set()) == 0.0
+    assert m.mean_pairwise_jaccard([{"a"}, {"a"}, {"b"}]) == pytest.approx(2 / 3)
+    assert m.mean_pairwise_jaccard([{"a"}]) is None
+    assert m.distinct_share(["x", "x", "y"]) == pytest.approx(2 / 3)
+    assert m.distinct_share([]) is None
+    assert m.words("A cat's hat, a CAT!") == {"a", "cat's", "hat", "cat"}
+
+
+def test_mean_skips_missing_values() -> None:
+    assert m.mean([1.0, None, 0.0]) == 0.5
+    assert m.mean([None]) is None
+
+
+def test_cosine_similarities() -> None:
+    np = pytest.importorskip("numpy")
+    sims = m.cosine_similarities(np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]),
+                                 np.array([[0.0, 1.0], [2.0, 2.0], [1.0, 0.0]]))  # fmt: skip
+    assert sims.tolist() == pytest.approx([0.0, 1.0, 0.0])
+
+
+def test_frechet_distance() -> None:
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("scipy")
+    # 1-D: means 1 and 4, variances 2 and 2: 3^2 + 2 + 2 - 2 * sqrt(2 * 2) = 9.
+    x = np.array([[0.0], [2.0]])
+    y = np.array([[3.0], [5.0]])
+    assert m.frechet_distance(x, y) == pytest.approx(9.0)
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(50, 4))
+    assert m.frechet_distance(z, z) == pytest.approx(0.0, abs=1e-6)
+    # Shifting every vector by d adds |d|^2.
+    assert m.frechet_distance(z, z + np.array([1.0, 2.0, 0.0, 0.0])) == pytest.approx(5.0)
+    with pytest.raises(ValueError):
+        m.frechet_distance(x, np.zeros((2, 3)))

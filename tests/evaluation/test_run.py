@@ -1,0 +1,96 @@
+"""Test items, and the metrics of hand-made runs with exact values."""
+
+from __future__ import annotations
+
+import pytest
+
+from presample.evaluation.run import (
+    CaptionItem,
+    TagItem,
+    caption_item,
+    caption_metrics,
+    select_items,
+    tag_item,
+    tag_metrics,
+)
+from presample.request import PresampleResult, TagSet
+from presample.tipo import Length
+
+from .conftest import caption_records, tag_records
+
+
+def test_tag_items_give_the_first_tags_and_hold_out_the_rest() -> None:
+    record = tag_records(1)[0]
+    item = tag_item(record, given=3)
+    assert item is not None
+    line = record.tags["special"] + record.tags["general"]
+    assert item.given_tags() == line[:3]
+    assert item.held_out == line[3:]
+    assert item.length is Length.VERY_SHORT  # 9 tags
+    request = item.request(7)
+    assert request.seed == 7 and not request.generate_nl
+    assert request.tags.rating == ["general"]
+    assert tag_item(record, given=len(line) - 1) is None  # fewer than 2 held out
+    assert caption_item(record) is None
+
+
+def test_select_items_is_balanced_and_fixed() -> None:
+    records = [*tag_records(10, "t"), *caption_records("c")]
+    tags, captions = select_items(records, limit=6)
+    assert (len(tags), len(captions)) == (3, 3)
+    assert select_items(list(reversed(records)), limit=6) == (tags, captions)
+    tags, captions = select_items(records, limit=12)
+    assert (len(tags), len(captions)) == (8, 4)  # captions run out; tags fill in
+
+
+def test_tag_metrics_exact() -> None:
+    item = TagItem("r", {"special": ["1girl"], "general": ["smile"]}, ["a", "b"], "general",
+                   Length.VERY_SHORT)  # fmt: skip
+    results = [
+        PresampleResult(tags=TagSet(special=["1girl"], general=["smile", "a", "not a tag"])),
+        PresampleResult(tags=TagSet(special=["1girl"], general=["smile", "b", "a"])),
+    ]
+    numbers, samples = tag_metrics([item], [results], (0, 1), lambda t: t != "not a tag")
+    assert numbers["real_tag_share"] == 0.75  # 3 of the 4 new tags
+    assert numbers["tag_recall"] == 0.75  # 1/2 and 2/2
+    assert numbers["tag_length_hit"] == 0.0  # 4 tags, very_short wants 6..18
+    assert numbers["input_tags_preserved"] == 1.0
+    assert numbers["rating_respected"] == 1.0
+    assert numbers["tag_distinct_share"] == 1.0
+    assert numbers["tag_jaccard_distance"] == pytest.approx(2 / 3)
+    assert [s["recall"] for s in samples] == [0.5, 1.0]
+
+
+def test_tag_metrics_count_failures_as_misses() -> None:
+    item = TagItem("r", {"general": ["smile", "hat"]}, ["a", "b"], "general", Length.VERY_SHORT)
+    ok = PresampleResult(tags=TagSet(general=["hat", "a", "b", "c", "d", "e"]))
+    numbers, _ = tag_metrics([item], [[ok, RuntimeError("boom")]], (0, 1), lambda t: True)
+    assert numbers["tag_recall"] == 0.5
+    assert numbers["tag_length_hit"] == 0.5
+    assert numbers["input_tags_preserved"] == 0.25  # hat kept once; smile dropped; a failure
+    assert numbers["tag_distinct_share"] is None  # diversity needs every seed
+
+
+def test_caption_metrics_exact() -> None:
+    np = pytest.importorskip("numpy")
+    item = CaptionItem("c", "a cat", "A cat. On a mat.", Length.VERY_SHORT, Length.VERY_SHORT)
+    results = [
+        PresampleResult(generated="A cat sits. It purrs. Loud."),  # 3 sentences: a miss
+        PresampleResult(extended="A cat sits."),
+    ]
+    vectors = {"a cat": [1.0, 0.0], "A cat. On a mat.": [1.0, 0.0],
+               "A cat sits. It purrs. Loud.": [0.0, 1.0], "A cat sits.": [2.0, 0.0]}  # fmt: skip
+
+    def embed(texts: list[str]):
+        return np.array([vectors[t] for t in texts])
+
+    numbers, samples = caption_metrics([item], [results], (0, 1), embed)
+    assert numbers["nl_length_hit"] == 0.5
+    assert numbers["caption_written"] == 1.0
+    assert numbers["caption_similarity"] == pytest.approx(0.5)
+    assert numbers["reference_similarity"] == pytest.approx(1.0)
+    assert numbers["caption_frechet"] is None  # one item: no covariance
+    assert numbers["caption_distinct_share"] == 1.0
+    assert [s["similarity"] for s in samples] == pytest.approx([0.0, 1.0])
+    without, _ = caption_metrics([item], [results], (0, 1), None)
+    assert without["caption_similarity"] is None and without["nl_length_hit"] == 0.5
