@@ -6,7 +6,6 @@ import contextlib
 import gzip
 import json
 import re
-import time
 from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
@@ -629,20 +628,16 @@ def test_tab_and_newline_are_allowed() -> None:
     assert parse_prompt("1girl,\tsolo\nsmile").tags == ("1girl", "solo", "smile")
 
 
-def test_one_megabyte_prompt_fails_fast() -> None:
+def test_one_megabyte_prompt_fails_clearly() -> None:
     prompt = "masterpiece, " * 80_000 + "("
-    start = time.perf_counter()
     with pytest.raises(PromptSyntaxError, match=r"prompt too long: 1040001 characters"):
         parse_prompt(prompt)
-    assert time.perf_counter() - start < 0.5
 
 
-def test_ten_thousand_tags_fail_fast() -> None:
+def test_ten_thousand_tags_fail_clearly() -> None:
     prompt = ", ".join(f"tag{i}" for i in range(10_000))
-    start = time.perf_counter()
     with pytest.raises(PromptSyntaxError, match=r"too many pieces \(limit 5000") as info:
         parse_prompt(prompt)
-    assert time.perf_counter() - start < 2
     assert info.value.column == prompt.index("tag5000") + 1
     assert len(parse_prompt(prompt, max_pieces=10_000).tags) == 10_000
 
@@ -677,11 +672,10 @@ def test_absurd_weights_are_errors_not_crashes() -> None:
     ],
     ids=lambda p: repr(p[:12]),
 )
-def test_pathological_prompts_are_linear(prompt: str) -> None:
-    start = time.perf_counter()
+def test_pathological_prompts_finish(prompt: str) -> None:
+    # How the time grows with the size is measured by benchmarks/bench_syntax.py.
     with contextlib.suppress(PromptSyntaxError):
         parse_prompt(prompt, max_pieces=1_000_000)
-    assert time.perf_counter() - start < 3
 
 
 def test_not_a_string() -> None:
@@ -814,7 +808,6 @@ def test_real_prompts_parse(shared_data: Path) -> None:
     prompts = _civitai_prompts(shared_data, 2_000)
     errors = 0
     with_text = 0
-    start = time.perf_counter()
     for prompt in prompts:
         try:
             parsed = parse_prompt(prompt)
@@ -829,7 +822,6 @@ def test_real_prompts_parse(shared_data: Path) -> None:
         again = parse_prompt(parsed.render())
         assert again.networks == parsed.networks
         assert len(again.tags) >= len(parsed.tags) - 2
-    assert time.perf_counter() - start < 30
     # About 2% of real prompts have unbalanced brackets; nearly all the rest parse.
     assert errors < len(prompts) * 0.05
     assert with_text > 0
