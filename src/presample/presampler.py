@@ -84,8 +84,19 @@ class Presampler:
         self.backend = loaded or load_backend(
             self.source, backend=backend, device=device, dtype=dtype
         )
+        self._check_layout()
         self.sampling = sampling or (DTG_DEFAULT if self.source.layout == "dtg" else TIPO_DEFAULT)
         self.db = TagDatabase()
+
+    def _check_layout(self) -> None:
+        """A model without the layout's special tokens would read our prompts as noise."""
+        layout = self.source.layout
+        needed = ["<|input_end|>"] if layout == "dtg" else ["<|tag_to_long|>", "<|gen_meta|>"]
+        if not all(self.backend.single_tokens(needed)):
+            raise ModelError(
+                f"{self.source.name} does not speak the {layout.upper()} layout: its "
+                f"tokenizer has no {needed[0]} token (is it a TIPO or DanTagGen model?)"
+            )
 
     def close(self) -> None:
         self.db.close()

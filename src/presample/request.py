@@ -202,6 +202,9 @@ class StepResult(_Model):
     input_tokens: int = 0
     generated_tokens: int = 0
     seconds: float = 0.0
+    reached_target: bool = Field(
+        True, description="False when the retries ran out below the length target."
+    )
 
 
 class PresampleResult(_Model):

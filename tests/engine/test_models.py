@@ -79,3 +79,20 @@ def test_corrupt_files_are_clear(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(ModelError, match="not a model folder"):
         Presampler(str(folder))
+
+
+def test_a_model_without_the_layout_tokens_is_refused(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from presample.training.model import random_model
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.train_from_iterator(["tag: 1girl, long hair"] * 20, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<s>", "</s>"], show_progress=False))  # fmt: skip
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>")
+    tokenizer.save_pretrained(tmp_path)
+    random_model("tiny", len(tokenizer)).save_pretrained(tmp_path)
+    with pytest.raises(ModelError, match="does not speak the TIPO layout"):
+        Presampler(str(tmp_path))

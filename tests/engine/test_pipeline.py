@@ -114,6 +114,7 @@ def test_retries_feed_the_result_back_until_the_minimum(presampler: Presampler) 
     result = presampler(request("1girl", tag_length="very_long", generate_nl=False))
     step = result.steps[0]
     assert step.attempts > 1  # a random tiny model cannot write 54 tags in 24 tokens
+    assert not step.reached_target  # and the result says so
     # The last attempt's input carries what earlier attempts produced.
     assert step.model_input == "target: <|very_long|>\ntag: 1girl"
     assert step.last_input.startswith(step.model_input) and len(step.last_input) > len(

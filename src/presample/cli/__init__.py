@@ -62,6 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TagDatabaseError, ModelError) as exc:
         print(f"presample: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except MemoryError:
+        print(
+            "presample: error: out of memory; try a smaller --batch-size, --dtype int8 "
+            "or a smaller model",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("presample: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -72,6 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: never a bare traceback
         if os.environ.get("PRESAMPLE_DEBUG"):
             raise
+        if "out of memory" in str(exc).lower():  # torch.OutOfMemoryError and kin
+            print(
+                f"presample: error: out of memory ({type(exc).__name__}); try a smaller "
+                "--batch-size, --dtype int8 or a smaller model",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
         print(
             f"presample: internal error: {type(exc).__name__}: {exc} "
             "(set PRESAMPLE_DEBUG=1 for details)",

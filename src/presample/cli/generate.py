@@ -147,5 +147,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(result.prompt)
         seconds = result.timings.get("total_seconds", 0.0)
+        short = [s.task.value for s in result.steps if not s.reached_target]
+        if short:
+            print(
+                f"note: the length target was not reached in: {', '.join(short)}", file=sys.stderr
+            )
         print(f"\n(seed {result.seed}, {seconds:.1f} s, {presampler.source.name})", file=sys.stderr)
     return 0

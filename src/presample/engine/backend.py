@@ -70,6 +70,10 @@ class Backend(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
+    def single_tokens(self, texts: Sequence[str]) -> list[bool]:
+        """Whether each text is one token of the vocabulary (the layout's special tokens)."""
+        ...
+
 
 class ModelError(RuntimeError):
     """A model could not be found, loaded or run; the message says which and why."""

@@ -94,14 +94,19 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
                 rng=rng,
             )
             detail = _attempted(detail, text, generation, attempt)
-            if reached_minimum(draft, step.task, request.tag_length, request.nl_length):
+            reached = reached_minimum(draft, step.task, request.tag_length, request.nl_length)
+            if reached:
                 break
             same = same + 1 if generation.text in seen_outputs else 0
             seen_outputs.add(generation.text)
             attempt += 1
             if attempt > MAX_RETRIES or same >= MAX_SAME_OUTPUTS:
                 break
-        details.append(detail.model_copy(update={"seconds": time.perf_counter() - step_started}))
+        details.append(
+            detail.model_copy(
+                update={"seconds": time.perf_counter() - step_started, "reached_target": reached}
+            )
+        )
         if options.on_step is not None:
             options.on_step(details[-1])
 
@@ -125,6 +130,7 @@ def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
     have = {normalize_key(t) for t in prepared.tags.all_tags()}
     target = DTG_MIN_TAGS[request.tag_length]
     extra: list[str] = []
+    reached = False
     prompt = base
     last_set: frozenset[str] = frozenset()
     same = 0
@@ -139,7 +145,8 @@ def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
             if normalize_key(t) not in have and not bans.tag_banned(t)
         ]  # fmt: skip
         detail = _attempted(detail, prompt, generation, attempt)
-        if len(have) + len(extra) >= target:
+        reached = len(have) + len(extra) >= target
+        if reached:
             break
         same = same + 1 if frozenset(extra) == last_set else 0
         last_set = frozenset(extra)
@@ -157,7 +164,9 @@ def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
         for c in Category
     }
     draft = Draft(tags=merged, extended=draft.extended)
-    detail = detail.model_copy(update={"seconds": time.perf_counter() - started})
+    detail = detail.model_copy(
+        update={"seconds": time.perf_counter() - started, "reached_target": reached}
+    )
     if options.on_step is not None:
         options.on_step(detail)
     return _result(draft, prepared, [detail], options, started)

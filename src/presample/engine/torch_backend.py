@@ -133,6 +133,9 @@ class TorchBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text)["input_ids"])
 
+    def single_tokens(self, texts: Sequence[str]) -> list[bool]:
+        return [len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) == 1 for t in texts]
+
     def generate(
         self, jobs: Sequence[GenerationJob], progress: ProgressCallback | None = None
     ) -> list[Generation]:
