@@ -85,7 +85,8 @@ def test_show_input_from_stdin_with_typed_prompt(
     shown = json.loads(out)
     assert shown["task"] == "short_to_tag"
     assert shown["input"] == (
-        "characters: hatsune miku\nquality: masterpiece\ntarget: <|long|> <|short_to_tag|>\n"
+        "rating: general\ncharacters: hatsune miku\nquality: masterpiece\n"
+        "target: <|long|> <|short_to_tag|>\n"
         "short: a girl singing on a stage at night\ntag: 1girl, long hair"
     )
     assert "lora" not in shown["input"] and "1.2" not in shown["input"]
@@ -214,6 +215,7 @@ def test_show_input_matches_reference_for_every_fixture(
                     "nl_prompt": case["nl_prompt"],
                     "aspect_ratio": ar,
                     "add_quality": case["add_quality"],
+                    "sfw": False,
                 }
             )
         )
@@ -238,7 +240,7 @@ def test_show_input_dtg_matches_reference_for_every_fixture(
         if _is_deviation(case) or ar <= 0.05 or any(db.canonical(t) != t for t in tags):
             continue
         path = tmp_path / "req.json"
-        path.write_text(json.dumps({"tags": case["tag_map"], "aspect_ratio": ar}))
+        path.write_text(json.dumps({"tags": case["tag_map"], "aspect_ratio": ar, "sfw": False}))
         args = ["show-input", str(path), "--format", "dtg", "--length", case["target"] or "long"]
         code, out, err = run(capsys, *args, *([] if case["have_quality"] else ["--no-quality"]))
         assert (code, err) == (0, "")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from .rating import EXPLICIT_PATTERN, SENSITIVE_PATTERN
+
 
 class Category(str, Enum):
     SPECIAL = "special"
@@ -76,4 +78,10 @@ TAG_GROUPS: dict[str, str] = {
     r"necktie|bowtie|ribbon|apron|cape|scarf|belt|collar|sleeves|leotard|bodysuit|"
     r"underwear|bra|panties|armor|costume|robe|cloak|sandals|kneehighs|legwear)\b",
     "background": r"\b(background|scenery|sky|outdoors|indoors|room|city|forest|beach)\b",
+    # What a general or sensitive rating keeps out (see rating.py).
+    "explicit": EXPLICIT_PATTERN,
+    "suggestive": SENSITIVE_PATTERN,
 }
+# Ratings that keep explicit (and, for the first three, suggestive) tags out.
+SAFE_RATINGS = frozenset({"general", "safe", "sfw"})
+NON_EXPLICIT_RATINGS = SAFE_RATINGS | {"sensitive"}

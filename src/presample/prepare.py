@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .categories import Category
-from .request import PresampleRequest, TagSet
+from .categories import NON_EXPLICIT_RATINGS, SAFE_RATINGS, Category
+from .request import BanRule, PresampleRequest, TagSet
 from .syntax import ParsedPrompt, parse_prompt
 from .tagdb import TagDatabase, normalize_key
 from .tipo import Step, build_meta, plan_steps, tag_line
+
+DEFAULT_RATING = "general"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,14 @@ class Prepared:
             nl_length=req.nl_length,
         )
 
+    def rating_bans(self) -> list[BanRule]:
+        """What the requested rating keeps out of the result."""
+        ratings = {t.lower() for t in self.tags.get(Category.RATING)}
+        if not ratings or not ratings <= NON_EXPLICIT_RATINGS:
+            return []
+        groups = ["explicit"] + (["suggestive"] if ratings <= SAFE_RATINGS else [])
+        return [BanRule(kind="group", pattern=g) for g in groups]
+
     def protected(self) -> frozenset[str]:
         """Keys of the user's own tags, which bans never remove."""
         return frozenset(normalize_key(t) for t in self.user_order)
@@ -100,6 +110,11 @@ def prepare(request: PresampleRequest, db: TagDatabase) -> Prepared:
             raw_forms.setdefault(name, piece.raw)
         if piece.segment > 0:
             later.add(name)
+
+    if request.sfw and not model_tags[Category.RATING] and not ignored[Category.RATING]:
+        # Most real prompts in the wild are NSFW-skewed and so are the models:
+        # an unrated request means a general image unless the user says otherwise.
+        model_tags[Category.RATING].append(DEFAULT_RATING)
 
     texts = list(parsed.texts) if parsed else []
     nl = " ".join(part for part in [request.nl_prompt, *texts] if part).strip()

@@ -142,6 +142,12 @@ class PresampleRequest(_Model):
     tag_first: bool = True
     gen_meta: bool = Field(False, description="Let the last step write missing meta lines.")
     add_quality: bool = True
+    sfw: bool = Field(
+        True,
+        description="When no rating tag is given, ask for a general-rated image. A general "
+        "rating keeps explicit and suggestive tags out of the result, a sensitive one explicit "
+        "tags (steered during generation); the user's own tags always stay.",
+    )
     ban: list[BanRule] = Field(default_factory=list, max_length=MAX_BAN_RULES)
     ignored: list[Tag] = Field(
         default_factory=list,

@@ -49,9 +49,7 @@ def test_parse_json_with_tokens(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["region_lines"] == [21, 42, 63, 83]
 
 
-def test_parse_error_is_one_line_exit_1(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_parse_error_is_one_line_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.md"
     bad.write_text(answer("import os"))
     code, out, err = run(capsys, "canvas", "parse", str(bad))

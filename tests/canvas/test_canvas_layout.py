@@ -68,9 +68,7 @@ def test_normalised_box() -> None:
 def test_seed_layout_matches_omost(name: str) -> None:
     ref = REFERENCE["answers"][name]
     canvas = parse_canvas(seed_answer(name))
-    rects = [
-        list(region_box(r.location, r.offset, r.area).as_tuple()) for r in canvas.regions
-    ]
+    rects = [list(region_box(r.location, r.offset, r.area).as_tuple()) for r in canvas.regions]
     assert rects == ref["rects_in_answer_order"]
     assert layer_order(canvas) == ref["layer_order"] == [2, 1, 0, 3]
 

@@ -116,7 +116,7 @@ def test_retries_feed_the_result_back_until_the_minimum(presampler: Presampler) 
     assert step.attempts > 1  # a random tiny model cannot write 54 tags in 24 tokens
     assert not step.reached_target  # and the result says so
     # The last attempt's input carries what earlier attempts produced.
-    assert step.model_input == "target: <|very_long|>\ntag: 1girl"
+    assert step.model_input == "rating: general\ntarget: <|very_long|>\ntag: 1girl"
     assert step.last_input.startswith(step.model_input) and len(step.last_input) > len(
         step.model_input
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from presample.evaluation import metrics as m
-from presample.training.rating import infer_rating
+from presample.rating import infer_rating
 
 
 def test_tag_key_and_new_tags() -> None:

@@ -3,10 +3,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from presample.rating import infer_rating
 from presample.tagdb import TagDatabase
 from presample.training.captions import caption_tags, coarse_summary, first_sentence, sentences
 from presample.training.data import SourceCounts, caption_record, prepare, prompt_record
-from presample.training.rating import infer_rating
 from presample.training.records import SPLITS, Record, read_records, split_of, split_path
 
 

@@ -96,7 +96,7 @@ def rating_respected(
 ) -> bool | None:
     """``None`` when the request allows explicit content; else whether no tag is explicit.
 
-    ``rate`` is :func:`presample.training.rating.infer_rating`, which says
+    ``rate`` is :func:`presample.rating.infer_rating`, which says
     ``explicit`` as soon as one tag is.
     """
     if requested.lower() in EXPLICIT_REQUEST_RATINGS:

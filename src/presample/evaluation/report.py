@@ -127,7 +127,7 @@ def write_report(
         "sentence count within NL_MIN..NL_MAX (no maximum for very_long), of the requested "
         "length (the record's own length class).",
         "- *rating respected*: runs whose request is not explicit-rated with no tag that "
-        "`presample.training.rating` calls explicit "
+        "`presample.rating` calls explicit "
         f"({', '.join(str(s.get('rating_checked_runs', 0)) for s in samplers.values())} runs).",
         "- *diversity*: per item over the seeds, distinct outputs / seeds and the mean pairwise "
         "Jaccard distance of the new tags (captions: of their words); the mean over items.",

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..rating import infer_rating
 from ..request import PresampleRequest, PresampleResult, TagSet
 from ..tipo import Length
-from ..training.rating import infer_rating
 from ..training.records import Record
 from ..training.samples import nl_length, tag_length
 from . import metrics as m

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..categories import Category
+from ..rating import infer_rating
 from ..syntax import PromptSyntaxError, parse_prompt
 from ..tagdb import TagDatabase
 from ..tipo import TAG_MAX, Length
 from .captions import caption_tags, coarse_summary, first_sentence, sentences, tidy
-from .rating import infer_rating
 from .records import SPLITS, Record, split_of, split_path, write_records
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 RATINGS = ("general", "sensitive", "explicit")
 
-_EXPLICIT = re.compile(
+EXPLICIT_PATTERN = (
     r"\b(pussy|penis|penises|vagina|vulva|clitoris|testicles|anus|nipples?|areolae?|"
     r"sex|sex toy|vaginal|anal|oral|fellatio|blowjob|handjob|footjob|paizuri|irrumatio|"
     r"cunnilingus|masturbation|fingering|ejaculation|orgasm|erection|cum|cumdrip|creampie|"
@@ -23,7 +23,7 @@ _EXPLICIT = re.compile(
     r"mosaic censoring|cameltoe|spread pussy|spread anus|exhibitionism|futanari|"
     r"completely nude|nude cover|breasts out|no panties|no bra|bdsm|bondage|lactation)\b"
 )
-_SENSITIVE = re.compile(
+SENSITIVE_PATTERN = (
     r"\b(cleavage|large breasts|huge breasts|gigantic breasts|sideboob|underboob|"
     r"breast press|bikini|micro bikini|swimsuit|one-piece swimsuit|underwear|panties|"
     r"lingerie|bra|thong|garter belt|garter straps|ass|butt crack|thighs|thick thighs|"
@@ -31,6 +31,10 @@ _SENSITIVE = re.compile(
     r"pantyshot|upskirt|spread legs|skindentation|sexy|seductive|sensual|erotic|revealing "
     r"clothes|covering breasts|covering privates|fishnets|naked towel|breast grab|ass grab)\b"
 )
+
+
+_EXPLICIT = re.compile(EXPLICIT_PATTERN)
+_SENSITIVE = re.compile(SENSITIVE_PATTERN)
 
 
 def infer_rating(tags: Iterable[str]) -> str:

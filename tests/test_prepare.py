@@ -1,0 +1,52 @@
+"""From typed prompt to model input: ratings, ignored tags, user syntax kept aside."""
+
+from __future__ import annotations
+
+import pytest
+
+from presample.categories import Category
+from presample.prepare import prepare
+from presample.request import PresampleRequest
+from presample.tagdb import TagDatabase
+
+
+def groups(prompt: str, **kw: object) -> list[str]:
+    with TagDatabase() as db:
+        ready = prepare(PresampleRequest(prompt=prompt, **kw), db)
+    return [rule.pattern for rule in ready.rating_bans()]
+
+
+def test_unrated_requests_are_general_unless_told_otherwise(db: TagDatabase) -> None:
+    ready = prepare(PresampleRequest(prompt="1girl, scenery"), db)
+    assert ready.tags.rating == ["general"]
+    assert "rating: general" in ready.meta().values() or ready.meta()["rating"] == "general"
+    loose = prepare(PresampleRequest(prompt="1girl, scenery", sfw=False), db)
+    assert loose.tags.rating == []
+
+
+@pytest.mark.parametrize(
+    ("prompt", "kw", "expected"),
+    [
+        ("1girl", {}, ["explicit", "suggestive"]),
+        ("1girl, safe", {}, ["explicit", "suggestive"]),
+        ("1girl, sensitive", {}, ["explicit"]),
+        ("1girl, explicit", {}, []),
+        ("1girl, nsfw", {}, []),
+        ("1girl", {"sfw": False}, []),
+    ],
+)
+def test_the_rating_decides_what_is_kept_out(prompt: str, kw: dict, expected: list[str]) -> None:
+    assert groups(prompt, **kw) == expected
+
+
+def test_syntax_and_ignored_tags_stay_aside(db: TagDatabase) -> None:
+    ready = prepare(
+        PresampleRequest(prompt="1girl, (smile:1.2), sks style, BREAK red sky, <lora:x:1>",
+                         ignored=["sks style"]),
+        db,
+    )  # fmt: skip
+    assert ready.tags.get(Category.GENERAL) == ["smile", "red sky"]
+    assert ready.ignored[Category.GENERAL] == ["sks style"]
+    assert ready.raw_forms == {"smile": "(smile:1.2)"}
+    assert ready.later_segments == ("red sky",)
+    assert ready.user_order[:2] == ("1girl", "smile")
