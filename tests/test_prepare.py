@@ -50,3 +50,23 @@ def test_syntax_and_ignored_tags_stay_aside(db: TagDatabase) -> None:
     assert ready.raw_forms == {"smile": "(smile:1.2)"}
     assert ready.later_segments == ("red sky",)
     assert ready.user_order[:2] == ("1girl", "smile")
+
+
+def test_the_users_text_is_never_rewritten() -> None:
+    from presample.bans import BanMatcher
+    from presample.compose import Draft, merge_output
+    from presample.tipo import Length, Task, TipoOutput
+
+    def merged(continuation: str) -> str:
+        draft = Draft(tags={c: [] for c in Category}, extended="a cat sitting on a windowsill")
+        out = TipoOutput(categories={c: [] for c in Category}, generated=continuation)
+        return merge_output(draft, out, Task.LONG_TO_TAG, tag_length=Length.LONG,
+                            nl_length=Length.LONG, bans=BanMatcher([]), protected=frozenset(),
+                            rng=None).extended  # fmt: skip
+
+    assert merged("a cat sitting on a windowsillfully awake. It sleeps.") == (
+        "a cat sitting on a windowsill. It sleeps"
+    )
+    assert merged("a cat sitting on a windowsill in the sun. It sleeps.") == (
+        "a cat sitting on a windowsill in the sun. It sleeps"
+    )

@@ -96,9 +96,13 @@ def merge_output(
     limit = NL_MAX[nl_length]
     have_text = sentences(draft.extended)
     added = [s for s in sentences(extended) if s not in have_text and not bans.text_banned(s)]
-    if have_text and added and have_text[-1] in added[0]:
-        # The model finished the user's last sentence: keep its longer version.
-        have_text[-1] = added.pop(0)
+    if have_text and added and added[0].startswith(have_text[-1]):
+        # The model went on from the user's last sentence. Keep the longer version
+        # only if it continued after a whole word: "windowsill" + "fully ..."
+        # would change what the user wrote, so that continuation is dropped.
+        rest = added.pop(0)[len(have_text[-1]) :]
+        if not rest[:1].isalnum():
+            have_text[-1] += rest
     room = None if limit is None else max(limit - len(have_text), 0)
     new_extended = ". ".join(_unique(have_text + added[:room]))
 
