@@ -1,0 +1,227 @@
+"""Host-independent presampling steps the UI plug-ins call.
+
+A UI gives strings and numbers; these functions turn them into a request, run
+it on a cached model, and write the result back in the forms UIs show (the
+formatted prompt, the user's own prompt formatted the same way, and the
+reference extension's "unformatted" text). A single explicit task (the
+reference's "single operation") runs through the same pipeline as the
+automatic plan, with one planned step.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..categories import Category
+from ..compose import Draft, format_result
+from ..engine.backend import ModelError
+from ..engine.pipeline import RunOptions, tipo_run
+from ..engine.sampling import Sampling
+from ..engine.scheduler import run_all
+from ..formatting import REFERENCE_TEMPLATE_NAMES, Target, escape
+from ..prepare import Prepared, prepare
+from ..request import PresampleRequest, PresampleResult, describe_validation_error
+from ..tagdb import TagDatabase, normalize_key
+from ..tipo import Length, Step, Task
+from .common import ModelCache, model_spec, parse_bans, split_list, using_sampling
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A request and its result: what downstream format nodes need to rewrite it."""
+
+    request: PresampleRequest
+    result: PresampleResult
+
+
+@dataclass(frozen=True)
+class Texts:
+    prompt: str
+    user_prompt: str
+    unformatted_prompt: str
+    unformatted_user_prompt: str
+
+
+def template_value(template: str, custom: str = "") -> str:
+    """A template from a drop-down (ours or the reference's names) or the custom text."""
+    if template == "custom":
+        if not custom.strip():
+            raise ValueError("template is 'custom' but the custom template is empty")
+        return custom
+    return REFERENCE_TEMPLATE_NAMES.get(template, template)
+
+
+def sampling_value(
+    mode: str,
+    *,
+    temperature: float,
+    top_p: float,
+    top_k: int,
+    min_p: float,
+    repetition_penalty: float,
+    max_new_tokens: int = 512,
+) -> Sampling | None:
+    """``None`` for the model family's defaults (what the CLI uses), else the given values."""
+    if mode in ("model default", "default", ""):
+        return None
+    if mode != "custom":
+        raise ValueError(f"sampling must be 'model default' or 'custom', not {mode!r}")
+    return Sampling(
+        temperature=float(temperature),
+        top_p=float(top_p),
+        top_k=int(top_k),
+        min_p=float(min_p),
+        repetition_penalty=float(repetition_penalty),
+        max_new_tokens=int(max_new_tokens),
+    )
+
+
+def build_request(
+    *,
+    prompt: str,
+    nl_prompt: str = "",
+    tag_length: str = "long",
+    nl_length: str = "long",
+    template: str = "both_tag_first",
+    ban: str = "",
+    ignored: str = "",
+    seed: int = -1,
+    width: int | None = None,
+    height: int | None = None,
+    target: str = "a1111",
+    **extra: Any,
+) -> PresampleRequest:
+    """A validated request from UI values; any problem is one ``ValueError`` line."""
+    try:
+        data: dict[str, Any] = {
+            "prompt": prompt or "",
+            "nl_prompt": nl_prompt or "",
+            "tag_length": tag_length.replace(" ", "_"),
+            "nl_length": nl_length.replace(" ", "_"),
+            "template": template,
+            "ban": parse_bans(ban),
+            "ignored": split_list(ignored),
+            "seed": int(seed),
+            "target": target,
+            **extra,
+        }
+        if width and height:
+            data["aspect_ratio"] = int(width) / int(height)
+        return PresampleRequest.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"invalid settings: {describe_validation_error(exc)}") from None
+
+
+def presample(
+    cache: ModelCache,
+    request: PresampleRequest,
+    *,
+    model: str,
+    models_dirs: Sequence[Path] = (),
+    device: str = "auto",
+    dtype: str = "auto",
+    sampling: Sampling | None = None,
+    task: Task | None = None,
+    expand: bool = True,
+) -> Outcome:
+    """Run ``request`` on the cached model (the automatic plan, or one ``task``)."""
+    with cache.lock:
+        presampler = cache.get(
+            model_spec(model, models_dirs), device=device, dtype=dtype, models_dirs=models_dirs
+        )
+        with using_sampling(presampler, sampling):
+            if task is None:
+                result = presampler.presample(request)
+            else:
+                result = _single_task(presampler, request, task, expand)
+    return Outcome(request, result)
+
+
+@dataclass(frozen=True)
+class _OneStep(Prepared):
+    """A prepared request whose plan is one chosen step."""
+
+    step: Step | None = None
+
+    def steps(self) -> list[Step]:
+        assert self.step is not None
+        return [self.step]
+
+
+def _single_task(
+    presampler: Any, request: PresampleRequest, task: Task, expand: bool
+) -> PresampleResult:
+    if presampler.source.layout != "tipo":
+        raise ModelError(
+            f"{presampler.source.name} is a DanTagGen model: it has one task; "
+            "use the presample node"
+        )
+    length = request.tag_length if task.output == "tag" else request.nl_length
+    prepared = prepare(request, presampler.db)
+    one = _OneStep(
+        **{f.name: getattr(prepared, f.name) for f in fields(Prepared)},
+        step=Step(task, Length(length), expand),
+    )
+    seed = request.seed if request.seed >= 0 else secrets.randbelow(2**32)
+    options = RunOptions(
+        sampling=presampler.sampling,
+        seed=seed,
+        model=presampler.source.name,
+        quality=presampler.source.quality,
+    )
+    (result,) = run_all(presampler.backend, [tipo_run(one, presampler.db, options)])
+    if isinstance(result, Exception):
+        raise result
+    assert isinstance(result, PresampleResult)
+    return result
+
+
+def texts(outcome: Outcome, *, template: str | None = None, target: str | None = None) -> Texts:
+    """The outcome written out, optionally in another template or target syntax.
+
+    Re-preparing the request gives back what never went to the model (weights,
+    BREAK, networks, ignored tags), so any template formats losslessly.
+    """
+    updates: dict[str, Any] = {}
+    if template is not None:
+        updates["template"] = template
+    if target is not None:
+        updates["target"] = target
+    try:
+        request = PresampleRequest.model_validate({**outcome.request.model_dump(), **updates})
+    except ValidationError as exc:
+        raise ValueError(f"invalid settings: {describe_validation_error(exc)}") from None
+    result = outcome.result
+    with TagDatabase() as db:
+        prepared = prepare(request, db)
+    draft = Draft(
+        tags={c: list(result.tags.get(c)) for c in Category},
+        extended=result.extended,
+        generated=result.generated,
+    )
+    prompt = format_result(draft, prepared)
+    user_prompt = format_result(Draft.start(prepared), prepared, user_only=True)
+    mine = {normalize_key(t) for t in prepared.user_order}
+    mine |= {normalize_key(t) for tags in prepared.tags.as_dict().values() for t in tags}
+    target_enum = request.target
+    added = [escape(t, target_enum) for t in result.tags.all_tags() if normalize_key(t) not in mine]
+    typed = ", ".join(part for part in (request.prompt,) if part)
+    tag_part = ", ".join(part for part in (typed, ", ".join(added)) if part)
+    text = "\n".join(escape(t, target_enum) for t in (result.extended, result.generated) if t)
+    unformatted = "\n".join(part for part in (tag_part, text) if part)
+    unformatted_user = "\n".join(part for part in (request.prompt, request.nl_prompt) if part)
+    return Texts(prompt, user_prompt, unformatted, unformatted_user)
+
+
+def target_of(value: str) -> Target:
+    try:
+        return Target(value)
+    except ValueError:
+        valid = ", ".join(t.value for t in Target)
+        raise ValueError(f"unknown target {value!r}; valid: {valid}") from None
