@@ -1,0 +1,149 @@
+"""``create_app(settings)``: the FastAPI application, with no module-level state.
+
+Models load once, in the lifespan, and are closed with it; everything a route
+needs hangs off ``app.state.presample`` (``ServerState``). Errors are JSON
+objects with a one-line ``detail`` that names the field at fault.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from .. import __version__
+from ..engine.backend import ModelError
+from ..engine.sampling import Sampling
+from ..presampler import Presampler
+from ..tagdb import TagDatabase
+from .engine import Engine
+from .middleware import AccessLog, ApiKey, BodyLimit
+from .settings import ServerSettings
+from .state import ServerState
+
+log = logging.getLogger("presample.server")
+
+
+def static_dir() -> Path:
+    return Path(str(resources.files("presample.server") / "static"))
+
+
+def load_engines(settings: ServerSettings) -> dict[str, Engine]:
+    """Load every configured model (in this thread: startup blocks until ready)."""
+    engines: dict[str, Engine] = {}
+    for spec in settings.models:
+        presampler = Presampler(
+            spec,
+            backend=settings.backend,
+            device=settings.device,
+            dtype=settings.dtype,
+            models_dirs=settings.models_dirs,
+        )
+        if settings.sampling:
+            try:
+                presampler.sampling = Sampling(
+                    **{**presampler.sampling.to_dict(), **settings.sampling}
+                )
+            except (TypeError, ValueError) as exc:
+                presampler.close()
+                raise ModelError(f"invalid sampling setting: {exc}") from None
+        if presampler.source.name in engines:
+            presampler.close()
+            continue
+        limits = settings.limits
+        engines[presampler.source.name] = Engine(
+            presampler,
+            queue_size=limits.queue_size,
+            window_seconds=limits.batch_window_seconds,
+            max_merged=limits.max_merged,
+        )
+    return engines
+
+
+def _error_line(err: dict) -> str:
+    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+    message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{'.'.join(loc) or 'request'}: {message}"
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from .sessions import SessionStore
+
+        engines = load_engines(settings)
+        state = ServerState(
+            settings=settings,
+            db=TagDatabase(),
+            engines=engines,
+            default_model=next(iter(engines)),
+            sessions=SessionStore(
+                settings.limits.refine_sessions, settings.limits.refine_ttl_seconds
+            ),
+        )
+        for engine in engines.values():
+            engine.start()
+        app.state.presample = state
+        log.info("ready", extra={"event": "ready", "models": list(engines)})
+        try:
+            yield
+        finally:
+            for engine in engines.values():
+                await engine.stop()
+            state.db.close()
+
+    app = FastAPI(
+        title="presample",
+        version=__version__,
+        summary="Text presampling for text-to-image: tags and sentences in, detailed prompts out.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(_error_line(e) for e in exc.errors()) or "invalid request"
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # A dict detail carries a one-line "message" plus structured extras (problems).
+        if isinstance(exc.detail, dict):
+            body = {"detail": exc.detail.get("message", ""), **exc.detail}
+            body.pop("message", None)
+        else:
+            body = {"detail": exc.detail}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    from .api import router as api_router
+    from .canvas_api import router as canvas_router
+
+
+    app.include_router(api_router)
+    app.include_router(canvas_router)
+
+    if settings.serve_page:
+        app.mount("/", StaticFiles(directory=static_dir(), html=True), name="page")
+
+    # Outermost first: log everything, then check the key, then the body size.
+    app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
+    if settings.api_key:
+        app.add_middleware(ApiKey, key=settings.api_key)
+    app.add_middleware(AccessLog)
+    return app
