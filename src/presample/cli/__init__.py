@@ -16,7 +16,7 @@ from .. import __version__
 from ..engine.backend import ModelError
 from ..syntax import PromptSyntaxError
 from ..tagdb import TagDatabaseError
-from . import canvas, evaluate, generate, run, show_input, tags, train
+from . import canvas, evaluate, generate, run, serve, show_input, tags, train
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UserError
 
 DESCRIPTION = """\
@@ -27,7 +27,7 @@ prompt a text-to-image model was trained on, using TIPO / DanTagGen layouts.
   presample run in.jsonl -o out.jsonl presample many, batched and resumable
 """
 
-COMMANDS = (generate, run, show_input, tags, canvas, train, evaluate)
+COMMANDS = (generate, run, show_input, tags, canvas, train, evaluate, serve)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, frozenset[str]]:

@@ -1,0 +1,148 @@
+"""``presample serve``: the HTTP API and the web page, on one loaded model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .common import UserError
+from .model_options import add_model_options, sampling_overrides
+
+DESCRIPTION = """\
+Serve presample over HTTP: a JSON API (presample one or many prompts in shared
+batches, the model input preview, tag lookup, Omost canvases, refine sessions)
+and a web page, from one process that loads the model once.
+
+By default it listens on 127.0.0.1 only. Listening on another interface needs
+--expose and an API key (--api-key or $PRESAMPLE_API_KEY), or an explicit
+--no-auth when something else (a reverse proxy, a private network) guards it.
+"""
+
+EPILOG = """\
+examples:
+  presample serve                                   # http://127.0.0.1:7878/
+  presample serve --model KBlueLeaf/TIPO-200M-ft2 --port 8000
+  presample serve --host 0.0.0.0 --expose --api-key "$(openssl rand -hex 16)"
+see docs/server.md for the endpoints and limits.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..server.settings import DEFAULT_HOST, DEFAULT_PORT
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the JSON API and the web page (http://127.0.0.1:7878/)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    n = p.add_argument_group("network")
+    n.add_argument("--host", default=DEFAULT_HOST, help=f"interface (default {DEFAULT_HOST})")
+    n.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    n.add_argument(
+        "--expose",
+        action="store_true",
+        help="allow a --host other than localhost (others on the network can reach it)",
+    )
+    n.add_argument(
+        "--api-key",
+        default=None,
+        help="require this key in the X-API-Key header of every /api call "
+        "(default: $PRESAMPLE_API_KEY if set)",
+    )
+    n.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="with --expose: serve without an API key (only behind your own access control)",
+    )
+    lim = p.add_argument_group("limits")
+    lim.add_argument("--max-batch", type=int, default=32, help="requests per batch call (32)")
+    lim.add_argument("--queue-size", type=int, default=128, help="waiting requests (128)")
+    lim.add_argument("--timeout", type=float, default=300.0, help="seconds per request (300)")
+    lim.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=20.0,
+        help="how long the first request of a batch waits for others (20)",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_model_options(p)
+    p.set_defaults(handler=run)
+
+
+def settings_from(args: argparse.Namespace):  # -> ServerSettings (imported lazily)
+    from ..server.settings import LOCAL_HOSTS, Limits, ServerSettings
+
+    key = args.api_key or os.environ.get("PRESAMPLE_API_KEY") or None
+    if args.host not in LOCAL_HOSTS:
+        if not args.expose:
+            raise UserError(
+                f"--host {args.host} makes the server reachable from other machines; "
+                "add --expose (and --api-key KEY) if that is what you want"
+            )
+        if key is None and not args.no_auth:
+            raise UserError(
+                "--expose needs an API key (--api-key KEY or $PRESAMPLE_API_KEY), "
+                "or --no-auth to serve without one"
+            )
+    if not 0 < args.port < 65536:
+        raise UserError("--port must be between 1 and 65535")
+    try:
+        limits = Limits(
+            max_batch=args.max_batch,
+            queue_size=args.queue_size,
+            timeout_seconds=args.timeout,
+            batch_window_seconds=args.batch_window_ms / 1000,
+        )
+        return ServerSettings(
+            models=(args.model or "default",),
+            models_dirs=tuple(Path(d) for d in args.models_dir),
+            backend=args.backend,
+            device=args.device,
+            dtype=args.dtype,
+            sampling=sampling_overrides(args),
+            api_key=key,
+        ), limits
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ..server import create_app
+        from ..server.logs import configure
+    except ImportError as exc:
+        raise UserError(
+            f"presample serve needs the server extra: pip install 'presample[server]' ({exc.name})"
+        ) from None
+    from dataclasses import replace
+
+    from ..engine.registry import resolve
+    from .common import EXIT_FAILURE
+
+    settings, limits = settings_from(args)
+    settings = replace(settings, limits=limits)
+    # Name problems (no such model) as one line before anything listens; the
+    # weights themselves load once, in the app's startup.
+    for spec in settings.models:
+        resolve(spec, search=settings.models_dirs)
+    configure(args.log_level)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"presample: serving on http://{host}:{args.port}/ (Ctrl+C to stop)", file=sys.stderr)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+    except SystemExit as exc:  # uvicorn exits this way when startup (model loading) fails
+        return EXIT_FAILURE if exc.code else 0
+    return 0
