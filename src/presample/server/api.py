@@ -9,6 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from .. import __version__
+from ..categories import Category
+from ..compose import Draft, format_result
 from ..dtg import dtg_input
 from ..engine.backend import ModelError
 from ..engine.sampling import Sampling
@@ -22,6 +24,8 @@ from .schemas import (
     BatchCall,
     BatchItem,
     ErrorAnswer,
+    FormatAnswer,
+    FormatCall,
     Health,
     InputAnswer,
     InputCall,
@@ -177,6 +181,31 @@ async def presample_batch(call: BatchCall, request: Request, state: State) -> Ba
         else:
             raise exc
     return BatchAnswer(results=items)
+
+
+@router.post(
+    "/api/format",
+    response_model=FormatAnswer,
+    responses=ERRORS,
+    summary="Write a result again for another target (a1111, comfyui, plain) or template",
+    tags=["presample"],
+)
+async def format_again(call: FormatCall, state: State) -> FormatAnswer:
+    changes: dict[str, object] = {"target": call.target}
+    if call.template is not None:
+        changes["template"] = call.template
+    try:
+        request = PresampleRequest.model_validate({**call.request.model_dump(), **changes})
+        prepared = prepare(request, state.db)
+    except ValueError as exc:  # a bad template or prompt
+        raise HTTPException(422, f"request: {exc}") from None
+    result = call.result
+    draft = Draft(
+        tags={c: list(result.tags.get(c)) for c in Category},
+        extended=result.extended,
+        generated=result.generated,
+    )
+    return FormatAnswer(prompt=format_result(draft, prepared))
 
 
 def _mode(step: Step) -> str:

@@ -63,9 +63,20 @@ async def canvas_parse(call: CanvasCall) -> CanvasAnswer:
     from ..canvas.layout import conditions
 
     parsed = await asyncio.to_thread(_parse, call)
+    canvas = parsed.canvas
     return CanvasAnswer(
         canvas=parsed.canvas.to_dict(),
-        layers=[c.to_dict() for c in conditions(parsed.canvas)],
+        layers=[
+            {
+                **c.to_dict(),
+                "rgb": list(
+                    canvas.regions[c.region].rgb
+                    if c.region is not None
+                    else canvas.global_description.rgb
+                ),
+            }
+            for c in conditions(canvas)
+        ],
         region_lines=list(parsed.region_lines),
         repairs=[r.to_dict() for r in parsed.repairs],
         problems=[p.to_dict() for p in parsed.problems],

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..canvas.parse import MAX_ANSWER_CHARS
 from ..engine.sampling import Sampling
+from ..formatting import Target
 from ..request import PresampleRequest, PresampleResult
 from ..tipo import Length, Task
 from .settings import SCHEMA_MAX_BATCH, SCHEMA_MAX_NEW_TOKENS
@@ -93,6 +94,19 @@ class InputAnswer(_Model):
     input: str
 
 
+class FormatCall(_Model):
+    """Write a result again for another UI (A1111 / ComfyUI escaping) or template."""
+
+    request: PresampleRequest
+    result: PresampleResult
+    target: Target = Target.A1111
+    template: str | None = Field(None, max_length=4000)
+
+
+class FormatAnswer(_Model):
+    prompt: str
+
+
 class TagEntry(_Model):
     name: str
     category: str
@@ -128,7 +142,10 @@ class CanvasMaskCall(CanvasCall):
 
 class CanvasAnswer(_Model):
     canvas: dict[str, Any]
-    layers: list[dict[str, Any]]
+    layers: list[dict[str, Any]] = Field(
+        description="Global first, then regions far to near; box = [top, bottom, left, right] "
+        "on the 90-cell grid; rgb = the colour in the composition."
+    )
     region_lines: list[int]
     repairs: list[dict[str, Any]]
     problems: list[dict[str, Any]]
