@@ -33,10 +33,6 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], headers=()) 
     await send({"type": "http.response.body", "body": data})
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """413 for request bodies over ``limit`` bytes, by header or while streaming."""
 
@@ -61,27 +57,35 @@ class BodyLimit:
                     return
         received = 0
         started = False
+        refused = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused, started
             incoming = await receive()
             if incoming["type"] == "http.request":
                 received += len(incoming.get("body", b""))
                 if received > self.limit:
-                    raise _TooLarge
+                    # Answer now; the app only sees the client leave. (Raising here
+                    # would be caught by FastAPI's body parsing and become a 400.)
+                    if not started:
+                        started = refused = True
+                        await _send_json(send, 413, message)
+                    return {"type": "http.disconnect"}
             return incoming
 
         async def tracking_send(outgoing: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 has been sent; whatever the app says now is moot
             if outgoing["type"] == "http.response.start":
                 started = True
             await send(outgoing)
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _send_json(send, 413, message)
+        except Exception:
+            if not refused:
+                raise
 
 
 class ApiKey:
