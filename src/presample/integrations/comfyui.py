@@ -28,10 +28,17 @@ from ..canvas.exports import GLOBAL_WEIGHT, REGION_WEIGHT, comfyui_conditioning
 from ..canvas.layout import FULL, Condition, composition, resize_nearest_exact
 from ..canvas.model import Canvas, sentence
 from ..canvas.parse import parse_answer
-from ..formatting import TEMPLATES
 from ..request import MAX_SEED
-from ..tipo import Length, Task
-from .common import DEVICES, DTYPES, ModelCache, model_choices
+from ..tipo import Task
+from .common import (
+    DEVICES,
+    DTYPES,
+    LENGTHS,
+    SAMPLING_MODES,
+    TEMPLATE_CHOICES,
+    ModelCache,
+    model_choices,
+)
 from .presampling import (
     Outcome,
     build_request,
@@ -93,10 +100,7 @@ def model_dirs() -> list[Path]:
 
 # --- shared inputs ------------------------------------------------------------------------
 
-LENGTHS = [length.value for length in Length]
-TEMPLATE_CHOICES = [*TEMPLATES, "custom"]
 TARGETS = ["comfyui", "a1111", "plain"]
-SAMPLING_MODES = ["model default", "custom"]
 
 
 def _text(default: str = "", placeholder: str = "") -> tuple[str, dict[str, Any]]:

@@ -24,13 +24,18 @@ from typing import TYPE_CHECKING
 
 from ..engine.registry import CARD_FILE, DEFAULT_MODEL, KNOWN_MODELS, known, resolve
 from ..engine.sampling import Sampling
+from ..formatting import TEMPLATES
 from ..request import BanRule
 from ..syntax import unescape_tag
+from ..tipo import Length
 
 if TYPE_CHECKING:
     from ..presampler import Presampler
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+LENGTHS = [length.value for length in Length]
+TEMPLATE_CHOICES = [*TEMPLATES, "custom"]
+SAMPLING_MODES = ["model default", "custom"]
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 # Characters that only make sense in a pattern; a tag never has them (escaped
 # brackets, as in ``ganyu \(genshin impact\)``, are not among them).

@@ -1,0 +1,69 @@
+"""Installs presample into the WebUI's Python: wheels only, no host package changed.
+
+The WebUI runs this file at start-up. presample and its pure-Python
+dependencies come from the package registry with ``launch.run_pip``. The WebUI
+pins its own stack, so this script never upgrades a package the WebUI already
+has: if the installed pydantic, torch or transformers is older than presample
+needs, it installs nothing and says why in one line (the WebUI keeps working).
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+REQUIREMENT = "presample[torch,gguf,canvas]>=0.1.0"
+# What presample needs from packages the WebUI ships itself (see presample's pyproject).
+HOST_MINIMUMS = {"pydantic": (2, 6), "torch": (2, 2), "transformers": (4, 44)}
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    parts = [0, 0]
+    for i, piece in enumerate(version.split(".")[:2]):
+        digits = ""
+        for ch in piece:  # "2.1.2+cu121", "4.44.0.dev0": the leading digits count
+            if not ch.isdigit():
+                break
+            digits += ch
+        parts[i] = int(digits or 0)
+    return parts[0], parts[1]
+
+
+def plan(installed: dict[str, str | None]) -> tuple[str | None, str]:
+    """What to install given the host's versions: a requirement or ``None``, and why."""
+    if installed.get("presample"):
+        return None, f"presample {installed['presample']} is installed"
+    too_old = [
+        f"{name} {installed[name]} (presample needs >= {'.'.join(map(str, minimum))})"
+        for name, minimum in HOST_MINIMUMS.items()
+        if installed.get(name) and _major_minor(installed[name] or "0") < minimum
+    ]
+    if too_old:
+        return None, (
+            "presample is not installed: this WebUI pins " + ", ".join(too_old)
+            + "; upgrading would break it. Use a WebUI with a newer stack (Forge), "
+            "or see docs/a1111.md"
+        )
+    return REQUIREMENT, "installing presample (wheels only, no compiler)"
+
+
+def main() -> None:
+    installed = {name: _version(name) for name in ("presample", *HOST_MINIMUMS)}
+    requirement, reason = plan(installed)
+    print(f"[presample] {reason}")
+    if requirement is None:
+        return
+    import launch  # the WebUI's own module, present when the WebUI runs this file
+
+    launch.run_pip(f'install "{requirement}" --prefer-binary --only-binary=:all:',
+                   "presample: text presampling")  # fmt: skip
+
+
+if __name__ == "__main__":  # the WebUI runs this file as a script
+    main()

@@ -1,0 +1,157 @@
+"""presample for A1111 / Forge: an always-visible script with its own settings section.
+
+The UI is built here; what a prompt becomes is decided in
+``presample.integrations.a1111`` (tested there without a WebUI).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gradio as gr
+from modules import paths, script_callbacks, scripts, shared
+
+try:
+    from presample.integrations import a1111 as logic
+    from presample.integrations.common import (
+        DEVICES,
+        DTYPES,
+        LENGTHS,
+        SAMPLING_MODES,
+        TEMPLATE_CHOICES,
+        ModelCache,
+        model_choices,
+    )
+except ImportError as exc:  # install.py said why in the console
+    logic = None
+    IMPORT_ERROR = str(exc)
+else:
+    IMPORT_ERROR = ""
+
+SECTION = ("presample", "presample")
+CACHE = ModelCache(max_models=1) if logic is not None else None
+
+
+def _models_dirs() -> list[Path]:
+    extensions_dir = getattr(paths, "extensions_dir", None) or os.path.join(
+        paths.script_path, "extensions"
+    )
+    dirs = logic.model_dirs(paths.models_path, extensions_dir)
+    extra = getattr(shared.opts, "presample_models_dir", "") or ""
+    dirs += [Path(d) for d in extra.split(os.pathsep) if d.strip()]
+    return dirs
+
+
+def _runner() -> logic.Presampling:
+    CACHE.resize(int(getattr(shared.opts, "presample_cache_size", 1) or 1))
+    return logic.Presampling(CACHE, _models_dirs())
+
+
+class PresampleScript(scripts.Script):
+    def __init__(self) -> None:
+        super().__init__()
+        self.prompt_boxes: dict[bool, gr.components.Component] = {}
+        self.on_after_component_elem_id = [
+            ("txt2img_prompt", lambda c: self.prompt_boxes.__setitem__(False, c.component)),
+            ("img2img_prompt", lambda c: self.prompt_boxes.__setitem__(True, c.component)),
+        ]
+
+    def title(self) -> str:
+        return "presample"
+
+    def show(self, is_img2img: bool) -> object:
+        return scripts.AlwaysVisible
+
+    def ui(self, is_img2img: bool) -> list[gr.components.Component]:
+        tab = "img2img" if is_img2img else "txt2img"
+        with gr.Accordion("presample", open=False, elem_id=f"{tab}_presample"):
+            if logic is None:
+                gr.Markdown(f"presample is not available: {IMPORT_ERROR} (see the console)")
+                return []
+            o = logic.ScriptOptions()
+            with gr.Row():
+                enabled = gr.Checkbox(label="Enable", value=o.enabled)
+                timing = gr.Dropdown(label="When", choices=list(logic.TIMINGS), value=o.timing,
+                                     info=" / ".join(f"{k}: {v}" for k, v in
+                                                     logic.TIMINGS.items()))  # fmt: skip
+                seed = gr.Number(label="Presample seed (-1: random)", value=o.seed, precision=0)
+                generate = gr.Button("Generate prompt")
+            with gr.Row():
+                model = gr.Dropdown(label="Model", choices=model_choices(_models_dirs()),
+                                    value=o.model, allow_custom_value=True)  # fmt: skip
+                tag_length = gr.Dropdown(label="Tag length", choices=LENGTHS, value=o.tag_length)
+                nl_length = gr.Dropdown(label="NL length", choices=LENGTHS, value=o.nl_length)
+                template = gr.Dropdown(label="Template", choices=TEMPLATE_CHOICES,
+                                       value=o.template)  # fmt: skip
+            custom_template = gr.Textbox(label="Custom template (template: custom)", lines=2,
+                                         placeholder="<|general|>, <|extended|>.")  # fmt: skip
+            with gr.Row():
+                ban = gr.Textbox(label="Ban tags",
+                                 placeholder="red hair, official.*, category:artist, group:hair")
+                ignored = gr.Textbox(label="Ignored tags (kept away from the model)")
+            nl_prompt = gr.Textbox(label="Natural-language prompt (optional)", lines=2)
+            with gr.Row():
+                sampling = gr.Dropdown(label="Sampling", choices=SAMPLING_MODES, value=o.sampling)
+                temperature = gr.Slider(0.0, 2.0, value=o.temperature, step=0.01,
+                                        label="Temperature")  # fmt: skip
+                top_p = gr.Slider(0.01, 1.0, value=o.top_p, step=0.01, label="Top-p")
+                top_k = gr.Slider(0, 200, value=o.top_k, step=1, label="Top-k")
+                min_p = gr.Slider(0.0, 0.99, value=o.min_p, step=0.01, label="Min-p")
+                repetition_penalty = gr.Slider(0.5, 3.0, value=o.repetition_penalty, step=0.01,
+                                               label="Repetition penalty")  # fmt: skip
+                max_new_tokens = gr.Slider(16, 1024, value=o.max_new_tokens, step=1,
+                                           label="Max new tokens")  # fmt: skip
+            with gr.Row():
+                device = gr.Dropdown(label="Device", choices=list(DEVICES), value=o.device)
+                dtype = gr.Dropdown(label="Precision", choices=list(DTYPES), value=o.dtype)
+                no_formatting = gr.Checkbox(label="No formatting", value=o.no_formatting)
+
+        components = [enabled, timing, seed, model, tag_length, nl_length, template,
+                      custom_template, ban, ignored, nl_prompt, sampling, temperature, top_p,
+                      top_k, min_p, repetition_penalty, max_new_tokens, device, dtype,
+                      no_formatting]  # fmt: skip
+        names = logic.ScriptOptions.names()
+        assert len(components) == len(names)
+
+        prompt_box = self.prompt_boxes.get(is_img2img)
+        if prompt_box is not None:
+            def generate_prompt(prompt: str, *values: object) -> str:
+                options = logic.ScriptOptions.from_args(values)
+                return logic.generate_prompt(prompt, options, _runner().run)
+
+            generate.click(generate_prompt, inputs=[prompt_box, *components],
+                           outputs=[prompt_box])  # fmt: skip
+
+        self.infotext_fields = [
+            (component, lambda d, name=name: logic.ScriptOptions.from_infotext(d).get(name))
+            for component, name in zip(components, names, strict=True)
+        ]
+        if prompt_box is not None:
+            self.infotext_fields.append((prompt_box, logic.pasted_prompt))
+        self.paste_field_names = [logic.INFOTEXT_SEED, logic.INFOTEXT_INPUT,
+                                  logic.INFOTEXT_SETTINGS]  # fmt: skip
+        return components
+
+    def before_process(self, p, *args) -> None:  # type: ignore[no-untyped-def]
+        if logic is not None and args:
+            logic.process_before(p, logic.ScriptOptions.from_args(args), _runner().run)
+
+    def process(self, p, *args) -> None:  # type: ignore[no-untyped-def]
+        if logic is not None and args:
+            logic.process_after(p, logic.ScriptOptions.from_args(args), _runner().run)
+
+
+def on_ui_settings() -> None:
+    folders = shared.OptionInfo(
+        "", "Extra model folders (separated by the path separator)", section=SECTION
+    )
+    shared.opts.add_option("presample_models_dir", folders)
+    size = shared.OptionInfo(
+        1, "Models kept loaded", gr.Slider, {"minimum": 1, "maximum": 4, "step": 1},
+        section=SECTION,
+    )  # fmt: skip
+    shared.opts.add_option("presample_cache_size", size)
+
+
+script_callbacks.on_ui_settings(on_ui_settings)
