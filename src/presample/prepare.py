@@ -9,6 +9,7 @@ reach the model (weights, BREAK, networks, ignored tags) is kept in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .categories import NON_EXPLICIT_RATINGS, SAFE_RATINGS, Category
@@ -18,6 +19,7 @@ from .tagdb import TagDatabase, normalize_key
 from .tipo import Step, build_meta, plan_steps, tag_line
 
 DEFAULT_RATING = "general"
+_CHOICE = re.compile(r"[\[{][^\]}]*[|:][^\]}]*[\]}]")
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,9 @@ def prepare(request: PresampleRequest, db: TagDatabase) -> Prepared:
     for piece, info in zip(pieces, piece_infos, strict=True):
         name = info.name if info else db.canonical(piece.text)
         add(name, info.category if info else Category.GENERAL, normalize_key(piece.text))
-        if piece.weight != 1.0:
+        if piece.weight != 1.0 or _CHOICE.search(piece.raw):
+            # Weighted tags, prompt editing ([a:b:0.5]) and alternations ([a|b], {a|b})
+            # are written back as typed: the model saw only one branch.
             raw_forms.setdefault(name, piece.raw)
         if piece.segment > 0:
             later.add(name)

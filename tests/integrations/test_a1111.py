@@ -25,7 +25,8 @@ pytest.importorskip("torch")
 from presample.integrations import a1111
 from presample.integrations.common import ModelCache
 
-PROMPT = "1girl, (smile:1.2), sks style, scenery BREAK night sky, stars <lora:detail:0.6>"
+PROMPT = ("1girl, (smile:1.2), [forest:beach:0.4], sks style, scenery BREAK night sky, stars "
+          "<lora:detail:0.6>")
 
 
 @dataclass
@@ -146,10 +147,11 @@ def test_weights_break_lora_and_ignored_tags_never_reach_the_model(
     (prompt,) = p.all_prompts
     assert "(smile:1.2)" in prompt and "<lora:detail:0.6>" in prompt
     assert "\nBREAK\n" in prompt and "sks style" in prompt
+    assert "[forest:beach:0.4]" in prompt  # prompt editing written back as typed
     assert prompt.index("BREAK") < prompt.index("night sky")
     assert spy.inputs
     for text in spy.inputs:
-        for secret in ("BREAK", "lora", "detail:0.6", "(smile", "1.2", "sks style"):
+        for secret in ("BREAK", "lora", "detail:0.6", "(smile", "1.2", "sks style", "forest:"):
             assert secret not in text, (secret, text)
         assert "smile" in text  # the tag itself is read, without its weight
 
