@@ -70,6 +70,17 @@ def _text_config(vocab: int, hidden: int, projection: int) -> Any:
     )
 
 
+def _text_encoder(cls: Any, config: Any) -> Any:
+    """A random CLIP text model whose outputs have a non-zero mean, as trained ones do
+    (a fresh final layer norm would centre every token on exactly 0)."""
+    import torch
+
+    model = cls(config).eval()
+    with torch.no_grad():
+        getattr(model, "text_model", model).final_layer_norm.bias.normal_(0.3, 0.5)
+    return model
+
+
 def _vae() -> Any:
     from diffusers import AutoencoderKL
 
@@ -134,7 +145,7 @@ def sd15_pipe(folder: Path) -> Any:
 
     torch.manual_seed(0)
     tokenizer = clip_tokenizer(folder / "tok")
-    encoder = CLIPTextModel(_text_config(len(tokenizer), 16, 16)).eval()
+    encoder = _text_encoder(CLIPTextModel, _text_config(len(tokenizer), 16, 16))
     return StableDiffusionPipeline(
         vae=_vae(),
         text_encoder=encoder,
@@ -155,8 +166,8 @@ def sdxl_pipe(folder: Path) -> Any:
     torch.manual_seed(0)
     tok1 = clip_tokenizer(folder / "tok1")
     tok2 = clip_tokenizer(folder / "tok2", pad="!")
-    enc1 = CLIPTextModel(_text_config(len(tok1), 16, 8)).eval()
-    enc2 = CLIPTextModelWithProjection(_text_config(len(tok2), 16, 8)).eval()
+    enc1 = _text_encoder(CLIPTextModel, _text_config(len(tok1), 16, 8))
+    enc2 = _text_encoder(CLIPTextModelWithProjection, _text_config(len(tok2), 16, 8))
     return StableDiffusionXLPipeline(
         vae=_vae(),
         text_encoder=enc1,

@@ -27,7 +27,14 @@ from .attention import (
     install,
     regional_attention,
 )
-from .long_prompt import TextEmbeddings, encode_long_prompt, encode_text, presample_and_encode
+from .long_prompt import (
+    PromptChunks,
+    TextEmbeddings,
+    encode_long_prompt,
+    encode_text,
+    presample_and_encode,
+    prompt_chunks,
+)
 from .regional import CanvasEmbeddings, encode_canvas, regional_pipeline
 from .text import ClipStack, EncoderMismatch
 
@@ -35,6 +42,7 @@ __all__ = [
     "CanvasEmbeddings",
     "ClipStack",
     "EncoderMismatch",
+    "PromptChunks",
     "RegionalAttentionError",
     "RegionalAttnProcessor",
     "RegionalState",
@@ -45,6 +53,7 @@ __all__ = [
     "encode_text",
     "install",
     "presample_and_encode",
+    "prompt_chunks",
     "regional_attention",
     "regional_pipeline",
 ]

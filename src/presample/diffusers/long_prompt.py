@@ -19,6 +19,7 @@ they are left out and listed in ``TextEmbeddings.networks`` (load LoRAs with
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,9 +51,26 @@ class _Piece:
     ids: tuple[tuple[int, ...], ...]  # per tokenizer
 
 
+# A clause: text up to and including its run of commas / sentence punctuation.
+_CLAUSE = re.compile(r"[^,.;!?]+[,.;!?]*|[,.;!?]+")
+
+
+def _sub_prompts(segment: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """A segment's sub-prompts: each tag, each clause of a sentence, with its comma.
+
+    CLIP's tokenizer splits words from punctuation, so the clauses' tokens
+    concatenated are exactly the segment's tokens.
+    """
+    out = []
+    for index, (text, weight) in enumerate(segment):
+        written = text if index == len(segment) - 1 else f"{text},"
+        out += [(c.strip(), weight) for c in _CLAUSE.findall(written) if c.strip()]
+    return out
+
+
 def _segments(stack: ClipStack, prompt: str) -> tuple[list[list[_Piece]], list[str]]:
     parsed = parse_prompt(prompt)
-    segments: list[list[_Piece]] = [[]]
+    segments: list[list[tuple[str, float]]] = [[]]
     networks: list[str] = []
     for piece in parsed.pieces:
         if piece.kind == "break":
@@ -60,42 +78,56 @@ def _segments(stack: ClipStack, prompt: str) -> tuple[list[list[_Piece]], list[s
         elif piece.kind == "network":
             networks.append(piece.raw)
         elif piece.text.strip():
-            segments[-1].append(_Piece(piece.text, piece.weight, ()))
+            segments[-1].append((piece.text, piece.weight))
     out = []
     for segment in segments:
         pieces = []
-        for i, p in enumerate(segment):
-            # Tags are written back with the comma that separated them.
-            text = p.text if i == len(segment) - 1 else f"{p.text},"
-            ids = tuple(stack.tokenize(text))
-            # A sub-prompt longer than a pass is split into runs: nothing is dropped.
-            for start in range(0, max(len(ids[0]), 1), SUBPROMPT_LIMIT):
-                run = tuple(i[start : start + SUBPROMPT_LIMIT] for i in ids)
-                pieces.append(_Piece(text, p.weight, run))
+        for text, weight in _sub_prompts(segment):
+            ids = stack.tokenize(text)
+            if len(ids[0]) <= SUBPROMPT_LIMIT:
+                pieces.append(_Piece(text, weight, tuple(ids)))
+                continue
+            # A clause longer than a pass is split into runs: nothing is dropped.
+            for at in range(0, len(ids[0]), SUBPROMPT_LIMIT):
+                run = tuple(i[at : at + SUBPROMPT_LIMIT] for i in ids)
+                shown = stack.tokenizers[0].decode(list(run[0]))
+                pieces.append(_Piece(shown, weight, run))
         out.append(pieces)
     return [s for s in out if s] or [[]], networks
 
 
-def _chunks(
-    stack: ClipStack, prompt: str
-) -> tuple[list[list[list[int]]], list[list[float]], list[str], list[str]]:
-    """Per pass: ids per encoder, one weight per token (77), its text; plus the networks."""
+@dataclass(frozen=True)
+class PromptChunks:
+    """A prompt cut into 77-token passes at sub-prompt boundaries."""
+
+    ids: tuple[tuple[tuple[int, ...], ...], ...]
+    """``ids[i][e]``: pass ``i``'s 77 ids for tokenizer ``e`` (bos, tokens, eos, padding)."""
+    weights: tuple[tuple[float, ...], ...]
+    """``weights[i]``: the 77 token weights of pass ``i`` (1.0 for bos, eos and padding)."""
+    texts: tuple[str, ...]
+    """What each pass holds, as text."""
+    networks: tuple[str, ...]
+    """Extra networks found in the prompt (``<lora:x:0.8>``), not encoded."""
+
+
+def prompt_chunks(stack: ClipStack, prompt: str) -> PromptChunks:
+    """Cut ``prompt`` into passes: BREAK segments, then greedy bags of whole sub-prompts."""
     segments, networks = _segments(stack, prompt)
     encoders = len(stack.tokenizers)
-    chunks, weights, texts = [], [], []
+    ids, weights, texts = [], [], []
     for pieces in segments:
         groups = greedy_bags([len(p.ids[0]) for p in pieces], SUBPROMPT_LIMIT) or [[]]
         for group in groups:
-            chunks.append(
-                [
-                    stack.chunk([t for i in group for t in pieces[i].ids[e]], e)
+            ids.append(
+                tuple(
+                    tuple(stack.chunk([t for i in group for t in pieces[i].ids[e]], e))
                     for e in range(encoders)
-                ]
+                )
             )
             w = [1.0] + [pieces[i].weight for i in group for _ in pieces[i].ids[0]]
-            weights.append(w + [1.0] * (CHUNK - len(w)))
+            weights.append(tuple(w + [1.0] * (CHUNK - len(w))))
             texts.append(" ".join(pieces[i].text for i in group))
-    return chunks, weights, texts, networks
+    return PromptChunks(tuple(ids), tuple(weights), tuple(texts), tuple(networks))
 
 
 def _emphasis(embeds: torch.Tensor, weights: Sequence[Sequence[float]]) -> torch.Tensor:
@@ -107,7 +139,9 @@ def _emphasis(embeds: torch.Tensor, weights: Sequence[Sequence[float]]) -> torch
     before = z.float().mean(dim=(1, 2), keepdim=True)
     z = z * w
     after = z.float().mean(dim=(1, 2), keepdim=True)
-    z = z * (before / after).to(z.dtype)
+    # A pass whose weighted mean is 0 cannot be rescaled; leave it as weighted.
+    ratio = torch.where(after == 0, torch.ones_like(after), before / after)
+    z = z * ratio.to(z.dtype)
     return z.reshape(embeds.shape)
 
 
@@ -116,13 +150,13 @@ def encode_text(stack: ClipStack, prompt: str, *, zero: bool = False) -> TextEmb
 
     ``zero``: the text is encoded as zeros (SDXL's ``force_zeros_for_empty_prompt``).
     """
-    chunks, weights, texts, networks = _chunks(stack, prompt)
-    embeds, pooled = stack.encode(chunks)
-    embeds = _emphasis(embeds, weights)
+    chunks = prompt_chunks(stack, prompt)
+    embeds, pooled = stack.encode(chunks.ids)
+    embeds = _emphasis(embeds, chunks.weights)
     if zero:
         embeds = torch.zeros_like(embeds)
         pooled = None if pooled is None else torch.zeros_like(pooled)
-    return TextEmbeddings(embeds, pooled, len(chunks), tuple(texts), tuple(networks))
+    return TextEmbeddings(embeds, pooled, len(chunks.ids), chunks.texts, chunks.networks)
 
 
 def extend(

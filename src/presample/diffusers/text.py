@@ -126,9 +126,9 @@ class ClipStack:
                     pooled = first[:1]
             elif self.clip_skip:
                 # diffusers' SD encode_prompt: an earlier layer, through the final layer norm.
-                hidden = encoder.text_model.final_layer_norm(
-                    out.hidden_states[-(self.clip_skip + 1)]
-                )
+                # transformers 5 flattened CLIPTextModel (no ``text_model``); 4 nests it.
+                norm = getattr(encoder, "text_model", encoder).final_layer_norm
+                hidden = norm(out.hidden_states[-(self.clip_skip + 1)])
             else:
                 hidden = out.last_hidden_state
             per_encoder.append(hidden.reshape(1, -1, hidden.shape[-1]))
