@@ -196,3 +196,30 @@ def test_bad_settings_are_one_line_errors(comfy_models: Path) -> None:
         node.execute(**node_inputs(tags="1girl", model="tiny", ban_tags="category:nope"))
     with pytest.raises(ValueError, match="custom template is empty"):
         node.execute(**node_inputs(tags="1girl", model="tiny", template="custom"))
+
+
+def test_folder_imports_in_a_fresh_process_without_loading_torch(tmp_path: Path) -> None:
+    """A new interpreter, as a ComfyUI start: the mappings import, torch is not touched."""
+    import os
+    import subprocess
+
+    code = f"""
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location(
+    "presample_nodes", {str(COMFY_FOLDER / "__init__.py")!r},
+    submodule_search_locations=[{str(COMFY_FOLDER)!r}])
+module = importlib.util.module_from_spec(spec)
+sys.modules["presample_nodes"] = module
+spec.loader.exec_module(module)
+inputs = module.NODE_CLASS_MAPPINGS["Presample"].INPUT_TYPES()
+print(json.dumps({{"nodes": sorted(module.NODE_CLASS_MAPPINGS),
+                  "torch": "torch" in sys.modules,
+                  "models": inputs["required"]["model"][0][:1]}}))
+"""
+    env = {**os.environ, "PRESAMPLE_COMFYUI_MODELS_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert "Presample" in report["nodes"] and len(report["nodes"]) == len(comfyui.NODES)
+    assert report["torch"] is False and report["models"] == ["default"]
