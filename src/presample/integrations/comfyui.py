@@ -55,7 +55,15 @@ REFERENCE_FOLDER = "kgen"
 RESULT = "PRESAMPLE_RESULT"
 CANVAS = "PRESAMPLE_CANVAS"
 
-CACHE = ModelCache(max_models=max(1, int(os.environ.get("PRESAMPLE_CACHE_SIZE", "1") or 1)))
+
+def _cache_size() -> int:
+    try:
+        return max(1, int(os.environ.get("PRESAMPLE_CACHE_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+CACHE = ModelCache(max_models=_cache_size())
 """The node module's models: one ComfyUI process, one cache of explicit size."""
 
 
