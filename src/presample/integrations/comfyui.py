@@ -28,7 +28,6 @@ from ..canvas.exports import GLOBAL_WEIGHT, REGION_WEIGHT, comfyui_conditioning
 from ..canvas.layout import FULL, Condition, composition, resize_nearest_exact
 from ..canvas.model import Canvas, sentence
 from ..canvas.parse import parse_answer
-from ..request import MAX_SEED
 from ..tipo import Task
 from .common import (
     DEVICES,
@@ -156,10 +155,12 @@ def _tail_inputs() -> dict[str, Any]:
     }
 
 
+JS_SAFE_SEED = 2**53 - 1
+"""The largest seed a browser keeps exact: the front end stores widget values as doubles."""
 SEED_OPTIONS: dict[str, Any] = {
     "default": 0,
     "min": -1,
-    "max": MAX_SEED,
+    "max": JS_SAFE_SEED,
     "control_after_generate": True,
     "tooltip": "-1 draws a new seed every run (and always re-runs the node)",
 }
