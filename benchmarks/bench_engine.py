@@ -30,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from presample.engine import invariant  # noqa: E402
 from presample.engine.backend import GenerationJob  # noqa: E402
 from presample.engine.int8 import quantize_int8  # noqa: E402
 from presample.engine.sampling import Sampling  # noqa: E402
@@ -103,7 +104,12 @@ def main() -> int:
     parser.add_argument("--shape", default="tipo-200m")
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--batches", default="1,8,32")
-    parser.add_argument("--dtypes", default="float32,bfloat16,int8")
+    parser.add_argument(
+        "--dtypes",
+        default="float32,bfloat16,bfloat16-invariant,int8",
+        help="bfloat16 is stock PyTorch; bfloat16-invariant is our CPU default "
+        "(packed oneDNN linears + row-wise attention, engine/invariant.py)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="median of this many runs")
     parser.add_argument("--kgen-path", help="folder where tipo-kgen 0.3.1 is importable")
     parser.add_argument("--kgen-prompts", type=int, default=2)
@@ -120,10 +126,14 @@ def main() -> int:
     print(f"read bandwidth: {bandwidth / 1e9:.1f} GB/s")
     rows = []
     base_b1: dict[str, float] = {}
-    bytes_per_param = {"float32": 4, "bfloat16": 2, "float16": 2, "int8": 1}
+    bytes_per_param = {
+        "float32": 4, "bfloat16": 2, "bfloat16-invariant": 2, "float16": 2, "int8": 1
+    }  # fmt: skip
     for dtype_name in args.dtypes.split(","):
         if dtype_name == "int8":
             m = quantize_int8(copy.deepcopy(model))
+        elif dtype_name == "bfloat16-invariant":
+            m = invariant.make_invariant(copy.deepcopy(model))
         else:
             m = copy.deepcopy(model).to(getattr(torch, dtype_name))
         ceiling = bandwidth / (params * bytes_per_param[dtype_name])
@@ -134,7 +144,7 @@ def main() -> int:
             if batch == 1:
                 base_b1[dtype_name] = batch / seconds
             print(
-                f"ours {dtype_name:<9} batch {batch:>3}: {tokens_s:7.1f} tokens/s, "
+                f"ours {dtype_name:<18} batch {batch:>3}: {tokens_s:7.1f} tokens/s, "
                 f"{batch / seconds:6.3f} prompts/s"
                 + (
                     f", {tokens_s / ceiling:5.0%} of the {ceiling:.0f} tokens/s ceiling"

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from . import int8
+from . import int8, invariant
 from .backend import (
     BackendInfo,
     Generation,
@@ -54,11 +54,14 @@ DTYPE_NAMES = ("auto", *DTYPES, "int8")
 def pick_dtype(dtype: str, device: str) -> str:
     """The precision to run in; ``auto`` is what benchmarks/bench_engine.py found fastest."""
     if dtype == "auto":
-        # float32 on the CPU: its matrix kernels give each row the same result
-        # whatever the batch, so a seed reproduces in any batch (tested). bf16
-        # and int8 are faster (README) but their kernels change with the batch
-        # size, so outputs can differ between a prompt alone and in a batch.
-        return "float32" if device == "cpu" else "float16"
+        # bfloat16 on a CPU with oneDNN bf16 kernels: run batch-invariant
+        # (engine/invariant.py), so a seed reproduces in any batch, and fastest
+        # batched (README). Elsewhere on the CPU float32, whose kernels can move
+        # a row's logits in the last bits with the batch size (a sampled token
+        # flips about once in a million draws).
+        if device == "cpu":
+            return "bfloat16" if invariant.supported() else "float32"
+        return "float16"
     if dtype not in DTYPE_NAMES:
         raise ModelError(f"unknown dtype {dtype!r}; use {', '.join(DTYPE_NAMES)}")
     if dtype == "int8" and device != "cpu":
@@ -124,6 +127,8 @@ class TorchBackend:
         model = model.to(device)
         if precision == "int8":
             model = int8.quantize_int8(model)
+        elif precision == "bfloat16" and device == "cpu" and invariant.supported():
+            model = invariant.make_invariant(model)
         backend = cls(model, tokenizer, name=name or str(source))
         backend.info.dtype = precision
         return backend
@@ -180,6 +185,10 @@ class TorchBackend:
             mask[row, width - len(ids) :] = 1
         input_ids, mask = input_ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        # Row-wise attention (engine/invariant.py) needs each row's left padding.
+        rowwise = invariant.is_rowwise(self.model)
+        starts = [width - len(ids) for ids in prompts]
+        extra: dict[str, Any] = {"row_starts": starts} if rowwise else {}
 
         generators = [torch.Generator().manual_seed(job.seed % 2**63) for job in jobs]
         history = [list(ids) for ids in prompts]  # prompt + generated, for penalties
@@ -196,6 +205,7 @@ class TorchBackend:
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
+            **extra,
         )
         while True:
             logits = out.logits[:, -1, :].float().cpu()
@@ -229,6 +239,8 @@ class TorchBackend:
                 cache.batch_select_indices(index)
                 mask = mask.index_select(0, index)
                 active = [active[s] for s in keep]
+                if rowwise:
+                    extra["row_starts"] = [starts[row] for row in active]
             next_ids = torch.tensor(
                 [[generated[row][-1]] for row in active], dtype=torch.long, device=self.device
             )
@@ -240,6 +252,7 @@ class TorchBackend:
                 position_ids=positions,
                 past_key_values=cache,
                 use_cache=True,
+                **extra,
             )
 
         return [
