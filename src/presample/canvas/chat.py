@@ -23,7 +23,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from .code import canvas_answer
@@ -454,6 +454,8 @@ class ChatTurn:
     """``length`` when the model ran out of tokens (the answer is truncated)."""
     fixed: bool = False
     """The model was asked once to fix an unreadable answer, and this is its second answer."""
+    fix_error: str | None = None
+    """Asking for a fix failed (the model could not be reached, the context was full)."""
 
     @property
     def canvas(self) -> Canvas | None:
@@ -481,6 +483,8 @@ class ChatTurn:
         if self.finish == "length":
             lines.append("the answer was cut off at the token limit")
         lines += [f"problem: {p}" for p in self.problems]
+        if self.fix_error:
+            lines.append(f"asking the model to fix it failed: {self.fix_error}")
         return "\n".join(lines)
 
 
@@ -541,12 +545,19 @@ class CanvasChat:
                 {"role": "assistant", "content": completion.text},
                 _user(FIX_REQUEST.format(problems=problems)),
             ]
-            second = self.model.complete(retry, self.settings, on_text=on_text, cancel=cancel)
-            parsed2, error2 = read_answer(second.text, lenient=self.lenient)
-            fixed = ChatTurn(second.text, parsed2, error2, second.finish, fixed=True)
-            # Keep the better of the two: a canvas beats none, fewer problems beat more.
-            if _score(fixed) >= _score(turn):
-                turn = fixed
+            try:
+                second = self.model.complete(retry, self.settings, on_text=on_text, cancel=cancel)
+            except ChatCancelled:
+                raise
+            except ChatError as exc:
+                # The first answer still stands; say why it could not be fixed.
+                turn = replace(turn, fix_error=str(exc))
+            else:
+                parsed2, error2 = read_answer(second.text, lenient=self.lenient)
+                fixed = ChatTurn(second.text, parsed2, error2, second.finish, fixed=True)
+                # Keep the better of the two: a canvas beats none, fewer problems beat more.
+                if _score(fixed) >= _score(turn):
+                    turn = fixed
         self.history += [_user(message), {"role": "assistant", "content": turn.answer}]
         return turn
 
