@@ -26,7 +26,9 @@ function status(text, error = false) {
   node.classList.toggle("error", error);
 }
 
-class ApiError extends Error {}
+class ApiError extends Error {
+  constructor(message, body) { super(message); this.body = body; }
+}
 
 async function api(path, body, { method = body === undefined ? "GET" : "POST", raw = false } = {}) {
   const headers = {};
@@ -40,8 +42,9 @@ async function api(path, body, { method = body === undefined ? "GET" : "POST", r
   }
   if (!response.ok) {
     let detail = `${response.status} ${response.statusText}`;
-    try { detail = (await response.json()).detail || detail; } catch { /* not JSON */ }
-    throw new ApiError(detail);
+    let answer = null;
+    try { answer = await response.json(); detail = answer.detail || detail; } catch { /* not JSON */ }
+    throw new ApiError(detail, answer);
   }
   if (raw) return response;
   return response.status === 204 ? null : response.json();
@@ -287,7 +290,17 @@ function more() {
 async function drawCanvas() {
   const answer = $("canvas-answer").value;
   const lenient = $("canvas-lenient").checked;
-  const parsed = await api("/api/canvas/parse", { answer, lenient });
+  let parsed;
+  try {
+    parsed = await api("/api/canvas/parse", { answer, lenient });
+  } catch (error) {
+    // A refused answer lists every problem with its line, not just the first.
+    const problems = error.body?.problems || [];
+    $("canvas-out").hidden = problems.length === 0;
+    $("canvas-problems").replaceChildren(...problems.map((p) =>
+      el("li", { textContent: `${p.line ? `line ${p.line}: ` : ""}${p.message}` })));
+    throw error;
+  }
   const response = await api("/api/canvas/composition", { answer, lenient, width: 720, height: 720, labels: false }, { raw: true });
   const image = $("canvas-image");
   if (image.src.startsWith("blob:")) URL.revokeObjectURL(image.src);

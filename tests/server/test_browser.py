@@ -1,0 +1,135 @@
+"""The web page in a real headless browser (Debian's chromium driven by Playwright).
+
+Screenshots go to ``artifacts/browser/`` (or ``$PRESAMPLE_ARTIFACTS``) as test artefacts.
+Playwright's own browser download is never used: it cannot reach the network here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from presample.server import ServerSettings
+
+from .conftest import dragon_answer, live_server
+
+CHROMIUM = Path(os.environ.get("PRESAMPLE_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = Path(
+    os.environ.get("PRESAMPLE_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts")
+)
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+if not CHROMIUM.is_file():
+    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def page_url(settings: ServerSettings) -> Iterator[str]:
+    with live_server(settings) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, page_url: str):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    # The browser logs every 4xx response; refusing bad input is the page's job, not an error.
+    expected = "the server responded with a status of 4"
+    page.goto(page_url)
+    page.wait_for_function("document.getElementById('model').options.length > 0")
+    yield page
+    context.close()
+    errors = [e for e in errors if expected not in e]
+    assert errors == [], f"errors in the page: {errors}"
+
+
+def shoot(page, name: str) -> Path:
+    folder = ARTIFACTS / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_presample_from_the_page_shows_coloured_tags_and_history(page) -> None:
+    page.get_by_label("Tags and/or a sentence").fill("1girl, hatsune miku, scenery")
+    page.select_option("#tag_length", "very_short")
+    page.select_option("#nl_length", "very_short")
+    page.get_by_label("Seed").first.fill("7")
+    page.get_by_label("Tags and/or a sentence").press("Control+Enter")
+    page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+    prompt = page.inner_text("#result-prompt")
+    assert "hatsune miku" in prompt
+    assert "seed 7" in page.inner_text("#result-meta")
+    miku = page.locator(".tag", has_text="hatsune miku").first
+    assert miku.get_attribute("title").startswith("characters")
+    colour = miku.evaluate("node => getComputedStyle(node).color")
+    general = page.locator(".tag", has_text="scenery").first.evaluate(
+        "node => getComputedStyle(node).color"
+    )
+    assert colour != general, "categories have their own colours"
+    assert page.locator("#history li").count() == 1
+    shoot(page, "presample")
+
+    # Reloading keeps the history; clicking it shows the result again.
+    page.reload()
+    page.wait_for_function("document.getElementById('model').options.length > 0")
+    page.locator("#history button").first.click()
+    assert page.inner_text("#result-prompt") == prompt
+
+
+def test_phone_width_has_no_horizontal_scroll(browser, page_url: str) -> None:
+    context = browser.new_context(viewport={"width": 375, "height": 740})
+    page = context.new_page()
+    page.goto(page_url)
+    page.wait_for_function("document.getElementById('model').options.length > 0")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    shoot(page, "phone")
+    context.close()
+    assert width <= 375
+
+
+def test_canvas_view_draws_labelled_regions_over_the_composition(page) -> None:
+    page.get_by_role("tab", name="Canvas").click()
+    page.get_by_label("An Omost answer", exact=False).fill(dragon_answer())
+    page.get_by_role("button", name="Draw").click()
+    page.wait_for_selector("#canvas-out:not([hidden])", timeout=60_000)
+    page.wait_for_function(
+        "document.getElementById('canvas-image').complete && "
+        "document.getElementById('canvas-image').naturalWidth > 0"
+    )
+    boxes = page.locator("#canvas-stage .box")
+    assert boxes.count() == page.locator("#canvas-regions li").count() > 0
+    assert boxes.first.inner_text().startswith("1. ")
+    shoot(page, "canvas")
+
+
+def test_errors_are_shown_as_one_line(page) -> None:
+    page.get_by_role("tab", name="Canvas").click()
+    page.get_by_label("An Omost answer", exact=False).fill("```python\nimport os\n```")
+    page.get_by_label("Salvage what is valid").uncheck()
+    page.get_by_role("button", name="Draw").click()
+    page.wait_for_selector(".status.error")
+    assert page.inner_text("#status").startswith("answer: ")
+    assert "\n" not in page.inner_text("#status")
+    problems = page.locator("#canvas-problems li").all_inner_texts()
+    assert any("import" in p for p in problems), problems
