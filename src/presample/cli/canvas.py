@@ -1,4 +1,4 @@
-"""``presample canvas``: read Omost answers, show their layout, write region masks and exports."""
+"""``presample canvas``: read Omost answers, show their layout, write masks and exports, chat."""
 
 from __future__ import annotations
 
@@ -105,6 +105,62 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     export.set_defaults(handler=run_export)
 
+    chat = csub.add_parser(
+        "chat",
+        help="ask an LLM for a canvas (OpenAI-compatible endpoint or local model)",
+        description="Send MESSAGE with Omost's system prompt to a model and read its answer "
+        "as a canvas, without running it. The model is an OpenAI-compatible server "
+        "(--endpoint: llama.cpp server, vLLM, Ollama ...) or a local transformers model "
+        "(--local). With --session FILE the conversation is kept, so the next message "
+        "edits the canvas. Exit status 1 when the model fails or no canvas can be read.",
+        epilog='example: presample canvas chat "a cat on a sofa" --endpoint '
+        "http://localhost:8080 --session cat.json -o answer.md",
+    )
+    chat.add_argument("message", help="what to draw, or how to change the last canvas")
+    where = chat.add_mutually_exclusive_group(required=True)
+    where.add_argument("--endpoint", metavar="URL", help="OpenAI-compatible server base URL")
+    where.add_argument(
+        "--local", metavar="MODEL", help="a transformers model folder or Hugging Face id"
+    )
+    chat.add_argument("--model", default="omost", help="model name sent to the endpoint")
+    chat.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        metavar="VAR",
+        help="environment variable holding the API key (default OPENAI_API_KEY)",
+    )
+    chat.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
+    chat.add_argument(
+        "--stream", action="store_true", help="show the answer on stderr as it arrives"
+    )
+    chat.add_argument("--device", default="auto", help="--local only: cpu, cuda, mps, auto")
+    chat.add_argument("--dtype", default="auto", help="--local only: float32, bfloat16 ...")
+    chat.add_argument(
+        "--session",
+        metavar="FILE",
+        help="JSON file with the conversation: read if it exists, written after the turn",
+    )
+    chat.add_argument(
+        "--system",
+        choices=("omost", "generic"),
+        default="omost",
+        help="omost: the Omost models' own prompt (default); generic: with rules and a "
+        "worked example, for instruct models not trained on Omost",
+    )
+    chat.add_argument("--temperature", type=float, default=0.6, help="0 = greedy (default 0.6)")
+    chat.add_argument("--top-p", type=float, default=0.9, help="default 0.9")
+    chat.add_argument("--max-tokens", type=int, default=4096, help="default 4096")
+    chat.add_argument("--seed", type=int, default=12345, help="default 12345")
+    chat.add_argument(
+        "--strict", action="store_true", help="no salvaging: any problem means no canvas"
+    )
+    chat.add_argument(
+        "--fix", action="store_true", help="ask the model once to fix an unreadable answer"
+    )
+    chat.add_argument("--json", action="store_true", help="one JSON document")
+    chat.add_argument("-o", "--output", metavar="FILE", help="write the raw answer here")
+    chat.set_defaults(handler=run_chat)
+
 
 def _answer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("answer", help="the LLM answer (Markdown with a ```python block), - for stdin")
@@ -150,31 +206,18 @@ def _needs_extra(exc: ImportError) -> int:
     return EXIT_FAILURE
 
 
-def run_parse(args: argparse.Namespace) -> int:
-    from ..canvas.layout import conditions
+def _parse_doc(parsed: ParsedAnswer, layers: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "canvas": parsed.canvas.to_dict(),
+        "layers": layers,
+        "region_lines": list(parsed.region_lines),
+        "repairs": [r.to_dict() for r in parsed.repairs],
+        "problems": [p.to_dict() for p in parsed.problems],
+    }
 
-    parsed = _load(args)
-    if parsed is None:
-        return EXIT_FAILURE
+
+def _print_summary(parsed: ParsedAnswer, layers: list[dict[str, Any]]) -> None:
     canvas = parsed.canvas
-    layers: list[dict[str, Any]] = [c.to_dict() for c in conditions(canvas)]
-    if args.tokens:
-        from ..canvas.tokens import MissingTokenizer, bag_canvas
-
-        try:
-            layers = [e.to_dict() for e in bag_canvas(canvas)]
-        except MissingTokenizer as exc:
-            return _needs_extra(exc)
-    if args.json:
-        doc = {
-            "canvas": canvas.to_dict(),
-            "layers": layers,
-            "region_lines": list(parsed.region_lines),
-            "repairs": [r.to_dict() for r in parsed.repairs],
-            "problems": [p.to_dict() for p in parsed.problems],
-        }
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
-        return 0
     g = canvas.global_description
     print(f"canvas: {len(canvas.regions)} region(s), code from answer line {parsed.code_line}")
     print(f"global: {g.description}  [{g.color}]")
@@ -199,6 +242,27 @@ def run_parse(args: argparse.Namespace) -> int:
             print(f"     {len(layer['bags'])} CLIP bag(s) of {sizes} tokens")
     for repair in parsed.repairs:
         print(f"repaired: {repair}")
+
+
+def run_parse(args: argparse.Namespace) -> int:
+    from ..canvas.layout import conditions
+
+    parsed = _load(args)
+    if parsed is None:
+        return EXIT_FAILURE
+    canvas = parsed.canvas
+    layers: list[dict[str, Any]] = [c.to_dict() for c in conditions(canvas)]
+    if args.tokens:
+        from ..canvas.tokens import MissingTokenizer, bag_canvas
+
+        try:
+            layers = [e.to_dict() for e in bag_canvas(canvas)]
+        except MissingTokenizer as exc:
+            return _needs_extra(exc)
+    if args.json:
+        print(json.dumps(_parse_doc(parsed, layers), indent=2, ensure_ascii=False))
+        return 0
+    _print_summary(parsed, layers)
     return 0
 
 
@@ -282,4 +346,128 @@ def run_export(args: argparse.Namespace) -> int:
     count = f"{len(files)} file{'' if len(files) == 1 else 's'}"
     size = "" if args.format == "gligen" else f", {width}x{height}"  # boxes are relative
     print(f"wrote {count} to {out} ({args.format}{size})")
+    return 0
+
+
+MAX_SESSION_BYTES = 8 * 1024 * 1024
+
+
+def _read_session(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    try:
+        if path.stat().st_size > MAX_SESSION_BYTES:
+            raise UserError(f"{path} is larger than {MAX_SESSION_BYTES // (1024 * 1024)} MB")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not a session file (JSON): {exc}") from None
+    history = data.get("history") if isinstance(data, dict) else None
+    if not isinstance(history, list):
+        raise UserError(f'{path} is not a session file: expected {{"history": [...]}}')
+    return history
+
+
+def _chat_model(args: argparse.Namespace) -> Any:
+    from ..canvas.chat import LocalChat, OpenAIChat
+
+    if args.endpoint is not None:
+        try:
+            return OpenAIChat(
+                args.endpoint,
+                model=args.model,
+                api_key_env=args.api_key_env,
+                timeout=args.timeout,
+                stream=args.stream,
+            )
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    return LocalChat.load(args.local, device=args.device, dtype=args.dtype)
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    from ..canvas.chat import (
+        GENERIC_SYSTEM_PROMPT,
+        SYSTEM_PROMPT,
+        CanvasChat,
+        ChatError,
+        ChatSettings,
+    )
+    from ..canvas.layout import conditions
+
+    try:
+        settings = ChatSettings(
+            temperature=args.temperature,
+            top_p=args.top_p,
+            max_new_tokens=args.max_tokens,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if not args.message.strip():
+        raise UserError("the message is empty")
+    session = Path(args.session) if args.session else None
+    history = _read_session(session) if session else []
+    model = _chat_model(args)
+    try:
+        chat = CanvasChat(
+            model,
+            system_prompt=GENERIC_SYSTEM_PROMPT if args.system == "generic" else SYSTEM_PROMPT,
+            settings=settings,
+            lenient=not args.strict,
+            fix_attempts=1 if args.fix else 0,
+            history=history,
+        )
+    except ValueError as exc:
+        raise UserError(f"{session}: {exc}") from None
+
+    def echo(text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    try:
+        turn = chat.send(args.message, on_text=echo if args.stream else None)
+    except ChatError as exc:
+        print(f"presample: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.stream:
+        sys.stderr.write("\n")
+    if args.output:
+        out = Path(args.output)
+        try:
+            out.write_text(turn.answer, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"{out}: {exc.strerror or exc}") from None
+    if session is not None:
+        doc = {"system": args.system, "history": chat.history}
+        try:
+            session.write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"{session}: {exc.strerror or exc}") from None
+    parsed = turn.parsed
+    layers = [] if parsed is None else [c.to_dict() for c in conditions(parsed.canvas)]
+    if args.json:
+        doc = {
+            "answer": turn.answer,
+            "finish": turn.finish,
+            "fixed": turn.fixed,
+            "fix_error": turn.fix_error,
+            **(_parse_doc(parsed, layers) if parsed is not None else {"canvas": None}),
+            "problems": [p.to_dict() for p in turn.problems],
+        }
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        if turn.finish == "length":
+            print("presample: warning: the answer was cut off at the token limit", file=sys.stderr)
+        for problem in turn.problems:
+            print(f"presample: warning: answer: {problem}", file=sys.stderr)
+        if turn.fix_error:
+            print(f"presample: warning: asking for a fix failed: {turn.fix_error}", file=sys.stderr)
+        if parsed is not None:
+            _print_summary(parsed, layers)
+    if parsed is None:
+        if not args.json:
+            print("presample: error: no canvas could be read from the answer", file=sys.stderr)
+        return EXIT_FAILURE
     return 0
