@@ -1,0 +1,77 @@
+"""``presample serve``: what it refuses, and that the printed URL serves the page."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from presample.cli import main
+
+from .conftest import free_port
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--host", "0.0.0.0"], "add --expose"),
+        (["--host", "0.0.0.0", "--expose"], "--expose needs an API key"),
+        (["--host", "0.0.0.0", "--expose", "--api-key", "short"], "at least 8 characters"),
+        (["--port", "70000"], "--port must be between 1 and 65535"),
+        (["--max-batch", "500"], "max_batch must be at most 64"),
+    ],
+)
+def test_unsafe_or_bad_options_are_refused_in_one_line(capsys, monkeypatch, args, message) -> None:
+    monkeypatch.delenv("PRESAMPLE_API_KEY", raising=False)
+    assert main(["serve", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("presample: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_an_unknown_model_fails_before_listening(capsys) -> None:
+    assert main(["serve", "--model", "/no/such/model"]) == 1
+    assert "no model '/no/such/model'" in capsys.readouterr().err
+
+
+def test_serve_prints_a_url_that_serves_the_page(tiny_model_dir: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "presample", "serve", "--model", str(tiny_model_dir),
+         "--port", str(port), "--dtype", "float32"],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        match = re.search(r"serving on (http://\S+) ", first)
+        assert match, first
+        url = match.group(1)
+        assert url == f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 60
+        while True:  # the model loads after the line is printed
+            try:
+                health = httpx.get(f"{url}health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        assert health.json()["status"] == "ok"
+        page = httpx.get(url, timeout=5)
+        assert page.status_code == 200 and "<title>presample</title>" in page.text
+        # Structured logs: one JSON object per line on stderr.
+        process.terminate()
+        _, rest = process.communicate(timeout=30)
+        lines = [line for line in rest.splitlines() if line.startswith("{")]
+        assert any('"event": "request"' in line and '"path": "/health"' in line for line in lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
