@@ -12,6 +12,7 @@ passes (``tokens``)::
     layers = conditions(parsed.canvas)            # global first, then far to near
     mask = layers[1].mask(128, 128)               # numpy bool, nearest-exact
     bags = bag_canvas(parsed.canvas)              # needs presample[canvas]
+    turn = CanvasChat(OpenAIChat(url)).send("a cat on a sofa")   # the chat (httpx)
 
 Importing this package needs only pydantic; numpy, Pillow and the CLIP
 vocabulary load when a function needs them.
@@ -19,6 +20,16 @@ vocabulary load when a function needs them.
 
 from __future__ import annotations
 
+from .chat import (
+    GENERIC_SYSTEM_PROMPT,
+    SYSTEM_PROMPT,
+    CanvasChat,
+    ChatError,
+    ChatSettings,
+    ChatTurn,
+    LocalChat,
+    OpenAIChat,
+)
 from .code import canvas_answer, canvas_code
 from .colors import COLORS
 from .layout import (
@@ -64,19 +75,27 @@ from .tokens import (
 __all__ = [
     "COLORS",
     "FULL",
+    "GENERIC_SYSTEM_PROMPT",
     "GRID",
+    "SYSTEM_PROMPT",
     "Area",
     "Bag",
     "Box",
     "Canvas",
+    "CanvasChat",
     "CanvasParseError",
+    "ChatError",
+    "ChatSettings",
+    "ChatTurn",
     "Condition",
     "EncodedCondition",
     "GlobalDescription",
     "LengthWarning",
+    "LocalChat",
     "Location",
     "MissingTokenizer",
     "Offset",
+    "OpenAIChat",
     "ParsedAnswer",
     "Problem",
     "PromptNode",
