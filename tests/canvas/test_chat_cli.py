@@ -139,3 +139,12 @@ def test_a_bad_session_file_is_exit_2(
     code, _, err = run(capsys, FIRST, "--endpoint", server.url, "--session", str(bad))
     assert code == 2 and "is not a session file" in err
     assert server.requests == []  # nothing was sent
+
+
+def test_a_local_model_without_chat_template_is_one_line_exit_1(
+    tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, FIRST, "--local", str(tiny_model_dir), "--device", "cpu")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("presample: error: ") and "has no chat template" in err

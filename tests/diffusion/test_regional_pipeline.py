@@ -128,3 +128,21 @@ def test_clip_stack_reads_both_pipelines(sd15: Any, sdxl: Any) -> None:
     assert ClipStack.from_pipe(sdxl).xl
     with pytest.raises(ValueError, match="no CLIP tokenizer"):
         ClipStack.from_pipe(object())
+
+
+def test_img2img_from_the_colour_composition(sd15: Any) -> None:
+    """Omost's start: the composition picture as the init image, strength near 1."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+    from PIL import Image
+
+    from presample.canvas import composition
+
+    img2img = StableDiffusionImg2ImgPipeline(**sd15.components)
+    picture = Image.fromarray(composition(CANVAS)).resize((40, 24), Image.NEAREST)
+    with regional_pipeline(img2img, CANVAS, height=24, width=40) as kwargs:
+        assert "height" not in kwargs  # img2img takes its size from the image
+        out = img2img(
+            **kwargs, image=picture, strength=0.97, num_inference_steps=3, output_type="latent"
+        ).images
+    assert out.shape == (1, 4, 12, 20)
+    assert torch.isfinite(out).all()

@@ -10,6 +10,7 @@ from the global layer's first bag, as in Omost's pipeline.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -122,9 +123,11 @@ def regional_pipeline(
 
     The kwargs hold the embeddings (positive: the canvas; negative: the
     negative prompt, encoded past 77 tokens and padded to the same length),
-    ``height``, ``width`` and ``guidance_scale``; add anything else the
-    pipeline takes. The UNet's previous attention processors are restored when
-    the block ends, even on error.
+    ``guidance_scale``, and ``height`` and ``width`` when the pipeline takes
+    them; add anything else the pipeline takes. For img2img pipelines (Omost
+    starts from its colour composition at strength 0.95-0.99), give the
+    image's ``height`` and ``width`` here. The UNet's previous attention
+    processors are restored when the block ends, even on error.
     """
     stack = ClipStack.from_pipe(pipe, clip_skip)
     scale = getattr(pipe, "vae_scale_factor", 8)
@@ -134,7 +137,10 @@ def regional_pipeline(
         raise ValueError(f"height and width must be multiples of {scale}, got {width}x{height}")
     cfg = _guided(pipe, guidance_scale)
     positive = encode_canvas(stack, canvas)
-    kwargs: dict[str, Any] = {"height": height, "width": width, "guidance_scale": guidance_scale}
+    kwargs: dict[str, Any] = {"guidance_scale": guidance_scale}
+    if {"height", "width"} <= set(inspect.signature(pipe.__call__).parameters):
+        # img2img pipelines take their size from the image instead.
+        kwargs.update(height=height, width=width)
     negative_tokens = None
     prompt_embeds = positive.prompt_embeds
     token_layer = positive.token_layer
