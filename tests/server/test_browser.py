@@ -103,9 +103,44 @@ def test_phone_width_has_no_horizontal_scroll(browser, page_url: str) -> None:
     page.goto(page_url)
     page.wait_for_function("document.getElementById('model').options.length > 0")
     width = page.evaluate("document.documentElement.scrollWidth")
+    nothing_yet = page.locator("#result").is_hidden()
     shoot(page, "phone")
     context.close()
     assert width <= 375
+    assert nothing_yet, "no empty result panel before the first run"
+
+
+def test_refine_view_picks_a_candidate_by_keyboard_and_undoes(page) -> None:
+    pytest.importorskip("presample.refine")
+    page.get_by_role("tab", name="Refine").click()
+    page.get_by_label("Start from a coarse prompt").fill("1girl, scenery")
+    page.locator("#refine-seed").fill("3")
+    page.get_by_label("Start from a coarse prompt").press("Control+Enter")
+    page.wait_for_selector("#refine-session:not([hidden])", timeout=60_000)
+    idle = "!document.body.hasAttribute('aria-busy')"
+    page.wait_for_function(idle, timeout=60_000)
+    page.evaluate("document.activeElement.blur()")  # number keys pick outside text fields
+    cards = page.locator("#candidates .card")
+    for _ in range(12):  # a random model's draws may all be filtered: draw again
+        if cards.count():
+            break
+        page.keyboard.press("r")
+        page.wait_for_function(idle, timeout=60_000)
+    assert cards.count() > 0
+    chosen = cards.first.locator(".base").inner_text()
+    shoot(page, "refine")
+    page.keyboard.press("1")
+    page.wait_for_function(
+        "document.getElementById('refine-current').textContent === " + repr(chosen),
+        timeout=60_000,
+    )
+    assert "round 1" in page.inner_text("#refine-meta")
+    page.get_by_role("button", name="Undo").click()
+    page.wait_for_function(
+        "document.getElementById('refine-current').textContent === '1girl, scenery'",
+        timeout=60_000,
+    )
+    assert "round 0" in page.inner_text("#refine-meta")
 
 
 def test_canvas_view_draws_labelled_regions_over_the_composition(page) -> None:

@@ -53,6 +53,7 @@ async function api(path, body, { method = body === undefined ? "GET" : "POST", r
 async function busy(button, work) {
   if (state.busy) return;
   state.busy = true;
+  document.body.setAttribute("aria-busy", "true");
   if (button) button.disabled = true;
   const started = performance.now();
   status("Working…");
@@ -63,6 +64,7 @@ async function busy(button, work) {
     status(error instanceof ApiError ? error.message : `Error: ${error.message}`, true);
   } finally {
     state.busy = false;
+    document.body.removeAttribute("aria-busy");
     if (button) button.disabled = false;
   }
 }
@@ -258,6 +260,10 @@ function renderRefine(view) {
     card.addEventListener("click", () => pick(candidate.index));
     return card;
   });
+  if (view.candidates && cards.length === 0) {
+    // The model's draws can all be dropped (duplicates, banned, unsafe syntax).
+    cards.push(el("p", { className: "muted", textContent: "No new candidates this time: press r (New candidates) to draw again." }));
+  }
   $("candidates").replaceChildren(...cards);
 }
 
@@ -283,7 +289,7 @@ function undo() {
 }
 function more() {
   if (!state.refine) return;
-  busy(null, async () => renderRefine(await api(`/api/refine/${state.refine.id}/propose`, {})));
+  busy(null, async () => renderRefine(await api(`/api/refine/${state.refine.id}/redraw`, {})));
 }
 
 // ---------------------------------------------------------------- canvas
