@@ -137,3 +137,23 @@ def test_presample_and_encode_encodes_the_presampled_prompt(sd15: Any, tiny_mode
     expected = encode_long_prompt(sd15, result.prompt, negative="lowres")
     for name, value in expected.items():
         torch.testing.assert_close(kwargs[name], value)
+
+
+def test_clip_skip_reads_an_earlier_layer_as_diffusers_does(sd15: Any, sdxl: Any) -> None:
+    ours = encode_long_prompt(sdxl, "a cat on the sofa", negative="a dog", clip_skip=1)
+    theirs = sdxl.encode_prompt(
+        prompt="a cat on the sofa", negative_prompt="a dog", device="cpu", clip_skip=1
+    )
+    torch.testing.assert_close(ours["prompt_embeds"], theirs[0])
+    # diffusers' SDXL skips layers for the positive prompt only; we skip for both, as A1111.
+    same_layer = encode_long_prompt(sdxl, "a dog", clip_skip=1)["prompt_embeds"]
+    torch.testing.assert_close(ours["negative_prompt_embeds"], same_layer)
+    # SD 1.5: the layer before the last, through the final layer norm.
+    embeds = encode_long_prompt(sd15, "a cat", clip_skip=1)["prompt_embeds"]
+    ids = torch.tensor([sd15.tokenizer("a cat", padding="max_length", max_length=77).input_ids])
+    with torch.no_grad():
+        out = sd15.text_encoder(ids, output_hidden_states=True)
+        norm = getattr(sd15.text_encoder, "text_model", sd15.text_encoder).final_layer_norm
+        expected = norm(out.hidden_states[-2])
+    torch.testing.assert_close(embeds, expected)
+    assert not torch.allclose(embeds, encode_long_prompt(sd15, "a cat")["prompt_embeds"])

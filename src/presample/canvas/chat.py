@@ -376,9 +376,19 @@ class LocalChat:
 
     @classmethod
     def load(cls, source: str, *, device: str = "auto", dtype: str = "auto") -> LocalChat:
+        """A model folder, a Hugging Face id, or a ``.gguf`` file (dequantised by transformers)."""
+        from pathlib import Path
+
         from ..engine.torch_backend import TorchBackend
 
-        return cls(TorchBackend.load(source, device=device, dtype=dtype))
+        path = Path(source)
+        if path.suffix.lower() == ".gguf" and path.is_file():
+            backend = TorchBackend.load(
+                path.parent, gguf_file=path.name, device=device, dtype=dtype, name=source
+            )
+        else:
+            backend = TorchBackend.load(source, device=device, dtype=dtype)
+        return cls(backend)
 
     def prompt(self, messages: Sequence[Message]) -> str:
         """The conversation through the tokenizer's chat template, ready for the assistant."""

@@ -120,7 +120,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     where = chat.add_mutually_exclusive_group(required=True)
     where.add_argument("--endpoint", metavar="URL", help="OpenAI-compatible server base URL")
     where.add_argument(
-        "--local", metavar="MODEL", help="a transformers model folder or Hugging Face id"
+        "--local", metavar="MODEL", help="a transformers model folder, Hugging Face id or .gguf"
     )
     chat.add_argument("--model", default="omost", help="model name sent to the endpoint")
     chat.add_argument(
