@@ -98,8 +98,8 @@ def test_non_square_images_and_a_long_negative(pipe: Any) -> None:
     with regional_pipeline(pipe, CANVAS, negative_prompt=negative, height=24, width=40) as kwargs:
         positive, neg = kwargs["prompt_embeds"], kwargs["negative_prompt_embeds"]
         assert positive.shape == neg.shape and positive.shape[1] > 77 * 3
-        out = _run(pipe, **kwargs)
-    assert out.shape == (1, 4, 12, 20)
+        out = _run(pipe, **kwargs, num_images_per_prompt=2)
+    assert out.shape == (2, 4, 12, 20)
     assert torch.isfinite(out).all()
 
 
