@@ -59,9 +59,16 @@ class CanvasEmbeddings:
 
 def _bags(stack: ClipStack, condition: Condition) -> list[EncodedCondition]:
     """The condition's bags under each tokenizer; they must group the suffixes alike."""
+    cache: dict[str, list[tuple[int, ...]]] = {}
+
+    def ids(text: str, encoder: int) -> tuple[int, ...]:
+        if text not in cache:
+            cache[text] = stack.tokenize(text)  # every tokenizer at once, lengths checked
+        return cache[text][encoder]
+
     per = [
-        bag_condition(condition, encode=lambda t, i=i: stack.tokenize(t)[i])
-        for i in range(len(stack.tokenizers))
+        bag_condition(condition, encode=lambda t, e=e: ids(t, e))
+        for e in range(len(stack.tokenizers))
     ]
     if any([b.suffixes for b in p.bags] != [b.suffixes for b in per[0].bags] for p in per[1:]):
         raise EncoderMismatch("the two tokenizers pack this layer into different bags")
@@ -76,16 +83,14 @@ def encode_canvas(stack: ClipStack | Any, canvas: Canvas) -> CanvasEmbeddings:
     chunks: list[list[list[int]]] = []
     token_layer: list[int] = []
     encoded: list[EncodedCondition] = []
-    pooled_chunk: list[list[int]] | None = None
     for index, condition in enumerate(layers):
         per = _bags(stack, condition)
         encoded.append(per[0])
         for bag_index in range(len(per[0].bags)):
             chunk = [stack.chunk(p.bags[bag_index].ids, e) for e, p in enumerate(per)]
             chunks.append(chunk)
-            if pooled_chunk is None:
-                pooled_chunk = chunk
             token_layer.extend([index] * CHUNK)
+    # The pooled embedding is the first chunk's: the global layer's first bag, as in Omost.
     embeds, pooled = stack.encode(chunks)
     masks = np.stack([c.mask(GRID, GRID) for c in layers])
     return CanvasEmbeddings(
