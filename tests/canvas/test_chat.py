@@ -88,6 +88,12 @@ class FakeServer:
         if self.mode == "no-choices":
             self._send(h, 200, b'{"object": "chat.completion", "choices": []}')
             return
+        if self.mode == "bad-stream":
+            h.send_response(200)
+            h.send_header("Content-Type", "text/event-stream")
+            h.end_headers()
+            h.wfile.write(b'data: {"choices": [{"delta": {"content": "```py"}}]}\n\ndata: oops\n\n')
+            return
         if self.mode == "slow":
             time.sleep(3)
         text, finish = self.reply_text(body)
@@ -318,3 +324,9 @@ def test_the_generic_system_prompt_example_is_a_valid_canvas() -> None:
 def test_history_is_validated() -> None:
     with pytest.raises(ValueError, match="each history message"):
         CanvasChat(OpenAIChat("http://127.0.0.1:1"), history=[{"role": "system", "content": "x"}])
+
+
+def test_a_broken_stream_is_one_clear_error(server: FakeServer) -> None:
+    server.mode = "bad-stream"
+    with pytest.raises(ChatError, match="sent a stream event that is not chat JSON: oops"):
+        CanvasChat(OpenAIChat(server.url, stream=True)).send(FIRST)
