@@ -150,3 +150,13 @@ def test_a_local_model_without_chat_template_is_one_line_exit_1(
     last = err.rstrip("\n").split("\n")[-1]
     assert last.startswith("presample: error: ") and "has no chat template" in last
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("option", ["--session", "-o"])
+def test_output_places_are_checked_before_asking(
+    server: FakeServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    missing = tmp_path / "no" / "file.json"
+    code, _, err = run(capsys, FIRST, "--endpoint", server.url, option, str(missing))
+    assert code == 2 and "no such directory" in err
+    assert server.requests == []

@@ -408,6 +408,12 @@ def run_chat(args: argparse.Namespace) -> int:
     if not args.message.strip():
         raise UserError("the message is empty")
     session = Path(args.session) if args.session else None
+    # Check where results go before the (possibly long) request, not after it.
+    for target in (session, Path(args.output) if args.output else None):
+        if target is not None and not target.parent.is_dir():
+            raise UserError(f"{target}: no such directory {str(target.parent)!r}")
+        if target is not None and target.is_dir():
+            raise UserError(f"{target} is a directory")
     history = _read_session(session) if session else []
     model = _chat_model(args)
     try:
