@@ -330,3 +330,16 @@ def test_a_broken_stream_is_one_clear_error(server: FakeServer) -> None:
     server.mode = "bad-stream"
     with pytest.raises(ChatError, match="sent a stream event that is not chat JSON: oops"):
         CanvasChat(OpenAIChat(server.url, stream=True)).send(FIRST)
+
+
+def test_importing_the_canvas_package_loads_no_heavy_library() -> None:
+    """httpx, PyTorch and diffusers load only when a chat model or a pipeline is made."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, presample, presample.canvas, presample.canvas.chat; "
+        "print(sorted({'httpx', 'torch', 'diffusers', 'transformers'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
