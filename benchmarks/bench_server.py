@@ -154,6 +154,8 @@ def main() -> None:
     model = args.model
     if args.tiny:
         model = str(build_tiny(Path(tempfile.mkdtemp(prefix="tiny-tipo-"))))
+        # A random model never stops on its own: cap it as the tests do.
+        args.max_new_tokens = args.max_new_tokens or 8
     bodies = [request(i, args.length, args.max_new_tokens) for i in range(max(levels) * 4)]
 
     with Presampler(model, dtype=args.dtype) as presampler:
@@ -191,7 +193,7 @@ def main() -> None:
             f"| {row['clients']} | {row['requests']} | {row['rps']:.2f} | {row['vs_serial']:.2f}x "
             f"| {row['p50']:.2f} | {row['p95']:.2f} | {row['p99']:.2f} |"
         )
-    print(f"server batches: {stats['batches']} for {stats['requests']} requests "
+    print(f"server model calls: {stats['calls']} for {stats['requests']} requests "
           f"(largest {stats['largest_batch']})")  # fmt: skip
     if args.json:
         document = {"model": model, "dtype": args.dtype, "serial_rps": serial_rps,

@@ -66,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--batch-window-ms",
         type=float,
         default=20.0,
-        help="how long the first request of a batch waits for others (20)",
+        help="when the model is idle, how long the first request waits for others (20)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_model_options(p)

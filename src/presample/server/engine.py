@@ -1,13 +1,18 @@
-"""One loaded model behind a queue: concurrent requests become shared batches.
+"""One loaded model behind a queue: concurrent requests share forward passes.
 
-Every model call of a model goes through one worker thread, so a batch of
-presamples and a refine round never fight over the CPU and the backend is
-never entered from two threads. Presample requests wait in a bounded
-``asyncio.Queue``; the batcher takes the first, waits a short window for
-company, and runs everything queued (up to ``max_merged``) as one scheduler
-batch: each request's runs advance together in shared forward passes, as in
-``Presampler.presample_many``. A request whose client gave up (disconnect,
-timeout) before its batch started is dropped without running.
+Every model call of a model goes through one worker thread, so presample
+batches and refine rounds never fight over the CPU and the backend is never
+entered from two threads. Presample requests wait in a bounded
+``asyncio.Queue``. The batcher keeps a set of active runs (a run is one
+request's pipeline: steps and retries, each a model call) and loops: take
+newly queued requests (after a short window when idle), then make ONE model
+call with the next job of every active run, so requests of different lengths,
+tasks and seeds advance together. A request joins at the next model call
+instead of waiting for the whole previous batch (``engine.scheduler.run_all``
+drives a fixed set of runs to the end, which would make a short request wait
+for the slowest one), and each is answered as soon as its own run ends.
+Requests whose client gave up (disconnect, timeout) are dropped, before they
+start or between model calls.
 """
 
 from __future__ import annotations
@@ -21,10 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from ..engine.backend import ModelError
+from ..engine.backend import Generation, GenerationJob, ModelError
 from ..engine.pipeline import Run
 from ..engine.sampling import Sampling
-from ..engine.scheduler import run_all
 from ..presampler import Presampler
 from ..request import PresampleRequest, PresampleResult
 
@@ -38,20 +42,24 @@ class QueueFull(Exception):
 
 @dataclass
 class EngineStats:
-    batches: int = 0
-    """Engine batches run for presample requests."""
-    requests: int = 0
-    """Presample requests run (dropped ones are not counted)."""
+    calls: int = 0
+    """Model calls (forward batches) made for presample requests."""
+    jobs: int = 0
+    """Jobs in those calls: one per active request per call."""
     largest_batch: int = 0
+    """Most jobs (different requests) in one model call."""
+    requests: int = 0
+    """Presample requests started (dropped-before-start ones are not counted)."""
     dropped: int = 0
-    """Requests dropped before running because their client had gone."""
+    """Requests dropped because their client had gone."""
     busy_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, float | int]:
         return {
-            "batches": self.batches,
-            "requests": self.requests,
+            "calls": self.calls,
+            "jobs": self.jobs,
             "largest_batch": self.largest_batch,
+            "requests": self.requests,
             "dropped": self.dropped,
             "busy_seconds": round(self.busy_seconds, 3),
         }
@@ -62,6 +70,13 @@ class _Item:
     request: PresampleRequest
     sampling: Sampling | None
     future: asyncio.Future[PresampleResult] = field(repr=False)
+
+
+@dataclass
+class _Active:
+    item: _Item
+    run: Run
+    job: GenerationJob
 
 
 def with_sampling(run: Run, sampling: Sampling) -> Run:
@@ -106,6 +121,7 @@ class Engine:
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(queue_size)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"engine-{self.name}")
         self._task: asyncio.Task[None] | None = None
+        self._active: list[_Active] = []
 
     # lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -116,10 +132,11 @@ class Engine:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        stopping = ModelError("the server is shutting down")
+        for entry in self._active:
+            _settle(entry.item.future, stopping)
         while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if not item.future.done():
-                item.future.set_exception(ModelError("the server is shutting down"))
+            _settle(self._queue.get_nowait().future, stopping)
         self._thread.shutdown(wait=True, cancel_futures=True)
         self.presampler.close()
 
@@ -144,48 +161,98 @@ class Engine:
         return futures
 
     async def _batches(self) -> None:
+        loop = asyncio.get_running_loop()
+        active: list[_Active] = []
         while True:
-            items = [await self._queue.get()]
-            if self._window > 0:
-                await asyncio.sleep(self._window)
-            while len(items) < self._max_merged and not self._queue.empty():
+            self._active = active
+            items: list[_Item] = []
+            if not active:
+                items.append(await self._queue.get())
+                if self._window > 0:  # idle: give simultaneous requests a moment to arrive
+                    await asyncio.sleep(self._window)
+            while len(active) + len(items) < self._max_merged and not self._queue.empty():
                 items.append(self._queue.get_nowait())
-            live = [item for item in items if not item.future.done()]
-            self.stats.dropped += len(items) - len(live)
-            if not live:
+            fresh = [item for item in items if not item.future.done()]
+            kept = [a for a in active if not a.item.future.done()]
+            self.stats.dropped += len(items) - len(fresh) + len(active) - len(kept)
+            if not fresh and not kept:
+                active = []
                 continue
             try:
-                await self.call(self._run_batch, live, asyncio.get_running_loop())
-            except Exception as exc:  # the batch as a whole failed: fail its requests
-                log.exception("batch failed", extra={"event": "batch_failed"})
-                for item in live:
-                    _settle(item.future, exc)
+                active = await self.call(self._round, kept, fresh, loop)
+            except Exception as exc:  # the round as a whole failed: fail its requests
+                log.exception("model call failed", extra={"event": "call_failed"})
+                for future in [a.item.future for a in kept] + [i.future for i in fresh]:
+                    _settle(future, exc)
+                active = []
+            self._active = active
 
-    def _run_batch(self, items: list[_Item], loop: asyncio.AbstractEventLoop) -> None:
-        """In the worker thread: one scheduler batch; each future settles as its run ends."""
+    def _round(
+        self, active: list[_Active], fresh: list[_Item], loop: asyncio.AbstractEventLoop
+    ) -> list[_Active]:
+        """In the worker thread: start new runs, then one model call for every active run."""
         started = time.perf_counter()
-        runs: list[Run] = []
-        for item in items:
+
+        def finish(item: _Item, value: object) -> None:
+            loop.call_soon_threadsafe(_settle, item.future, value)
+
+        def advance(item: _Item, run: Run, generation: Generation | None) -> _Active | None:
+            try:
+                job = next(run) if generation is None else run.send(generation)
+            except StopIteration as stop:
+                finish(item, stop.value)
+            except Exception as exc:  # one bad request must not sink the others
+                finish(item, exc)
+            else:
+                return _Active(item, run, job)
+            return None
+
+        waiting = list(active)
+        for item in fresh:
+            self.stats.requests += 1
             try:
                 run = self.presampler.run_for(item.request)
-                runs.append(with_sampling(run, item.sampling) if item.sampling else run)
+                if item.sampling is not None:
+                    run = with_sampling(run, item.sampling)
             except (ValueError, ModelError) as exc:  # an invalid request fails alone
-                runs.append(_failed(exc))
+                finish(item, exc)
+                continue
+            if (entry := advance(item, run, None)) is not None:
+                waiting.append(entry)
+        if not waiting:
+            return []
 
-        def done(index: int, value: object) -> None:
-            loop.call_soon_threadsafe(_settle, items[index].future, value)
+        backend = self.presampler.backend
+        try:
+            generations: list[Generation | Exception] = list(
+                backend.generate([a.job for a in waiting])
+            )
+        except ModelError:
+            # Find the job the model refused (too long, say) and fail only its run.
+            generations = []
+            for entry in waiting:
+                try:
+                    generations.extend(backend.generate([entry.job]))
+                except ModelError as exc:
+                    generations.append(exc)
+        still: list[_Active] = []
+        for entry, generation in zip(waiting, generations, strict=True):
+            if isinstance(generation, Exception):
+                finish(entry.item, generation)
+            elif (following := advance(entry.item, entry.run, generation)) is not None:
+                still.append(following)
 
-        run_all(self.presampler.backend, runs, on_done=done)
         seconds = time.perf_counter() - started
-        self.stats.batches += 1
-        self.stats.requests += len(items)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(items))
+        self.stats.calls += 1
+        self.stats.jobs += len(waiting)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(waiting))
         self.stats.busy_seconds += seconds
         log.info(
-            "batch",
-            extra={"event": "batch", "model": self.name, "size": len(items),
+            "model call",
+            extra={"event": "call", "model": self.name, "jobs": len(waiting),
                    "seconds": round(seconds, 3)},
         )  # fmt: skip
+        return still
 
     # any other model work (refine rounds) ---------------------------------------
     async def call(self, function: Callable[..., T], *args: object) -> T:
