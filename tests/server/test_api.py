@@ -280,3 +280,19 @@ def test_openapi_lists_every_endpoint(client: TestClient) -> None:
                  "/api/format", "/api/canvas/parse", "/api/canvas/composition",
                  "/api/canvas/masks", "/api/models", "/health"):  # fmt: skip
         assert path in paths
+
+
+def test_several_models_can_be_served_and_picked(make_client, settings, tmp_path) -> None:
+    import shutil
+
+    other = shutil.copytree(settings.models[0], tmp_path / "second-model")
+    client = make_client(models=(settings.models[0], str(other)))
+    models = client.get("/api/models").json()["models"]
+    assert [m["name"] for m in models][1] == "second-model"
+    assert [m["default"] for m in models] == [True, False]
+    body = {**FAST, "prompt": "1girl", "seed": 4}
+    picked = client.post("/api/presample", json={**body, "model": "second-model"}).json()
+    assert picked["model"] == "second-model"
+    assert picked["prompt"] == client.post("/api/presample", json=body).json()["prompt"]
+    stats = client.get("/health").json()["models"]
+    assert stats["second-model"]["requests"] == 1

@@ -70,6 +70,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_model_options(p)
+    p.add_argument(
+        "--also-model",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="load this model too (repeatable); the page and the API's `model` field pick one",
+    )
     p.set_defaults(handler=run)
 
 
@@ -98,7 +105,7 @@ def settings_from(args: argparse.Namespace):  # -> ServerSettings (imported lazi
             batch_window_seconds=args.batch_window_ms / 1000,
         )
         return ServerSettings(
-            models=(args.model or "default",),
+            models=(args.model or "default", *args.also_model),
             models_dirs=tuple(Path(d) for d in args.models_dir),
             backend=args.backend,
             device=args.device,
