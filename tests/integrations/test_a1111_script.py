@@ -96,10 +96,12 @@ def test_ui_returns_the_options_and_wires_paste_and_button(
     script_module: types.ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script = script_module.PresampleScript()
-    prompt_box = Component(elem_id="txt2img_prompt")
+    host = {name: Component(elem_id=name) for name in
+            ("txt2img_prompt", "txt2img_width", "txt2img_height", "img2img_prompt")}  # fmt: skip
     for elem_id, callback in script.on_after_component_elem_id:
-        if elem_id == "txt2img_prompt":
-            callback(types.SimpleNamespace(component=prompt_box))
+        if elem_id in host:
+            callback(types.SimpleNamespace(component=host[elem_id]))
+    prompt_box = host["txt2img_prompt"]
     components = script.ui(False)
     names = a1111.ScriptOptions.names()
     assert len(components) == len(names)
@@ -124,11 +126,19 @@ def test_ui_returns_the_options_and_wires_paste_and_button(
 
     (button,) = [c for c in Component.made if c.args[:1] == ("Generate prompt",)][-1:]
     ((fn, inputs, outputs),) = button.clicks
-    assert inputs == [prompt_box, *components] and outputs == [prompt_box]
-    monkeypatch.setattr(script_module.logic, "generate_prompt",
-                        lambda prompt, options, run: f"{prompt} | seed {options.seed}")  # fmt: skip
+    size = [host["txt2img_width"], host["txt2img_height"]]
+    assert inputs == [prompt_box, *size, *components] and outputs == [prompt_box]
+    def fake_generate(prompt: str, options: Any, run: Any, w: Any = None, h: Any = None) -> str:
+        return f"{prompt} | {options.seed} {w}x{h}"
+
+    monkeypatch.setattr(script_module.logic, "generate_prompt", fake_generate)
     values = [getattr(a1111.ScriptOptions(seed=8), n) for n in names]
-    assert fn("1girl", *values) == "1girl | seed 8"
+    assert fn("1girl", 832, 1216, *values) == "1girl | 8 832x1216"
+    # img2img has no size components registered here: the button still works, unsized.
+    img2img = script.ui(True)
+    (button,) = [c for c in Component.made if c.args[:1] == ("Generate prompt",)][-1:]
+    ((_, inputs, _),) = button.clicks
+    assert inputs == [host["img2img_prompt"], *img2img]
 
     registered = sys.modules["modules.script_callbacks"].registered  # type: ignore[attr-defined]
     (register,) = registered

@@ -51,11 +51,13 @@ def _runner() -> logic.Presampling:
 class PresampleScript(scripts.Script):
     def __init__(self) -> None:
         super().__init__()
-        self.prompt_boxes: dict[bool, gr.components.Component] = {}
+        # The WebUI's own components, by (is_img2img, what), as they are created.
+        self.host: dict[tuple[bool, str], gr.components.Component] = {}
         self.on_after_component_elem_id = [
-            ("txt2img_prompt", lambda c: self.prompt_boxes.__setitem__(False, c.component)),
-            ("img2img_prompt", lambda c: self.prompt_boxes.__setitem__(True, c.component)),
-        ]
+            (f"{tab}_{what}", lambda c, key=(tab == "img2img", what): self.host.__setitem__(
+                key, c.component))
+            for tab in ("txt2img", "img2img") for what in ("prompt", "width", "height")
+        ]  # fmt: skip
 
     def title(self) -> str:
         return "presample"
@@ -114,8 +116,17 @@ class PresampleScript(scripts.Script):
         names = logic.ScriptOptions.names()
         assert len(components) == len(names)
 
-        prompt_box = self.prompt_boxes.get(is_img2img)
-        if prompt_box is not None:
+        prompt_box = self.host.get((is_img2img, "prompt"))
+        size = [self.host.get((is_img2img, w)) for w in ("width", "height")]
+        if prompt_box is not None and None not in size:
+            # The image's aspect ratio goes to the model, as when generating.
+            def generate_sized(prompt: str, width: int, height: int, *values: object) -> str:
+                options = logic.ScriptOptions.from_args(values)
+                return logic.generate_prompt(prompt, options, _runner().run, width, height)
+
+            generate.click(generate_sized, inputs=[prompt_box, *size, *components],
+                           outputs=[prompt_box])  # fmt: skip
+        elif prompt_box is not None:
             def generate_prompt(prompt: str, *values: object) -> str:
                 options = logic.ScriptOptions.from_args(values)
                 return logic.generate_prompt(prompt, options, _runner().run)
