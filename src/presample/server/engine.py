@@ -227,14 +227,18 @@ class Engine:
             generations: list[Generation | Exception] = list(
                 backend.generate([a.job for a in waiting])
             )
-        except ModelError:
-            # Find the job the model refused (too long, say) and fail only its run.
+        except Exception:
+            # Find the job the model refused (too long, a sampler failure on odd
+            # settings) and fail only its request; the others go on.
             generations = []
             for entry in waiting:
                 try:
                     generations.extend(backend.generate([entry.job]))
                 except ModelError as exc:
                     generations.append(exc)
+                except Exception as exc:
+                    log.exception("model call failed", extra={"event": "call_failed"})
+                    generations.append(ModelError(f"{type(exc).__name__}: {exc}"))
         still: list[_Active] = []
         for entry, generation in zip(waiting, generations, strict=True):
             if isinstance(generation, Exception):

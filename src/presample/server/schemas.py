@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..canvas.parse import MAX_ANSWER_CHARS
 from ..engine.sampling import Sampling
@@ -22,15 +22,38 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Subnormal temperatures and top-p values overflow the sampler (inf / empty
+# distributions); nobody means 1e-300, so the server refuses them up front.
+MIN_TEMPERATURE = 0.01
+MIN_TOP_P = 0.001
+
+
+def sampling_problem(temperature: float | None, top_p: float | None) -> str | None:
+    if temperature is not None and 0 < temperature < MIN_TEMPERATURE:
+        return f"temperature: 0 (greedy) or at least {MIN_TEMPERATURE}"
+    if top_p is not None and top_p < MIN_TOP_P:
+        return f"top_p: at least {MIN_TOP_P}"
+    return None
+
+
 class SamplingOptions(_Model):
     """Overrides of the model's sampling; unset fields keep the model's defaults."""
 
-    temperature: float | None = Field(None, ge=0, le=10, description="0 = greedy")
-    top_p: float | None = Field(None, gt=0, le=1)
+    temperature: float | None = Field(
+        None, ge=0, le=10, description=f"0 = greedy, else at least {MIN_TEMPERATURE}"
+    )
+    top_p: float | None = Field(None, ge=MIN_TOP_P, le=1)
     top_k: int | None = Field(None, ge=0, le=100_000, description="0 = off")
     min_p: float | None = Field(None, ge=0, lt=1, description="0 = off")
     repetition_penalty: float | None = Field(None, ge=0.5, le=3, description="1 = off")
     max_new_tokens: int | None = Field(None, ge=1, le=SCHEMA_MAX_NEW_TOKENS)
+
+    @model_validator(mode="after")
+    def _sane(self) -> SamplingOptions:
+        problem = sampling_problem(self.temperature, self.top_p)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     def applied_to(self, base: Sampling) -> Sampling | None:
         """``base`` with these overrides, or ``None`` when there are none."""

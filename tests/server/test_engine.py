@@ -1,0 +1,51 @@
+"""The batcher: a request the model fails on does not sink its batch-mates."""
+
+from __future__ import annotations
+
+import asyncio
+
+from presample import Presampler, PresampleRequest
+from presample.engine.backend import ModelError
+from presample.server.engine import Engine
+
+from .conftest import FAST
+
+
+def test_a_failing_job_fails_alone(settings) -> None:
+    presampler = Presampler(settings.models[0], dtype="float32")
+    presampler.sampling = presampler.sampling.with_(max_new_tokens=4)
+    # A subnormal temperature overflows the sampler (the API refuses it; the engine
+    # must still isolate whatever fails at run time).
+    broken = presampler.sampling.with_(temperature=1e-300)
+
+    async def scenario() -> tuple[object, object]:
+        engine = Engine(presampler, queue_size=8, window_seconds=0.05, max_merged=8)
+        engine.start()
+        try:
+            good, bad = engine.submit(
+                [
+                    (PresampleRequest(prompt="1girl", seed=1, **FAST), None),
+                    (PresampleRequest(prompt="1girl", seed=1, **FAST), broken),
+                ]
+            )
+            done = await asyncio.gather(good, bad, return_exceptions=True)
+            assert engine.stats.largest_batch == 2, "they were in one model call"
+            return done[0], done[1]
+        finally:
+            await engine.stop()
+
+    good, bad = asyncio.run(scenario())
+    assert isinstance(bad, ModelError) and "RuntimeError" in str(bad)
+    assert not isinstance(good, Exception) and good.seed == 1
+    with Presampler(settings.models[0], dtype="float32") as alone:
+        alone.sampling = alone.sampling.with_(max_new_tokens=4)
+        assert good.prompt == alone(PresampleRequest(prompt="1girl", seed=1, **FAST)).prompt
+
+
+def test_sampling_values_the_sampler_cannot_take_are_refused(client) -> None:
+    for sampling, message in [
+        ({"temperature": 1e-300}, "temperature: 0 (greedy) or at least 0.01"),
+        ({"top_p": 1e-300}, "sampling.top_p: Input should be greater than or equal to 0.001"),
+    ]:
+        response = client.post("/api/presample", json={"prompt": "1girl", "sampling": sampling})
+        assert response.status_code == 422 and message in response.json()["detail"]
