@@ -168,3 +168,21 @@ def test_errors_are_shown_as_one_line(page) -> None:
     assert "\n" not in page.inner_text("#status")
     problems = page.locator("#canvas-problems li").all_inner_texts()
     assert any("import" in p for p in problems), problems
+
+
+def test_a_server_with_a_key_asks_for_it_once(browser, settings: ServerSettings) -> None:
+    from dataclasses import replace
+
+    with live_server(replace(settings, api_key="browser-key-123")) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#keybox:not([hidden])")
+        assert page.locator("#model option").count() == 0
+        page.get_by_label("API key").fill("browser-key-123")
+        page.get_by_role("button", name="Save").click()
+        page.wait_for_function("document.getElementById('model').options.length > 0")
+        assert page.locator("#keybox").is_hidden()
+        page.reload()  # kept in this browser
+        page.wait_for_function("document.getElementById('model').options.length > 0")
+        context.close()
