@@ -73,7 +73,10 @@ def test_json_output_and_bans(tiny_model_dir: Path, capsys) -> None:
     ("args", "message"),
     [
         (["--ban-category", "hair"], "unknown category 'hair'"),
-        (["--temperature", "-1"], "temperature must be between"),
+        (["--temperature", "-1"], "temperature must be 0 (greedy) or between"),
+        # Would overflow the sampler mid-batch if it got through.
+        (["--temperature", "1e-300"], "temperature must be 0 (greedy) or between"),
+        (["--top-p", "1e-300"], "top_p must be between"),
         (["--tag-length", "huge"], "invalid choice"),
     ],
 )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+MIN_TEMPERATURE = 0.01
+MIN_TOP_P = 0.001
+
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
@@ -24,8 +27,14 @@ class Sampling:
 
     def __post_init__(self) -> None:
         checks = [
-            (0 <= self.temperature <= 10, "temperature must be between 0 and 10"),
-            (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+            # Near-zero temperatures and top_p overflow the sampler (inf logits,
+            # empty distributions); nobody means 1e-300, so they are refused here
+            # for every front end rather than failing mid-batch.
+            (
+                self.temperature == 0 or MIN_TEMPERATURE <= self.temperature <= 10,
+                f"temperature must be 0 (greedy) or between {MIN_TEMPERATURE} and 10",
+            ),
+            (MIN_TOP_P <= self.top_p <= 1, f"top_p must be between {MIN_TOP_P} and 1"),
             (0 <= self.top_k <= 100_000, "top_k must be between 0 and 100000"),
             (0 <= self.min_p < 1, "min_p must be in [0, 1)"),
             (0.5 <= self.repetition_penalty <= 3, "repetition_penalty must be between 0.5 and 3"),
