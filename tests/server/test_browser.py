@@ -47,6 +47,7 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def page(browser, page_url: str):
     context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=page_url)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -89,6 +90,16 @@ def test_presample_from_the_page_shows_coloured_tags_and_history(page) -> None:
     assert colour != general, "categories have their own colours"
     assert page.locator("#history li").count() == 1
     shoot(page, "presample")
+
+    copied = "document.getElementById('status').textContent === 'Copied the {}'"
+    page.get_by_role("button", name="Copy for A1111").click()
+    page.wait_for_function(copied.format("A1111 prompt"))
+    assert page.evaluate("navigator.clipboard.readText()") == page.evaluate(
+        "document.getElementById('result-prompt').textContent"
+    )
+    page.get_by_role("button", name="Copy for ComfyUI").click()
+    page.wait_for_function(copied.format("ComfyUI prompt"))
+    assert "hatsune miku" in page.evaluate("navigator.clipboard.readText()")
 
     # Reloading keeps the history; clicking it shows the result again.
     page.reload()

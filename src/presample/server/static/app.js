@@ -58,8 +58,8 @@ async function busy(button, work) {
   const started = performance.now();
   status("Working…");
   try {
-    await work();
-    status(`Done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const message = await work();  // a work may say what it did ("Copied ...")
+    status(typeof message === "string" ? message : `Done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } catch (error) {
     status(error instanceof ApiError ? error.message : `Error: ${error.message}`, true);
   } finally {
@@ -80,6 +80,7 @@ async function copy(text, what) {
     document.execCommand("copy");
   }
   status(`Copied ${what}`);
+  return `Copied ${what}`;
 }
 
 function numberOrNull(id) {
@@ -365,8 +366,8 @@ async function init() {
     });
   });
   $("prompt").addEventListener("input", suggest);
-  $("copy-a1111").addEventListener("click", () => busy(null, async () => copy(await formatted("a1111"), "A1111 prompt")));
-  $("copy-comfyui").addEventListener("click", () => busy(null, async () => copy(await formatted("comfyui"), "ComfyUI prompt")));
+  $("copy-a1111").addEventListener("click", () => busy(null, async () => copy(await formatted("a1111"), "the A1111 prompt")));
+  $("copy-comfyui").addEventListener("click", () => busy(null, async () => copy(await formatted("comfyui"), "the ComfyUI prompt")));
   $("to-refine").addEventListener("click", () => {
     $("refine-prompt").value = state.result?.prompt.replace(/\s+/g, " ").trim() || "";
     show("refine");
