@@ -163,7 +163,7 @@ class TorchBackend:
     def _generate_batch(
         self, jobs: Sequence[GenerationJob], progress: ProgressCallback | None
     ) -> list[Generation]:
-        from transformers import DynamicCache
+        from .kvcache import growing_cache
 
         prompts = [self.tokenizer(job.prompt)["input_ids"] for job in jobs]
         context = self.info.context_length
@@ -197,7 +197,7 @@ class TorchBackend:
         texts = [job.prompt for job in jobs]  # only maintained for constrained rows
         active = list(range(batch))
 
-        cache = DynamicCache()
+        cache = growing_cache()
         out = self.model(
             input_ids=input_ids,
             attention_mask=mask,
