@@ -35,7 +35,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "--dtype",
         default="auto",
         choices=["auto", "float32", "bfloat16", "float16"],
-        help="weights precision (default: float32 on CPU, float16 on GPU)",
+        help="weights precision (default: batch-invariant bfloat16 on CPUs with bf16 "
+        "support, else float32; float16 on GPU)",
     )
     s = p.add_argument_group("sampling (defaults: the model family's usual settings)")
     s.add_argument("--temperature", type=float, help="0 = greedy")
