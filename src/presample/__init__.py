@@ -33,6 +33,7 @@ from .dtg import dtg_input, parse_dtg_output
 from .formatting import TEMPLATES, Target, apply_template, escape, resolve_template
 from .prepare import Prepared, prepare
 from .presampler import Presampler
+from .refine import Candidate, RefineError, RefineOptions, RefineSession, RefineState
 from .request import BanRule, PresampleRequest, PresampleResult, StepResult, TagSet
 from .syntax import ParsedPrompt, PromptSyntaxError, parse_prompt
 from .tagdb import TagDatabase, TagDatabaseError, TagInfo, normalize_key
@@ -51,6 +52,7 @@ from .tipo import (
 __all__ = [
     "TEMPLATES",
     "BanRule",
+    "Candidate",
     "Category",
     "Length",
     "ParsedPrompt",
@@ -59,6 +61,10 @@ __all__ = [
     "PresampleResult",
     "Presampler",
     "PromptSyntaxError",
+    "RefineError",
+    "RefineOptions",
+    "RefineSession",
+    "RefineState",
     "Step",
     "StepResult",
     "TagDatabase",

@@ -1,0 +1,176 @@
+"""Extending a prompt without touching what the user wrote (pure functions).
+
+A round's model input leaves the prompt's last field open (the ``tag:`` line,
+or the user's text when there are no tags) so the model continues it; what it
+writes is cut into whole tags or words, and those are *inserted* into the
+user's prompt string at the end of its first segment's content. Nothing the
+user typed is rewritten: weights, ``BREAK`` segments, ``<lora:...>`` and the
+user's spelling all survive byte for byte, which is the refine loop's promise.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from ..categories import Category
+from ..dtg import dtg_input
+from ..prepare import Prepared
+from ..syntax import ParsedPrompt
+from ..tipo import EMPTY_TOKEN, NL_MAX, TAG_MAX, Length, Task, clean_value, tipo_input
+
+Field = Literal["tags", "text"]
+
+_LENGTHS = (Length.VERY_SHORT, Length.SHORT, Length.LONG, Length.VERY_LONG)
+_UNIT = re.compile(r"(\s*)(\S+)")
+# Model output is untrusted: an added tag must not become prompt syntax that
+# loads a network, splits the prompt or sets a weight when pasted into a UI.
+_UNSAFE = re.compile(r"[<>{}|]|\bBREAK\b|\bAND\b|embedding:|:\s*[-+]?[\d.]+\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """A model input that ends inside the field the model is to continue."""
+
+    text: str
+    field: Field
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """What one draw adds: text continuing the user's text, then new tags."""
+
+    text: str = ""
+    tags: tuple[str, ...] = ()
+
+    def added(self) -> list[str]:
+        return [*self.text.split(), *self.tags]
+
+    def is_empty(self) -> bool:
+        return not self.text.strip() and not self.tags
+
+
+def tag_count(prepared: Prepared) -> int:
+    return len(prepared.tags.get(Category.SPECIAL)) + len(prepared.tags.get(Category.GENERAL))
+
+
+def sentence_count(text: str) -> int:
+    return len([s for s in re.split(r"[.!?。！？]", text) if s.strip()])
+
+
+def tag_length_for(count: int) -> Length:
+    """The length target whose range still has room above ``count`` tags."""
+    return next((length for length in _LENGTHS if TAG_MAX[length] > count), Length.VERY_LONG)
+
+
+def nl_length_for(count: int) -> Length:
+    return next(
+        (n for n in _LENGTHS if NL_MAX[n] is None or NL_MAX[n] > count),  # type: ignore[operator]
+        Length.VERY_LONG,
+    )
+
+
+def next_tag_length(count: int, minimum: dict[Length, int]) -> Length | None:
+    """One length step up: the shortest target asking for more than ``count`` tags."""
+    return next((length for length in _LENGTHS if minimum[length] > count), None)
+
+
+def tipo_opening(prepared: Prepared) -> Opening:
+    """TIPO: continue the tag line, or the user's text when there are no tags."""
+    tags, nl, meta = prepared.tag_line(), prepared.nl, prepared.meta()
+    if tags or not nl:
+        task = Task.SHORT_TO_TAG if nl else Task.TAG
+        length = tag_length_for(tag_count(prepared))
+        if tags:
+            # A trailing comma makes the model start a new tag instead of
+            # lengthening the user's last one ("cat" -> "cat ears").
+            text = tipo_input(meta, tags, nl, task, length, expand=True) + ","
+        else:
+            text = tipo_input(meta, "", nl, task, length, expand=False)
+        return Opening(text, "tags")
+    length = nl_length_for(sentence_count(nl))
+    return Opening(tipo_input(meta, "", nl, Task.LONG_TO_TAG, length, expand=True), "text")
+
+
+def dtg_opening(prepared: Prepared, *, quality: bool) -> Opening:
+    """DanTagGen writes general tags after ``<|input_end|>``."""
+    length = tag_length_for(tag_count(prepared))
+    aspect = prepared.request.effective_aspect_ratio() or 1.0
+    return Opening(dtg_input(prepared.tags.as_dict(), length, aspect, quality=quality), "tags")
+
+
+def continued_tags(continuation: str, *, finished: bool) -> list[str]:
+    """Whole tags the model wrote on the open tag line.
+
+    When the model stopped for length on that line, its last tag may be cut
+    mid-word, so it is dropped.
+    """
+    line, newline, _ = continuation.partition("\n")
+    pieces = line.split(",")
+    if not newline and not finished:
+        pieces = pieces[:-1]
+    tags = [clean_value(p) for p in pieces]
+    return [t for t in tags if t and t != EMPTY_TOKEN]
+
+
+def continued_words(continuation: str, *, finished: bool) -> list[str]:
+    """Whole words continuing the user's text, each with its leading space.
+
+    A first fragment glued to the user's last word ("windowsill" + "s") would
+    change what the user wrote, so it is dropped; so is a last word that the
+    length limit may have cut.
+    """
+    line, newline, _ = continuation.partition("\n")
+    units = _UNIT.findall(line)
+    if not newline and not finished and units and not line[-1:].isspace():
+        units = units[:-1]
+    words: list[str] = []
+    for position, (space, raw) in enumerate(units):
+        word = clean_value(raw)
+        if not word or word == EMPTY_TOKEN or _UNSAFE.search(word):
+            continue
+        if position == 0 and not space and word[0].isalnum():
+            continue
+        words.append((" " if space else "") + word)
+    return words
+
+
+def safe_tag(tag: str) -> bool:
+    return not _UNSAFE.search(tag)
+
+
+@dataclass(frozen=True, slots=True)
+class Anchors:
+    """Where additions go in the prompt string."""
+
+    text_end: int | None
+    """After the user's last text fragment of the first segment with content."""
+    content_end: int
+    """After the last tag or text of that segment (new tags go here)."""
+
+
+def anchors(prompt: str, parsed: ParsedPrompt | None) -> Anchors | None:
+    """``None`` when the prompt has no tag or text the model could continue."""
+    pieces = [p for p in (parsed.pieces if parsed else ()) if p.kind in ("tag", "text")]
+    if not pieces:
+        return None
+    segment = min(p.segment for p in pieces)
+    mine = [p for p in pieces if p.segment == segment]
+    texts = [p.end for p in mine if p.kind == "text"]
+    return Anchors(text_end=max(texts) if texts else None, content_end=max(p.end for p in mine))
+
+
+def insert(prompt: str, where: Anchors, text: str = "", tags: Sequence[str] = ()) -> str:
+    """The prompt with ``text`` after the user's text and ``tags`` after the content."""
+    tag_part = "".join(f", {t}" for t in tags)
+    edits: dict[int, str] = {}
+    if text and where.text_end is not None:
+        edits[where.text_end] = text
+    if tag_part:
+        edits[where.content_end] = edits.get(where.content_end, "") + tag_part
+    out = prompt
+    for offset in sorted(edits, reverse=True):
+        out = out[:offset] + edits[offset] + out[offset:]
+    return out
