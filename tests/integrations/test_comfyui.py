@@ -48,7 +48,8 @@ def test_folder_loads_like_comfyui_and_declares_valid_nodes(comfy_models: Path) 
     assert set(classes) == set(module.NODE_DISPLAY_NAME_MAPPINGS)
     assert {"Presample", "PresampleTask", "PresampleFormat", "PresampleCanvasParse",
             "PresampleCanvasComposition", "PresampleCanvasMasks",
-            "PresampleCanvasConditioning", "PresampleBagEncode"} <= set(classes)  # fmt: skip
+            "PresampleCanvasConditioning", "PresampleBagEncode",
+            "PresampleRefine"} <= set(classes)  # fmt: skip
     for name, cls in classes.items():
         inputs = cls.INPUT_TYPES()
         assert set(inputs) <= {"required", "optional", "hidden"}, name
@@ -223,3 +224,35 @@ print(json.dumps({{"nodes": sorted(module.NODE_CLASS_MAPPINGS),
     report = json.loads(done.stdout)
     assert "Presample" in report["nodes"] and len(report["nodes"]) == len(comfyui.NODES)
     assert report["torch"] is False and report["models"] == ["default"]
+
+
+def refine_inputs(**changes: Any) -> dict[str, Any]:
+    values = {"prompt": "1girl, (smile:1.2), scenery", "model": "tiny", "picks": "",
+              "candidates": 2, "strategy": "step", "step_tokens": 4, "seed": 7, "ban_tags": "",
+              "width": 1024, "height": 1024, "device": "auto", "dtype": "auto",
+              "sfw": False}  # fmt: skip
+    values.update(changes)
+    return values
+
+
+def test_refine_node_replays_the_picks_with_a_fixed_seed(comfy_models: Path) -> None:
+    node = comfyui.PresampleRefineNode()
+    # A random model's draws often fail the filters: find a seed that gives candidates.
+    for seed in range(12):
+        start, listing, state = node.execute(**refine_inputs(seed=seed))
+        candidates = json.loads(state)["candidates"]
+        if candidates:
+            break
+    else:
+        pytest.fail("a dozen seeds gave no candidate")
+    assert start == "1girl, (smile:1.2), scenery" and listing.startswith("1. + ")
+    last = len(candidates)
+    picked, _, picked_state = node.execute(**refine_inputs(seed=seed, picks=str(last)))
+    assert picked == candidates[last - 1]["prompt"] and "(smile:1.2)" in picked
+    assert json.loads(picked_state)["picks"] == [picked]
+    again = node.execute(**refine_inputs(seed=seed, picks=str(last)))
+    assert again[0] == picked  # replayed: the same picks give the same prompt
+    with pytest.raises(ValueError, match="candidate"):
+        node.execute(**refine_inputs(seed=seed, picks="0"))
+    with pytest.raises(ValueError, match="candidate"):
+        node.execute(**refine_inputs(seed=seed, picks="9"))

@@ -322,6 +322,91 @@ class PresampleFormatNode:
         return (out.prompt, out.user_prompt, out.unformatted_prompt, out.unformatted_user_prompt)
 
 
+def parse_picks(text: str) -> list[int]:
+    """``"2, 1"``: the candidates chosen so far, numbered from 1 as the node lists them."""
+    picks = []
+    for item in text.replace("\n", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if not item.isdigit() or int(item) < 1:
+            raise ValueError(f"picks: {item!r} is not a candidate number (1, 2, ...)")
+        picks.append(int(item) - 1)
+    return picks
+
+
+class PresampleRefineNode:
+    """The refine loop as a graph: candidates for the prompt after the picks so far.
+
+    ComfyUI has no dialog, so the session is replayed: with a fixed seed the same
+    picks always lead to the same prompt and the same next candidates. Run it,
+    read ``candidates``, add a number to ``picks``, run again.
+    """
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {
+            "required": {
+                "prompt": _text(placeholder="1girl, scenery"),
+                **_model_inputs(),
+                "picks": ("STRING", {"default": "", "multiline": False,
+                                     "tooltip": "candidate numbers chosen so far, e.g. 2, 1"}),
+                "candidates": ("INT", {"default": 3, "min": 1, "max": 8}),
+                "strategy": (["step", "oneshot"], {"default": "step"}),
+                "step_tokens": ("INT", {"default": 6, "min": 1, "max": 64}),
+                "seed": ("INT", {"default": 0, "min": -1, "max": JS_SAFE_SEED,
+                                 "tooltip": "keep it fixed while picking"}),
+                "ban_tags": _text(placeholder="red hair, category:artist"),
+                "width": _size(),
+                "height": _size(),
+                "device": (list(DEVICES), {"default": "auto"}),
+                "dtype": (list(DTYPES), {"default": "auto"}),
+            },
+            "optional": {"target": (TARGETS, {"default": "comfyui"}),
+                         "sfw": ("BOOLEAN", {"default": True})},
+        }  # fmt: skip
+
+    RETURN_TYPES = ("STRING", "STRING", "STRING")
+    RETURN_NAMES = ("prompt", "candidates", "state_json")
+    FUNCTION = "execute"
+    CATEGORY = CATEGORY
+    DESCRIPTION = "Grow a prompt a few tags at a time, picking among candidates."
+
+    @classmethod
+    def IS_CHANGED(cls, **kwargs: Any) -> str | float:
+        return _seed_changed(**kwargs)
+
+    def execute(self, **kw: Any) -> tuple[str, str, str]:
+        from pydantic import ValidationError
+
+        from ..refine import RefineOptions, RefineSession
+        from ..request import describe_validation_error
+        from .common import model_spec, parse_bans
+
+        try:
+            options = RefineOptions(
+                candidates=int(kw["candidates"]), step_tokens=int(kw["step_tokens"]),
+                strategy=kw["strategy"], seed=int(kw["seed"]),
+                target=kw.get("target", "comfyui"), ban=parse_bans(kw.get("ban_tags", "")),
+                aspect_ratio=int(kw["width"]) / int(kw["height"]), sfw=bool(kw.get("sfw", True)),
+            )  # fmt: skip
+        except ValidationError as exc:
+            raise ValueError(f"invalid settings: {describe_validation_error(exc)}") from None
+        picks = parse_picks(kw.get("picks", ""))
+        dirs = model_dirs()
+        with CACHE.lock:
+            presampler = CACHE.get(model_spec(kw["model"], dirs), device=kw.get("device", "auto"),
+                                   dtype=kw.get("dtype", "auto"), models_dirs=dirs)  # fmt: skip
+            session = RefineSession(presampler, kw["prompt"], options)
+            for pick in picks:
+                session.pick(pick)
+            candidates = session.propose()
+        listing = "\n".join(
+            f"{c.index + 1}. + {', '.join(c.added)}\n   {c.prompt}" for c in candidates
+        )
+        return (session.prompt, listing, session.state().model_dump_json())
+
+
 # --- canvas nodes -------------------------------------------------------------------------
 
 
@@ -524,6 +609,7 @@ NODES: dict[str, tuple[type, str]] = {
     "Presample": (PresampleNode, "Presample (TIPO / DanTagGen)"),
     "PresampleTask": (PresampleTaskNode, "Presample Single Task"),
     "PresampleFormat": (PresampleFormatNode, "Presample Format"),
+    "PresampleRefine": (PresampleRefineNode, "Presample Refine (pick and grow)"),
     "PresampleCanvasParse": (CanvasParseNode, "Presample Canvas from LLM Answer"),
     "PresampleCanvasComposition": (CanvasCompositionNode, "Presample Canvas Composition"),
     "PresampleCanvasMasks": (CanvasMasksNode, "Presample Canvas Masks"),
