@@ -85,7 +85,10 @@ def _checked(state: ServerState, call: PresampleCall, what: str = "request") -> 
                 422,
                 f"{what}.sampling.max_new_tokens: at most {limits.max_new_tokens} on this server",
             )
-        sampling = call.sampling.applied_to(engine.presampler.sampling)
+        try:
+            sampling = call.sampling.applied_to(engine.presampler.sampling)
+        except ValueError as exc:  # the engine's own range checks
+            raise HTTPException(422, f"{what}.sampling: {exc}") from None
     return engine, request, sampling
 
 

@@ -133,10 +133,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     from .api import router as api_router
     from .canvas_api import router as canvas_router
-
+    from .refine_api import router as refine_router
 
     app.include_router(api_router)
     app.include_router(canvas_router)
+    app.include_router(refine_router)
 
     if settings.serve_page:
         app.mount("/", StaticFiles(directory=static_dir(), html=True), name="page")

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..canvas.parse import MAX_ANSWER_CHARS
-from ..engine.sampling import Sampling
+from ..engine.sampling import MIN_TEMPERATURE, MIN_TOP_P, Sampling
 from ..formatting import Target
 from ..request import PresampleRequest, PresampleResult
 from ..tipo import Length, Task
@@ -22,13 +22,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# Subnormal temperatures and top-p values overflow the sampler (inf / empty
-# distributions); nobody means 1e-300, so the server refuses them up front.
-MIN_TEMPERATURE = 0.01
-MIN_TOP_P = 0.001
-
-
 def sampling_problem(temperature: float | None, top_p: float | None) -> str | None:
+    """The engine's own lower bounds (near-zero values overflow the sampler), per field."""
     if temperature is not None and 0 < temperature < MIN_TEMPERATURE:
         return f"temperature: 0 (greedy) or at least {MIN_TEMPERATURE}"
     if top_p is not None and top_p < MIN_TOP_P:
