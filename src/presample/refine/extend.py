@@ -19,7 +19,7 @@ from ..categories import Category
 from ..dtg import dtg_input
 from ..prepare import Prepared
 from ..syntax import ParsedPrompt
-from ..tipo import EMPTY_TOKEN, NL_MAX, TAG_MAX, Length, Task, clean_value, tipo_input
+from ..tipo import EMPTY_TOKEN, NL_MAX, TAG_MIN, Length, Task, clean_value, tipo_input
 
 Field = Literal["tags", "text"]
 
@@ -46,7 +46,8 @@ class Extension:
     tags: tuple[str, ...] = ()
 
     def added(self) -> list[str]:
-        return [*self.text.split(), *self.tags]
+        words = [w for w in self.text.split() if any(ch.isalnum() for ch in w)]
+        return [*words, *self.tags]
 
     def is_empty(self) -> bool:
         return not self.text.strip() and not self.tags
@@ -60,9 +61,15 @@ def sentence_count(text: str) -> int:
     return len([s for s in re.split(r"[.!?。！？]", text) if s.strip()])
 
 
-def tag_length_for(count: int) -> Length:
-    """The length target whose range still has room above ``count`` tags."""
-    return next((length for length in _LENGTHS if TAG_MAX[length] > count), Length.VERY_LONG)
+def tag_length_for(count: int, wanted: int) -> Length:
+    """A length target that still asks for more tags after ``count`` + ``wanted``.
+
+    Generous on purpose: the continuation is cut to the token budget anyway, and
+    a target the prompt already fills makes a model stop after one tag.
+    """
+    return next(
+        (length for length in _LENGTHS if TAG_MIN[length] > count + wanted), Length.VERY_LONG
+    )
 
 
 def nl_length_for(count: int) -> Length:
@@ -77,12 +84,15 @@ def next_tag_length(count: int, minimum: dict[Length, int]) -> Length | None:
     return next((length for length in _LENGTHS if minimum[length] > count), None)
 
 
-def tipo_opening(prepared: Prepared) -> Opening:
-    """TIPO: continue the tag line, or the user's text when there are no tags."""
+def tipo_opening(prepared: Prepared, wanted: int) -> Opening:
+    """TIPO: continue the tag line, or the user's text when there are no tags.
+
+    ``wanted`` is about how many new tokens the round keeps.
+    """
     tags, nl, meta = prepared.tag_line(), prepared.nl, prepared.meta()
     if tags or not nl:
         task = Task.SHORT_TO_TAG if nl else Task.TAG
-        length = tag_length_for(tag_count(prepared))
+        length = tag_length_for(tag_count(prepared), wanted)
         if tags:
             # A trailing comma makes the model start a new tag instead of
             # lengthening the user's last one ("cat" -> "cat ears").
@@ -94,9 +104,9 @@ def tipo_opening(prepared: Prepared) -> Opening:
     return Opening(tipo_input(meta, "", nl, Task.LONG_TO_TAG, length, expand=True), "text")
 
 
-def dtg_opening(prepared: Prepared, *, quality: bool) -> Opening:
+def dtg_opening(prepared: Prepared, wanted: int, *, quality: bool) -> Opening:
     """DanTagGen writes general tags after ``<|input_end|>``."""
-    length = tag_length_for(tag_count(prepared))
+    length = tag_length_for(tag_count(prepared), wanted)
     aspect = prepared.request.effective_aspect_ratio() or 1.0
     return Opening(dtg_input(prepared.tags.as_dict(), length, aspect, quality=quality), "tags")
 
@@ -139,6 +149,14 @@ def continued_words(continuation: str, *, finished: bool) -> list[str]:
 
 def safe_tag(tag: str) -> bool:
     return not _UNSAFE.search(tag)
+
+
+_ARTICLE = re.compile(r"^(?:a|an|the) ")
+
+
+def same_key(key: str) -> str:
+    """A tag key without a leading article: the user's "a cat" already says "cat"."""
+    return _ARTICLE.sub("", key)
 
 
 @dataclass(frozen=True, slots=True)

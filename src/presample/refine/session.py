@@ -49,6 +49,7 @@ from .extend import (
     insert,
     next_tag_length,
     safe_tag,
+    same_key,
     sentence_count,
     tag_count,
     tipo_opening,
@@ -225,8 +226,8 @@ class RefineSession:
         where = anchors(prompt, prepared.parsed)
         assert where is not None  # checked when the prompt was accepted
         base_tokens = self.presampler.backend.count_tokens(prompt)
-        have = {normalize_key(t) for t in prepared.user_order}
-        have |= {normalize_key(t) for t in prepared.tags.all_tags()}
+        have = {same_key(normalize_key(t)) for t in prepared.user_order}
+        have |= {same_key(normalize_key(t)) for t in prepared.tags.all_tags()}
         candidates: list[Candidate] = []
         seen: set[tuple[str, ...]] = set()
         used: set[int] = set()
@@ -300,9 +301,9 @@ class RefineSession:
         bans = BanMatcher([*prepared.request.ban, *prepared.rating_bans()], p.db.category_of)
         constraint = BanConstraint(bans, prepared.protected()) if bans else None
         if p.source.layout == "dtg":
-            opening = dtg_opening(prepared, quality=p.source.quality)
+            opening = dtg_opening(prepared, limit, quality=p.source.quality)
         else:
-            opening = tipo_opening(prepared)
+            opening = tipo_opening(prepared, limit)
         jobs = [GenerationJob(opening.text, sampling, seed, constraint) for seed in seeds]
         generations = run_all(p.backend, [_single(job) for job in jobs])
         out: list[Extension | Exception] = []
@@ -329,7 +330,7 @@ class RefineSession:
         new: list[str] = []
         seen = set(have)
         for name in names:
-            key = normalize_key(name)
+            key = same_key(normalize_key(name))
             if not key or key in seen or len(name) > MAX_TAG_CHARS or not safe_tag(name):
                 continue
             if bans.tag_banned(name):
@@ -408,7 +409,7 @@ class RefineSession:
                 t
                 for c in Category
                 for t in result.tags.get(c)
-                if normalize_key(t) not in have and safe_tag(t)
+                if same_key(normalize_key(t)) not in have and safe_tag(t)
             ]
             out.append(Extension(text=_text_added(probe.nl, result.extended), tags=tuple(tags)))
         return out
