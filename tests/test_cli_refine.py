@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from presample import Presampler, RefineOptions, RefineSession  # noqa: E402
-from presample.cli import main  # noqa: E402
+from presample import Presampler, RefineOptions, RefineSession
+from presample.cli import main
 
 
 def expected_after(picks: list[int], prompt: str = "1girl, scenery", seed: int = 4) -> str:

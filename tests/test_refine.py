@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from pydantic import ValidationError  # noqa: E402
+from pydantic import ValidationError
 
-from presample import Presampler, RefineError, RefineOptions, RefineSession  # noqa: E402
-from presample.refine.extend import continued_tags, continued_words  # noqa: E402
+from presample import Presampler, RefineError, RefineOptions, RefineSession
+from presample.refine.extend import continued_tags, continued_words
 
 USER = "1girl, (smile:1.2), [blush], scenery <lora:detail:0.6> BREAK red sky"
 
