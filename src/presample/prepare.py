@@ -16,7 +16,7 @@ from .categories import NON_EXPLICIT_RATINGS, SAFE_RATINGS, Category
 from .request import BanRule, PresampleRequest, TagSet
 from .syntax import ParsedPrompt, parse_prompt
 from .tagdb import TagDatabase, normalize_key
-from .tipo import Step, build_meta, plan_steps, tag_line
+from .tipo import Step, build_meta, plan_steps, tag_line, tipo_input
 
 DEFAULT_RATING = "general"
 _CHOICE = re.compile(r"[\[{][^\]}]*[|:][^\]}]*[\]}]")
@@ -51,6 +51,13 @@ class Prepared:
 
     def tag_line(self) -> str:
         return tag_line(self.tags.as_dict())
+
+    def model_input(self, step: Step, *, gen_meta: bool = False) -> str:
+        """The TIPO input of ``step`` for this request as typed (before any model output)."""
+        return tipo_input(
+            self.meta(), self.tag_line(), self.nl, step.task, step.length,
+            expand=step.expand, gen_meta=gen_meta,
+        )  # fmt: skip
 
     def steps(self) -> list[Step]:
         req = self.request

@@ -8,7 +8,7 @@ import json
 from ..dtg import dtg_input
 from ..prepare import Prepared, prepare
 from ..tagdb import TagDatabase
-from ..tipo import Length, Step, Task, tipo_input
+from ..tipo import Length, Step, Task
 from .common import UserError, load_request
 
 DESCRIPTION = """\
@@ -143,15 +143,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         step, is_last = _choose_step(prepared, args)
         gen_meta = args.gen_meta if args.gen_meta is not None else request.gen_meta and is_last
-        text = tipo_input(
-            prepared.meta(),
-            prepared.tag_line(),
-            prepared.nl,
-            step.task,
-            step.length,
-            expand=step.expand,
-            gen_meta=gen_meta,
-        )
+        text = prepared.model_input(step, gen_meta=gen_meta)
         info = {
             "format": "tipo",
             "task": step.task.value,

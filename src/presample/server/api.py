@@ -17,7 +17,7 @@ from ..engine.sampling import Sampling
 from ..formatting import TEMPLATES, Target
 from ..prepare import Prepared, prepare
 from ..request import PresampleRequest, PresampleResult
-from ..tipo import Length, Step, tipo_input
+from ..tipo import Length, Step
 from .engine import Engine, QueueFull
 from .schemas import (
     BatchAnswer,
@@ -258,15 +258,7 @@ async def show_input(call: InputCall, state: State) -> InputAnswer:
     if call.mode is not None:
         step = Step(step.task, step.length, call.mode == "expand")
     gen_meta = call.gen_meta if call.gen_meta is not None else request.gen_meta and is_last
-    text = tipo_input(
-        prepared.meta(),
-        prepared.tag_line(),
-        prepared.nl,
-        step.task,
-        step.length,
-        expand=step.expand,
-        gen_meta=gen_meta,
-    )
+    text = prepared.model_input(step, gen_meta=gen_meta)
     return InputAnswer(
         format="tipo",
         plan=plan,
