@@ -58,3 +58,21 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer.save_pretrained(folder)
     model.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model as an f32 GGUF file (what llama.cpp and the reference load)."""
+    pytest.importorskip("gguf")
+    from presample.training.gguf_export import export_gguf
+
+    return export_gguf(tiny_model_dir, tmp_path_factory.mktemp("gguf") / "tiny-tipo-F32.gguf",
+                       dtype="f32")  # fmt: skip
+
+
+@pytest.fixture(scope="session", params=["transformers", "llama.cpp"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Both engines; llama.cpp only where llama-cpp-python is installed (an optional extra)."""
+    if request.param == "llama.cpp":
+        pytest.importorskip("llama_cpp", reason="presample[llamacpp] is not installed")
+    return request.param

@@ -36,15 +36,27 @@ def as_request(request: RequestLike) -> PresampleRequest:
     return PresampleRequest.model_validate(request)
 
 
+BACKENDS = ("auto", "transformers", "llama.cpp")
+
+
 def load_backend(
     source: ModelSource, *, backend: str = "auto", device: str = "auto", dtype: str = "auto"
 ) -> Backend:
-    """Load a model with the chosen engine."""
-    if backend not in ("auto", "transformers"):
-        raise ModelError(
-            f"unknown backend {backend!r}; available: transformers "
-            "(GGUF files are dequantised by transformers)"
-        )
+    """Load a model with the chosen engine.
+
+    ``auto`` runs a GGUF file with llama.cpp when ``llama-cpp-python`` is
+    installed (it reads the file as is, quantised weights included) and with
+    transformers otherwise; folders and Hub ids always run with transformers.
+    """
+    backend = "llama.cpp" if backend == "llamacpp" else backend
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    if backend == "auto" and source.kind == "gguf":
+        from .engine import llamacpp_backend
+
+        backend = "llama.cpp" if llamacpp_backend.available() else "transformers"
+    if backend == "llama.cpp":
+        return _load_llamacpp(source, device=device, dtype=dtype)
     try:
         from .engine.torch_backend import TorchBackend
     except ImportError as exc:
@@ -63,6 +75,24 @@ def load_backend(
     return TorchBackend.load(
         source.location, gguf_file=source.gguf_file, device=device, dtype=dtype, name=source.name
     )
+
+
+def _load_llamacpp(source: ModelSource, *, device: str, dtype: str) -> Backend:
+    from .engine.llamacpp_backend import LlamaCppBackend
+
+    if source.kind != "gguf" or source.gguf_file is None:
+        raise ModelError(
+            f"the llama.cpp backend runs GGUF files; {source.name} is a "
+            f"{'Hub id' if source.kind == 'hub' else 'transformers folder'} "
+            "(use --backend transformers, or pass a .gguf file)"
+        )
+    if device not in ("auto", "cpu"):
+        raise ModelError("presample runs llama.cpp on the CPU only; use --backend transformers")
+    if dtype != "auto":
+        raise ModelError(
+            "with llama.cpp the GGUF file decides the precision; leave --dtype at auto"
+        )
+    return LlamaCppBackend.load(Path(source.location) / source.gguf_file, name=source.name)
 
 
 class Presampler:

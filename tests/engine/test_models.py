@@ -15,22 +15,15 @@ from presample.engine.backend import ModelError
 from presample.engine.registry import KNOWN_MODELS, known, resolve
 from presample.engine.sampling import Sampling
 from presample.presampler import Presampler
-from presample.training.gguf_export import export_gguf
 
 SHORT = Sampling(max_new_tokens=16)
 REQ = PresampleRequest(prompt="1girl, scenery", seed=9, tag_length="very_short",
                        nl_length="very_short")  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def tiny_gguf(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("gguf") / "tiny-tipo-F32.gguf"
-    return export_gguf(tiny_model_dir, out, dtype="f32")
-
-
 def test_gguf_path_gives_the_same_prompt_as_the_folder(tiny_model_dir: Path, tiny_gguf: Path):
     from_folder = Presampler(str(tiny_model_dir), sampling=SHORT)(REQ)
-    from_gguf = Presampler(str(tiny_gguf), sampling=SHORT)(REQ)
+    from_gguf = Presampler(str(tiny_gguf), backend="transformers", sampling=SHORT)(REQ)
     assert from_gguf.prompt == from_folder.prompt
     assert [s.model_input for s in from_gguf.steps] == [s.model_input for s in from_folder.steps]
 

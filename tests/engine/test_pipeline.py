@@ -1,4 +1,8 @@
-"""The whole presample path on a tiny real model built in the test."""
+"""The whole presample path on a tiny real model built in the test.
+
+Every test runs on both engines: transformers on the model folder, llama.cpp
+on the same model written as GGUF (where llama-cpp-python is installed).
+"""
 
 from __future__ import annotations
 
@@ -22,8 +26,15 @@ SHORT = Sampling(max_new_tokens=24)
 
 
 @pytest.fixture(scope="module")
-def presampler(tiny_model_dir: Path) -> Presampler:
-    return Presampler(str(tiny_model_dir), sampling=SHORT)
+def model_spec(engine: str, tiny_model_dir: Path, request: pytest.FixtureRequest) -> str:
+    if engine == "llama.cpp":
+        return str(request.getfixturevalue("tiny_gguf"))
+    return str(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def presampler(engine: str, model_spec: str) -> Presampler:
+    return Presampler(model_spec, backend=engine, sampling=SHORT)
 
 
 def request(prompt: str, **kw: object) -> PresampleRequest:
@@ -97,12 +108,14 @@ def test_random_seed_is_reported_and_reproduces(presampler: Presampler) -> None:
     assert again.prompt == first.prompt
 
 
-def test_same_output_in_a_fresh_process(presampler: Presampler, tiny_model_dir: Path) -> None:
+def test_same_output_in_a_fresh_process(
+    presampler: Presampler, engine: str, model_spec: str
+) -> None:
     here = presampler(request("1girl, scenery", seed=11)).prompt
     code = (
         "from presample import PresampleRequest; from presample.presampler import Presampler;"
         "from presample.engine.sampling import Sampling;"
-        f"p = Presampler({str(tiny_model_dir)!r}, sampling=Sampling(max_new_tokens=24));"
+        f"p = Presampler({model_spec!r}, backend={engine!r}, sampling=Sampling(max_new_tokens=24));"
         "r = p(PresampleRequest(prompt='1girl, scenery', tag_length='very_short',"
         " nl_length='very_short', seed=11)); print(r.prompt, end='')"
     )

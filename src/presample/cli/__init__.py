@@ -46,11 +46,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, frozenset[str]]:
     return parser, frozenset(sub.choices)
 
 
+TOP_LEVEL_OPTIONS = frozenset({"-h", "--help", "--version"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser, commands = build_parser()
-    # `presample "1girl, scenery"` is short for `presample generate "1girl, scenery"`.
-    if args_list and args_list[0] not in commands and not args_list[0].startswith("-"):
+    # `presample "1girl, scenery"` is short for `presample generate "1girl, scenery"`,
+    # and so is `presample --model X "1girl, scenery"` (options before the prompt).
+    if args_list and args_list[0] not in commands and args_list[0] not in TOP_LEVEL_OPTIONS:
         args_list.insert(0, "generate")
     args = parser.parse_args(args_list)
     try:

@@ -27,8 +27,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--backend",
         default="auto",
-        choices=["auto", "transformers"],
-        help="inference engine (default: auto)",
+        choices=["auto", "transformers", "llama.cpp"],
+        help="inference engine: transformers (PyTorch) or llama.cpp (GGUF files, needs "
+        "presample[llamacpp]); auto runs GGUF files with llama.cpp when it is installed "
+        "(default: auto)",
     )
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
     g.add_argument(

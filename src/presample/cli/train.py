@@ -95,6 +95,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     export.set_defaults(handler=run_export)
 
+    to_gguf = tsub.add_parser(
+        "gguf",
+        help="convert one of our model folders into a GGUF file (llama.cpp, ComfyUI, KGen)",
+        description="Write a model folder (the shipped default, or one from 'train export') "
+        "as one GGUF file that llama.cpp and its front ends load; run it with "
+        "'presample --model FILE.gguf' (llama.cpp when presample[llamacpp] is installed).",
+    )
+    to_gguf.add_argument(
+        "model_dir",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="model folder (default: the shipped default model)",
+    )
+    to_gguf.add_argument("-o", "--out", type=Path, required=True, help="the .gguf file to write")
+    to_gguf.add_argument(
+        "--type",
+        choices=("f32", "f16", "q8_0"),
+        default="f16",
+        help="weight type: f16 keeps the weights, q8_0 halves the file again (default %(default)s)",
+    )
+    to_gguf.add_argument("--force", action="store_true", help="overwrite an existing file")
+    to_gguf.set_defaults(handler=run_gguf)
+
 
 def run_prepare(args: argparse.Namespace) -> int:
     from ..training.data import prepare
@@ -144,4 +168,27 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"presample: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     print(out)
+    return 0
+
+
+def run_gguf(args: argparse.Namespace) -> int:
+    from ..engine.registry import default_model_dir
+    from ..training.gguf_export import export_gguf
+
+    model_dir = args.model_dir or default_model_dir()
+    needed = ("config.json", "tokenizer.json")
+    if not all((model_dir / name).is_file() for name in needed):
+        raise UserError(f"{model_dir} is not one of our model folders ({', '.join(needed)})")
+    if args.out.suffix.lower() != ".gguf":
+        raise UserError(f"{args.out}: the output name must end in .gguf")
+    if args.out.exists() and not args.force:
+        raise UserError(f"{args.out} exists; pass --force to overwrite it")
+    partial = args.out.with_name(args.out.name + ".partial")
+    try:
+        export_gguf(model_dir, partial, dtype=args.type)
+        partial.replace(args.out)  # never leave a half-written file under the real name
+    except ValueError as exc:
+        partial.unlink(missing_ok=True)
+        raise UserError(str(exc)) from None
+    print(args.out)
     return 0

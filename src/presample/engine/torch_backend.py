@@ -289,37 +289,10 @@ class TorchBackend:
         texts: Sequence[str],
     ) -> list[int]:
         """Draw one token per row: penalty, temperature, top-k, top-p, min-p, constraint."""
-        vocab = logits.shape[1]
-        for r, s in enumerate(settings):
-            if s.repetition_penalty != 1.0:
-                seen = torch.tensor(sorted(set(history[r])), dtype=torch.long)
-                scores = logits[r, seen]
-                logits[r, seen] = torch.where(
-                    scores < 0, scores * s.repetition_penalty, scores / s.repetition_penalty
-                )
-
-        temps = torch.tensor([s.temperature if s.temperature > 0 else 1.0 for s in settings])
-        scaled = logits / temps[:, None]
-        ks = [s.top_k if 0 < s.top_k < vocab else vocab for s in settings]
-        # Greedy rows need only their best candidates (kept for the constraint).
-        ks = [min(k, 64) if s.greedy else k for k, s in zip(ks, settings, strict=True)]
-        width = max(ks)
-        values, ids = torch.topk(scaled, width, dim=-1)  # sorted, best first
-        column = torch.arange(width)[None, :]
-        values = values.masked_fill(column >= torch.tensor(ks)[:, None], float("-inf"))
-        probs = torch.softmax(values, dim=-1)
-        top_p = torch.tensor([s.top_p for s in settings])[:, None]
-        # Keep the smallest prefix whose mass reaches top_p (always the best token).
-        probs = probs.masked_fill((probs.cumsum(-1) - probs) >= top_p, 0.0)
-        min_p = torch.tensor([s.min_p for s in settings])[:, None]
-        probs = probs.masked_fill(probs < min_p * probs[:, :1], 0.0)
-
+        ids, probs, scaled = filtered(logits, settings, history)
         chosen: list[int] = []
         for r, s in enumerate(settings):
             row_probs, row_ids = probs[r], ids[r]
-            if s.greedy:
-                row_probs = torch.zeros_like(row_probs)
-                row_probs[0] = 1.0
             if constraints[r] is not None:
                 row_probs = self._constrain(constraints[r], texts[r], row_probs, row_ids, scaled[r])
                 if row_probs is None:
@@ -368,6 +341,47 @@ class TorchBackend:
         if self._token_texts is None:
             self._token_texts = token_texts(self.tokenizer)
         return self._token_texts[token] if token < len(self._token_texts) else ""
+
+
+def filtered(
+    logits: torch.Tensor, settings: Sequence[Sampling], history: Sequence[Sequence[int]]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each row's distribution after penalty, temperature, top-k, top-p and min-p.
+
+    Returns (candidate ids best first, their probabilities, scaled logits);
+    ``engine/choose.py`` computes the same for one row in NumPy (tested equal).
+    ``logits`` is changed in place by the repetition penalty.
+    """
+    vocab = logits.shape[1]
+    for r, s in enumerate(settings):
+        if s.repetition_penalty != 1.0:
+            seen = torch.tensor(sorted(set(history[r])), dtype=torch.long)
+            scores = logits[r, seen]
+            logits[r, seen] = torch.where(
+                scores < 0, scores * s.repetition_penalty, scores / s.repetition_penalty
+            )
+
+    temps = torch.tensor([s.temperature if s.temperature > 0 else 1.0 for s in settings])
+    scaled = logits / temps[:, None]
+    ks = [s.top_k if 0 < s.top_k < vocab else vocab for s in settings]
+    # Greedy rows need only their best candidates (kept for the constraint).
+    ks = [min(k, 64) if s.greedy else k for k, s in zip(ks, settings, strict=True)]
+    width = max(ks)
+    values, ids = torch.topk(scaled, width, dim=-1)  # sorted, best first
+    column = torch.arange(width)[None, :]
+    values = values.masked_fill(column >= torch.tensor(ks)[:, None], float("-inf"))
+    probs = torch.softmax(values, dim=-1)
+    # top_p 1.0 is off: float32 sums reach 1.0 before the tail, which would cut it.
+    top_p = torch.tensor([s.top_p if s.top_p < 1.0 else float("inf") for s in settings])[:, None]
+    # Keep the smallest prefix whose mass reaches top_p (always the best token).
+    probs = probs.masked_fill((probs.cumsum(-1) - probs) >= top_p, 0.0)
+    min_p = torch.tensor([s.min_p for s in settings])[:, None]
+    probs = probs.masked_fill(probs < min_p * probs[:, :1], 0.0)
+    for r, s in enumerate(settings):
+        if s.greedy:
+            probs[r] = 0.0
+            probs[r, 0] = 1.0
+    return ids, probs, scaled
 
 
 def token_texts(tokenizer: Any) -> list[str]:

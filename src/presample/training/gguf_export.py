@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-GGUF_DTYPES = ("f32", "f16")
+GGUF_DTYPES = ("f32", "f16", "q8_0")
+Q8_BLOCK = 32  # values per Q8_0 block: rows of other lengths stay f32
 
 
 def _permute(weight: np.ndarray, heads: int) -> np.ndarray:
@@ -88,7 +89,10 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16") -
     writer.add_layer_norm_rms_eps(config.rms_norm_eps)
     writer.add_vocab_size(config.vocab_size)
     writer.add_file_type(
-        gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.ALL_F32
+        {
+            "f16": gguf.LlamaFileType.MOSTLY_F16,
+            "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+        }.get(dtype, gguf.LlamaFileType.ALL_F32)
     )
     _add_tokenizer(writer, model_dir)
 
@@ -97,9 +101,14 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16") -
         if heads is not None:
             tensor = _permute(tensor, heads)
         # Norm vectors stay f32 (llama.cpp convention); matrices take the chosen type.
+        tensor = np.ascontiguousarray(tensor)
         if dtype == "f16" and tensor.ndim == 2:
-            tensor = tensor.astype(np.float16)
-        writer.add_tensor(gguf_name, np.ascontiguousarray(tensor))
+            writer.add_tensor(gguf_name, tensor.astype(np.float16))
+        elif dtype == "q8_0" and tensor.ndim == 2 and tensor.shape[1] % Q8_BLOCK == 0:
+            q8 = gguf.GGMLQuantizationType.Q8_0
+            writer.add_tensor(gguf_name, gguf.quants.quantize(tensor, q8), raw_dtype=q8)
+        else:
+            writer.add_tensor(gguf_name, tensor)
 
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -125,7 +134,7 @@ def _add_tokenizer(writer: Any, model_dir: Path) -> None:
     config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
 
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
+    writer.add_tokenizer_pre("gpt-2")
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)

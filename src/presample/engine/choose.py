@@ -1,0 +1,105 @@
+"""Drawing one token from one row of logits with NumPy.
+
+The llama.cpp backend hands us raw logits and we draw the token ourselves
+rather than through llama.cpp's sampler chain, because only then are the
+settings honoured the same way as on the transformers backend (the Hugging
+Face order: repetition penalty, temperature, top-k, top-p, min-p) and can a ban
+constraint look at candidate tokens as text before one is drawn. The
+transformers backend does the same steps batched in torch
+(``TorchBackend._sample``); the two are checked against each other in the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .backend import Constraint
+from .sampling import Sampling
+
+# A greedy row keeps this many of its best candidates for the constraint.
+GREEDY_CANDIDATES = 64
+# How many of the best tokens a constrained row may fall back to when every
+# candidate of the filtered distribution is banned.
+FALLBACK_CANDIDATES = 256
+
+
+def candidates(
+    logits: np.ndarray, sampling: Sampling, history: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The filtered distribution: (token ids best first, their probabilities, scaled logits).
+
+    Tokens filtered out keep probability 0 so the best token is always first.
+    """
+    scores = logits.astype(np.float32, copy=True)
+    if sampling.repetition_penalty != 1.0 and len(history):
+        seen = np.unique(np.asarray(history, dtype=np.int64))
+        seen = seen[seen < scores.shape[0]]
+        values = scores[seen]
+        scores[seen] = np.where(
+            values < 0, values * sampling.repetition_penalty, values / sampling.repetition_penalty
+        )
+    scaled = scores / (sampling.temperature if sampling.temperature > 0 else 1.0)
+    vocab = scaled.shape[0]
+    k = sampling.top_k if 0 < sampling.top_k < vocab else vocab
+    if sampling.greedy:
+        k = min(k, GREEDY_CANDIDATES)
+    top = np.argpartition(-scaled, k - 1)[:k] if k < vocab else np.arange(vocab)
+    # Best first; ties broken by the lower id, as torch.topk does on the CPU.
+    ids = top[np.lexsort((top, -scaled[top]))]
+    values = scaled[ids].astype(np.float64)
+    probs = np.exp(values - values[0])
+    probs /= probs.sum()
+    if sampling.greedy:
+        probs = np.zeros_like(probs)
+        probs[0] = 1.0
+        return ids, probs, scaled
+    # Keep the smallest prefix whose mass reaches top_p (always the best token).
+    if sampling.top_p < 1.0:
+        probs[(np.cumsum(probs) - probs) >= sampling.top_p] = 0.0
+    probs[probs < sampling.min_p * probs[0]] = 0.0
+    return ids, probs, scaled
+
+
+def choose(
+    logits: np.ndarray,
+    sampling: Sampling,
+    history: Sequence[int],
+    rng: np.random.Generator,
+    *,
+    eos_id: int,
+    constraint: Constraint | None = None,
+    text: str = "",
+    piece: Callable[[int], str | None] = lambda _: None,
+) -> int:
+    """One token for one row; ``piece`` gives a token's text (``None`` for eos)."""
+    ids, probs, scaled = candidates(logits, sampling, history)
+    if constraint is not None:
+        live = np.flatnonzero(probs > 0)
+        allowed = constraint.allowed(text, [piece(int(ids[i])) for i in live])
+        if not all(allowed):
+            probs = probs.copy()
+            probs[live[~np.asarray(allowed, dtype=bool)]] = 0.0
+            if probs.sum() <= 0:
+                return _fallback(constraint, text, scaled, piece, eos_id)
+    if sampling.greedy:
+        return int(ids[int(np.argmax(probs))])
+    probs = probs / probs.sum()
+    return int(ids[int(rng.choice(len(ids), p=probs))])
+
+
+def _fallback(
+    constraint: Constraint,
+    text: str,
+    scaled: np.ndarray,
+    piece: Callable[[int], str | None],
+    eos_id: int,
+) -> int:
+    """Every sampled candidate was banned: take the best allowed token overall."""
+    order = np.argsort(-scaled, kind="stable")[:FALLBACK_CANDIDATES]
+    allowed = constraint.allowed(text, [piece(int(t)) for t in order])
+    for token, ok in zip(order, allowed, strict=True):
+        if ok:
+            return int(token)
+    return eos_id

@@ -1,0 +1,70 @@
+"""The NumPy sampler (llama.cpp backend) filters exactly like the torch one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from presample.engine.choose import candidates, choose  # noqa: E402
+from presample.engine.sampling import Sampling  # noqa: E402
+from presample.engine.torch_backend import filtered  # noqa: E402
+
+SETTINGS = [
+    Sampling(),
+    Sampling(temperature=1.0, top_p=1.0, top_k=0, min_p=0.0, repetition_penalty=1.0),
+    Sampling(temperature=0.7, top_p=0.5, top_k=5, min_p=0.0, repetition_penalty=1.3),
+    Sampling(temperature=1.5, top_p=0.9, top_k=0, min_p=0.2, repetition_penalty=0.8),
+    Sampling(temperature=0, top_k=3),
+]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_numpy_and_torch_keep_the_same_candidates_with_the_same_probabilities(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, size=(len(SETTINGS), 500)).astype(np.float32)
+    history = [list(rng.integers(0, 500, size=20)) for _ in SETTINGS]
+    ids_t, probs_t, _ = filtered(torch.from_numpy(logits.copy()), SETTINGS, history)
+    for row, sampling in enumerate(SETTINGS):
+        ids_n, probs_n, _ = candidates(logits[row], sampling, history[row])
+        keep_t = probs_t[row] > 0
+        keep_n = probs_n > 0
+        assert ids_t[row][keep_t].tolist() == ids_n[keep_n].tolist()
+        np.testing.assert_allclose(
+            probs_t[row][keep_t].numpy(), probs_n[keep_n], rtol=1e-4, atol=1e-6
+        )
+
+
+def test_greedy_takes_the_best_and_a_seed_reproduces() -> None:
+    logits = np.array([0.1, 2.0, 1.9, -1.0], dtype=np.float32)
+    assert choose(logits, Sampling(temperature=0), [], np.random.default_rng(0), eos_id=3) == 1
+    warm = Sampling(temperature=2.0, top_p=1.0, top_k=0, min_p=0.0, repetition_penalty=1.0)
+    draws = [choose(logits, warm, [], np.random.default_rng(7), eos_id=3) for _ in range(3)]
+    assert len(set(draws)) == 1
+    many = {choose(logits, warm, [], np.random.default_rng(s), eos_id=3) for s in range(50)}
+    assert many == {0, 1, 2, 3}  # every token can be drawn at a high temperature
+
+
+class BanEverythingBut:
+    def __init__(self, allowed: str) -> None:
+        self.allowed_text = allowed
+
+    def allowed(self, text: str, pieces: list[str | None]) -> list[bool]:
+        return [p == self.allowed_text for p in pieces]
+
+
+def test_constraint_steers_to_the_best_allowed_token() -> None:
+    logits = np.array([5.0, 4.0, 3.0, -9.0], dtype=np.float32)
+    names = ["a", "b", "c", None]
+    pick = choose(
+        logits,
+        Sampling(temperature=0.5, top_k=2, min_p=0.0, repetition_penalty=1.0),
+        [],
+        np.random.default_rng(0),
+        eos_id=3,
+        constraint=BanEverythingBut("c"),
+        piece=lambda t: names[t],
+    )
+    # "c" is outside top-k: every sampled candidate is banned, so the fallback finds it.
+    assert pick == 2
