@@ -30,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from presample.engine import invariant  # noqa: E402
+from presample.engine import invariant, llamacpp_backend  # noqa: E402
 from presample.engine.backend import GenerationJob  # noqa: E402
 from presample.engine.int8 import quantize_int8  # noqa: E402
 from presample.engine.sampling import Sampling  # noqa: E402
@@ -78,6 +78,22 @@ def run_ours(model, tokenizer, batch: int, new_tokens: int, repeat: int) -> floa
     return statistics.median(times)
 
 
+def run_llamacpp(gguf: Path, new_tokens: int, repeat: int) -> float:
+    """Median seconds for one prompt of ``new_tokens`` through the llama.cpp backend."""
+    from presample.engine.llamacpp_backend import LlamaCppBackend
+
+    backend = LlamaCppBackend.load(gguf, name="bench")
+    backend.eos_id = -1  # as above: never stop early
+    backend.generate([GenerationJob(PROMPT, Sampling(max_new_tokens=8), 0)])  # warm-up
+    times = []
+    for i in range(repeat):
+        backend.llm.reset()  # no prompt cache across runs: the same work as the first
+        start = time.perf_counter()
+        backend.generate([GenerationJob(PROMPT, Sampling(max_new_tokens=new_tokens), i)])
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def run_kgen(kgen_path: str, model_dir: Path, new_tokens: int, prompts: int) -> float:
     sys.path.insert(0, kgen_path)
     from kgen import models as kmodels
@@ -111,6 +127,12 @@ def main() -> int:
         "(packed oneDNN linears + row-wise attention, engine/invariant.py)",
     )
     parser.add_argument("--repeat", type=int, default=3, help="median of this many runs")
+    parser.add_argument(
+        "--llamacpp",
+        default="f32,f16,bf16,q8_0",
+        help="GGUF weight types to run through the llama.cpp backend at batch 1, "
+        "if llama-cpp-python is installed ('' to skip)",
+    )
     parser.add_argument("--kgen-path", help="folder where tipo-kgen 0.3.1 is importable")
     parser.add_argument("--kgen-prompts", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -152,6 +174,32 @@ def main() -> int:
                     else ""
                 )
             )
+
+    gguf_types = [t for t in args.llamacpp.split(",") if t]
+    if gguf_types and llamacpp_backend.available():
+        import tempfile
+
+        from presample.training.gguf_export import export_gguf
+
+        # Q8_0 blocks: 32 int8 values and one f16 scale.
+        gguf_bytes = {"f32": 4, "f16": 2, "bf16": 2, "q8_0": 34 / 32}
+        with tempfile.TemporaryDirectory() as folder:
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            for kind in gguf_types:
+                gguf = export_gguf(folder, Path(folder) / f"bench-{kind}.gguf", dtype=kind)
+                seconds = run_llamacpp(gguf, args.new_tokens, args.repeat)
+                gguf.unlink()
+                tokens_s = args.new_tokens / seconds
+                ceiling = bandwidth / (params * gguf_bytes[kind])
+                rows.append((f"llama.cpp-{kind}", 1, tokens_s, 1 / seconds, ceiling))
+                print(
+                    f"llama.cpp {kind:<13} batch   1: {tokens_s:7.1f} tokens/s, "
+                    f"{1 / seconds:6.3f} prompts/s, {tokens_s / ceiling:5.0%} of the "
+                    f"{ceiling:.0f} tokens/s ceiling (serial: batch N = N x this)"
+                )
+    elif gguf_types:
+        print("llama.cpp: skipped (pip install 'presample[llamacpp]')")
 
     if args.kgen_path:
         import tempfile

@@ -18,7 +18,7 @@ from typing import Any
 
 from .engine.backend import Backend, ModelError
 from .engine.pipeline import Run, RunOptions, dtg_run, tipo_run
-from .engine.registry import ModelSource, resolve
+from .engine.registry import FOLDER_GGUF, ModelSource, resolve
 from .engine.sampling import DTG_DEFAULT, TIPO_DEFAULT, Sampling
 from .engine.scheduler import run_all
 from .prepare import prepare
@@ -80,11 +80,15 @@ def load_backend(
 def _load_llamacpp(source: ModelSource, *, device: str, dtype: str) -> Backend:
     from .engine.llamacpp_backend import LlamaCppBackend
 
-    if source.kind != "gguf" or source.gguf_file is None:
+    if source.kind == "gguf" and source.gguf_file is not None:
+        path = Path(source.location) / source.gguf_file
+    elif source.kind == "folder" and (Path(source.location) / FOLDER_GGUF).is_file():
+        path = Path(source.location) / FOLDER_GGUF  # our folders carry a GGUF copy
+    else:
         raise ModelError(
             f"the llama.cpp backend runs GGUF files; {source.name} is a "
-            f"{'Hub id' if source.kind == 'hub' else 'transformers folder'} "
-            "(use --backend transformers, or pass a .gguf file)"
+            f"{'Hub id' if source.kind == 'hub' else 'transformers folder'} without "
+            f"{FOLDER_GGUF} (use --backend transformers, or pass a .gguf file)"
         )
     if device not in ("auto", "cpu"):
         raise ModelError("presample runs llama.cpp on the CPU only; use --backend transformers")
@@ -92,7 +96,7 @@ def _load_llamacpp(source: ModelSource, *, device: str, dtype: str) -> Backend:
         raise ModelError(
             "with llama.cpp the GGUF file decides the precision; leave --dtype at auto"
         )
-    return LlamaCppBackend.load(Path(source.location) / source.gguf_file, name=source.name)
+    return LlamaCppBackend.load(path, name=source.name)
 
 
 class Presampler:

@@ -109,7 +109,7 @@ def test_quantised_q8_file_loads_runs_and_reproduces(q8_gguf: Path) -> None:
 
 
 def test_wrong_uses_are_clear(tiny_model_dir: Path, tiny_gguf: Path) -> None:
-    with pytest.raises(ModelError, match="runs GGUF files"):
+    with pytest.raises(ModelError, match="runs GGUF files"):  # a folder without model.gguf
         Presampler(str(tiny_model_dir), backend="llama.cpp")
     with pytest.raises(ModelError, match="the GGUF file decides the precision"):
         Presampler(str(tiny_gguf), backend="llama.cpp", dtype="bfloat16")
@@ -133,3 +133,22 @@ def test_cli_converts_the_model_and_runs_it(tiny_model_dir: Path, tmp_path: Path
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert '"1girl"' in run.stdout
+
+
+def test_a_model_folder_with_its_gguf_copy_runs_on_llama_cpp(tiny_model_dir: Path,
+                                                             tmp_path: Path) -> None:  # fmt: skip
+    import shutil
+
+    folder = tmp_path / "ours"
+    shutil.copytree(tiny_model_dir, folder)
+    with pytest.raises(ModelError, match=r"without model\.gguf"):
+        Presampler(str(folder), backend="llama.cpp")
+    export_gguf(folder, folder / "model.gguf", dtype="f32")
+    request = PresampleRequest(prompt="1girl, scenery", seed=2, tag_length="very_short",
+                               nl_length="very_short")  # fmt: skip
+    on_llama = Presampler(str(folder), backend="llama.cpp", sampling=GREEDY)
+    assert on_llama.backend.info.name == "llama.cpp"
+    # The folder itself still means transformers unless llama.cpp is asked for.
+    on_torch = Presampler(str(folder), dtype="float32", sampling=GREEDY)
+    assert on_torch.backend.info.name == "transformers"
+    assert on_llama(request).prompt == on_torch(request).prompt

@@ -93,6 +93,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="bfloat16",
         help="weight type (default %(default)s)",
     )
+    export.add_argument(
+        "--gguf",
+        choices=("none", "f16", "q8_0"),
+        default="q8_0",
+        help="also write the weights as model.gguf, which the llama.cpp backend runs "
+        "(--backend llama.cpp; default %(default)s)",
+    )
     export.set_defaults(handler=run_export)
 
     to_gguf = tsub.add_parser(
@@ -164,6 +171,11 @@ def run_export(args: argparse.Namespace) -> int:
         raise UserError(f"{args.run_dir} is not a training run (no config.json)")
     try:
         out = export_run(args.run_dir, args.out, name=args.name, dtype=args.dtype)
+        if args.gguf != "none":
+            from ..engine.registry import FOLDER_GGUF
+            from ..training.gguf_export import export_gguf
+
+            export_gguf(out, out / FOLDER_GGUF, dtype=args.gguf)
     except FileNotFoundError as exc:
         print(f"presample: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -61,6 +61,8 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
 DEFAULT_MODEL = "default"
 # Written beside our own models' weights: which layout they speak.
 CARD_FILE = "presample.json"
+# Our model folders may carry the same weights as GGUF for the llama.cpp backend.
+FOLDER_GGUF = "model.gguf"
 
 
 @dataclass(frozen=True, slots=True)

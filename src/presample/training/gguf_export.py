@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-GGUF_DTYPES = ("f32", "f16", "q8_0")
+GGUF_DTYPES = ("f32", "f16", "bf16", "q8_0")
 Q8_BLOCK = 32  # values per Q8_0 block: rows of other lengths stay f32
 
 
@@ -91,10 +91,11 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16") -
     writer.add_file_type(
         {
             "f16": gguf.LlamaFileType.MOSTLY_F16,
+            "bf16": gguf.LlamaFileType.MOSTLY_BF16,
             "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
         }.get(dtype, gguf.LlamaFileType.ALL_F32)
     )
-    _add_tokenizer(writer, model_dir)
+    _add_tokenizer(writer, model_dir, config.vocab_size)
 
     for gguf_name, (hf_name, heads) in _tensor_map(config, config.num_hidden_layers).items():
         tensor = state[hf_name]
@@ -104,6 +105,9 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16") -
         tensor = np.ascontiguousarray(tensor)
         if dtype == "f16" and tensor.ndim == 2:
             writer.add_tensor(gguf_name, tensor.astype(np.float16))
+        elif dtype == "bf16" and tensor.ndim == 2:
+            bf16 = gguf.GGMLQuantizationType.BF16
+            writer.add_tensor(gguf_name, gguf.quants.quantize(tensor, bf16), raw_dtype=bf16)
         elif dtype == "q8_0" and tensor.ndim == 2 and tensor.shape[1] % Q8_BLOCK == 0:
             q8 = gguf.GGMLQuantizationType.Q8_0
             writer.add_tensor(gguf_name, gguf.quants.quantize(tensor, q8), raw_dtype=q8)
@@ -117,16 +121,21 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16") -
     return out
 
 
-def _add_tokenizer(writer: Any, model_dir: Path) -> None:
-    """Byte-level BPE as llama.cpp's "gpt2" tokenizer model."""
+def _add_tokenizer(writer: Any, model_dir: Path, vocab_size: int) -> None:
+    """Byte-level BPE as llama.cpp's "gpt2" tokenizer model.
+
+    A model whose embedding has more rows than the tokenizer has pieces gets
+    unused filler pieces, so llama.cpp's vocabulary matches the embedding.
+    """
     data = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
     vocab: dict[str, int] = data["model"]["vocab"]
     added = {t["content"]: t["id"] for t in data.get("added_tokens", [])}
-    size = max([*vocab.values(), *added.values()]) + 1
+    size = max(max([*vocab.values(), *added.values()]) + 1, vocab_size)
     tokens = [f"[PAD{i}]" for i in range(size)]
-    types = [1] * size  # normal
+    types = [5] * size  # unused, until a piece fills the slot
     for text, index in vocab.items():
         tokens[index] = text
+        types[index] = 1  # normal
     for text, index in added.items():
         tokens[index] = text
         types[index] = 3  # control
