@@ -89,3 +89,31 @@ def test_a_model_without_the_layout_tokens_is_refused(tmp_path: Path) -> None:
     random_model("tiny", len(tokenizer)).save_pretrained(tmp_path)
     with pytest.raises(ModelError, match="does not speak the TIPO layout"):
         Presampler(str(tmp_path))
+
+
+@pytest.mark.parametrize("engine_name", ["transformers", "llama.cpp"])
+def test_a_gguf_of_an_architecture_the_engine_cannot_run_is_clear(
+    tiny_gguf: Path, tmp_path: Path, engine_name: str
+) -> None:
+    """The tiny model's file relabelled as an architecture nobody runs."""
+    import gguf
+
+    if engine_name == "llama.cpp":
+        pytest.importorskip("llama_cpp", reason="presample[llamacpp] is not installed")
+    reader = gguf.GGUFReader(str(tiny_gguf))
+    out = tmp_path / "strange.gguf"
+    writer = gguf.GGUFWriter(str(out), "strangeformer")
+    for field in reader.fields.values():
+        if field.name.startswith(("llama.", "general.architecture", "GGUF.")):
+            continue
+        sub_type = field.types[-1] if len(field.types) > 1 else None
+        writer.add_key_value(field.name, field.contents(), field.types[0], sub_type=sub_type)
+    for tensor in reader.tensors:
+        writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelError, match="cannot load model") as caught:
+        Presampler(str(out), backend=engine_name)
+    assert "strangeformer" in str(caught.value)

@@ -103,7 +103,7 @@ class LlamaCppBackend:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"GGUF file not found: {path}")
-        file_type = gguf_file_type(path)
+        file_type, architecture = _gguf_info(path)
         safe = file_type in QUANTISED_SAFE
         loading = contextlib.nullcontext() if safe else _without_extra_buffers(llama_cpp.llama_cpp)
         try:
@@ -118,9 +118,10 @@ class LlamaCppBackend:
                 )
         except (ValueError, RuntimeError, OSError) as exc:
             why = str(exc).strip() or type(exc).__name__
+            what = f"architecture {architecture!r}" if architecture else "architecture"
             raise ModelError(
                 f"cannot load model from {path} with llama.cpp: a corrupt file, or an "
-                f"architecture this llama.cpp does not run ({why})"
+                f"{what} this llama.cpp does not run ({why})"
             ) from None
         return cls(llm, name=name or path.name, file_type=file_type)
 
@@ -229,19 +230,27 @@ class LlamaCppBackend:
 
 def gguf_file_type(path: Path) -> str:
     """The weight type of a GGUF file (``F16``, ``Q8_0``, ``Q4_K_M`` ...), or "" if unknown."""
+    return _gguf_info(path)[0]
+
+
+def _gguf_info(path: Path) -> tuple[str, str]:
+    """(weight type, architecture) from a GGUF header; "" where unreadable."""
     try:
         import gguf
     except ImportError:
-        return ""
+        return "", ""
     try:
         reader = gguf.GGUFReader(str(path))
     except (ValueError, OSError, KeyError, IndexError):
-        return ""
+        return "", ""
+    kind = architecture = ""
     field = reader.fields.get("general.file_type")
-    if field is None:
-        return ""
-    value = int(field.parts[field.data[0]][0])
-    try:
-        return gguf.LlamaFileType(value).name.removeprefix("MOSTLY_").replace("ALL_", "")
-    except ValueError:
-        return ""
+    if field is not None:
+        with contextlib.suppress(ValueError, IndexError):
+            value = gguf.LlamaFileType(int(field.parts[field.data[0]][0]))
+            kind = value.name.removeprefix("MOSTLY_").replace("ALL_", "")
+    field = reader.fields.get("general.architecture")
+    if field is not None:
+        with contextlib.suppress(ValueError, IndexError, UnicodeDecodeError):
+            architecture = str(field.contents())
+    return kind, architecture
