@@ -24,6 +24,7 @@ from .engine.scheduler import run_all
 from .prepare import prepare
 from .request import PresampleRequest, PresampleResult, StepResult
 from .tagdb import TagDatabase
+from .tipo import Length
 
 RequestLike = PresampleRequest | str | dict[str, Any]
 
@@ -148,7 +149,7 @@ class Presampler:
         self, request: RequestLike, on_step: Callable[[StepResult], None] | None = None
     ) -> Run:
         """The generator behind one request (for schedulers and streaming)."""
-        req = as_request(request)
+        req = self.with_model_defaults(as_request(request))
         seed = req.seed if req.seed >= 0 else secrets.randbelow(2**32)
         options = RunOptions(
             sampling=self.sampling,
@@ -160,6 +161,17 @@ class Presampler:
         prepared = prepare(req, self.db)
         runner = dtg_run if self.source.layout == "dtg" else tipo_run
         return runner(prepared, self.db, options)
+
+    def with_model_defaults(self, request: PresampleRequest) -> PresampleRequest:
+        """Fill the fields the request left out with the model card's defaults.
+
+        The shipped model was trained on prompts that mostly have 6-36 tags, so
+        its card asks for ``short`` tag lists unless the request says otherwise.
+        """
+        unset = {
+            k: Length(v) for k, v in self.source.defaults if k not in request.model_fields_set
+        }
+        return request.model_copy(update=unset) if unset else request
 
     def presample(self, request: RequestLike) -> PresampleResult:
         (result,) = self.presample_many([request], raise_errors=True)

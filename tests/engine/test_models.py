@@ -117,3 +117,32 @@ def test_a_gguf_of_an_architecture_the_engine_cannot_run_is_clear(
     with pytest.raises(ModelError, match="cannot load model") as caught:
         Presampler(str(out), backend=engine_name)
     assert "strangeformer" in str(caught.value)
+
+
+def test_the_model_card_sets_lengths_a_request_leaves_out(tiny_model_dir: Path,
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    import json
+
+    folder = tmp_path / "carded"
+    shutil.copytree(tiny_model_dir, folder)
+    card = {"name": "carded", "layout": "tipo", "defaults": {"tag_length": "very_short"}}
+    (folder / "presample.json").write_text(json.dumps(card))
+    presampler = Presampler(str(folder), backend="transformers", sampling=SHORT)
+    unset = presampler(PresampleRequest(prompt="1girl, scenery", seed=1, generate_nl=False))
+    assert unset.steps[0].length == "very_short"
+    asked = presampler(PresampleRequest(prompt="1girl, scenery", seed=1, generate_nl=False,
+                                        tag_length="long"))  # fmt: skip
+    assert asked.steps[0].length == "long"
+    # The same through JSON, the way batch files and the server pass requests.
+    from_json = presampler({"prompt": "1girl, scenery", "seed": 1, "generate_nl": False})
+    assert from_json.steps[0].length == "very_short"
+
+    card["defaults"] = {"tag_length": "enormous"}
+    (folder / "presample.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="'defaults' may set tag_length"):
+        resolve(str(folder))
+
+
+def test_the_shipped_model_asks_for_short_tag_lists_by_default() -> None:
+    source = resolve("default")
+    assert dict(source.defaults) == {"tag_length": "short"}

@@ -42,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument(
         "--tag-length",
         choices=[x.value for x in Length],
-        help="how many tags: very_short 6-18, short 18-36, long 36-54 (default), very_long 54-72",
+        help="how many tags: very_short 6-18, short 18-36, long 36-54, very_long 54-72 "
+        "(default: long, or the model card's choice: short for the shipped model)",
     )
     r.add_argument(
         "--nl-length",

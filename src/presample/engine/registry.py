@@ -76,6 +76,9 @@ class ModelSource:
     layout: Layout
     quality: bool = True
     gguf_file: str | None = None
+    defaults: tuple[tuple[str, str], ...] = ()
+    """Request fields the model's card sets when a request leaves them out
+    (``tag_length``, ``nl_length``): what the model was trained to do well."""
 
 
 def known(spec: str) -> KnownModel | None:
@@ -162,13 +165,35 @@ def _folder_source(path: Path, *, name: str) -> ModelSource:
         if layout not in ("tipo", "dtg"):
             raise ModelError(f"{card}: layout must be 'tipo' or 'dtg', not {layout!r}")
         return ModelSource(
-            data.get("name", name), str(path), "folder", layout, bool(data.get("quality", True))
+            data.get("name", name),
+            str(path),
+            "folder",
+            layout,
+            bool(data.get("quality", True)),
+            defaults=_card_defaults(card, data.get("defaults", {})),
         )
     model = known(path.name)
     if model is not None:
         return ModelSource(model.short_name, str(path), "folder", model.layout, model.quality)
     layout = _layout_from_tokenizer(path)
     return ModelSource(name, str(path), "folder", layout, True)
+
+
+CARD_DEFAULT_FIELDS = ("tag_length", "nl_length")
+
+
+def _card_defaults(card: Path, defaults: object) -> tuple[tuple[str, str], ...]:
+    from ..tipo import Length
+
+    lengths = {x.value for x in Length}
+    if not isinstance(defaults, dict) or any(
+        key not in CARD_DEFAULT_FIELDS or value not in lengths for key, value in defaults.items()
+    ):
+        raise ModelError(
+            f"{card}: 'defaults' may set {' and '.join(CARD_DEFAULT_FIELDS)} to one of "
+            f"{', '.join(sorted(lengths))}"
+        )
+    return tuple(sorted(defaults.items()))
 
 
 def _layout_from_tokenizer(path: Path) -> Layout:

@@ -58,7 +58,10 @@ def export_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(out_dir))
-    card = {"name": name, "layout": "tipo", "quality": True}
+    # Requests that leave tag_length out get "short" (18-36 tags): in the
+    # training prompts only ~2% of records have the 36+ tags "long" asks for, so
+    # a small model asked for "long" loops on duplicates and retries in vain.
+    card = {"name": name, "layout": "tipo", "quality": True, "defaults": {"tag_length": "short"}}
     (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     params = sum(p.numel() for p in model.parameters())
     (out_dir / "README.md").write_text(
