@@ -25,13 +25,11 @@ from .backend import (
     ModelError,
     ProgressCallback,
 )
+from .choose import FALLBACK_CANDIDATES, GREEDY_CANDIDATES
 from .sampling import Sampling
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEFAULT_MAX_BATCH = 32
-# How many of the best tokens a constrained row may fall back to when every
-# candidate of the filtered distribution is banned.
-FALLBACK_CANDIDATES = 256
 
 
 def pick_device(device: str) -> str:
@@ -365,7 +363,7 @@ def filtered(
     scaled = logits / temps[:, None]
     ks = [s.top_k if 0 < s.top_k < vocab else vocab for s in settings]
     # Greedy rows need only their best candidates (kept for the constraint).
-    ks = [min(k, 64) if s.greedy else k for k, s in zip(ks, settings, strict=True)]
+    ks = [min(k, GREEDY_CANDIDATES) if s.greedy else k for k, s in zip(ks, settings, strict=True)]
     width = max(ks)
     values, ids = torch.topk(scaled, width, dim=-1)  # sorted, best first
     column = torch.arange(width)[None, :]
