@@ -75,7 +75,12 @@ def test_export_loads_in_presampler(tiny_data: Path, tmp_path: Path):
     train(tmp_path / "run", tiny_config(tiny_data, steps=2), progress_bar=False)
     out = export_run(tmp_path / "run", tmp_path / "model", name="tiny-test", dtype="float16")
     card = json.loads((out / "presample.json").read_text())
-    assert card == {"name": "tiny-test", "layout": "tipo", "quality": True}
+    assert card == {
+        "name": "tiny-test",
+        "layout": "tipo",
+        "quality": True,
+        "defaults": {"tag_length": "short"},
+    }
     readme = (out / "README.md").read_text()
     assert "CC-BY-4.0" in readme and "tokens seen" in readme
     with Presampler(str(out), sampling=Sampling(max_new_tokens=8)) as presampler:
