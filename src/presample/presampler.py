@@ -52,7 +52,8 @@ def load_backend(
     backend = "llama.cpp" if backend == "llamacpp" else backend
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
-    if backend == "auto" and source.kind == "gguf":
+    gguf_folder = source.kind == "folder" and _gguf_only(Path(source.location))
+    if backend == "auto" and (source.kind == "gguf" or gguf_folder):
         from .engine import llamacpp_backend
 
         backend = "llama.cpp" if llamacpp_backend.available() else "transformers"
@@ -73,9 +74,15 @@ def load_backend(
                 source.location, device=device, dtype=dtype, name=source.name,
                 local_files_only=True,
             )  # fmt: skip
+    gguf_file = FOLDER_GGUF if gguf_folder else source.gguf_file
     return TorchBackend.load(
-        source.location, gguf_file=source.gguf_file, device=device, dtype=dtype, name=source.name
+        source.location, gguf_file=gguf_file, device=device, dtype=dtype, name=source.name
     )
+
+
+def _gguf_only(folder: Path) -> bool:
+    """One of our folders whose weights are only ``model.gguf`` (the smallest to ship)."""
+    return (folder / FOLDER_GGUF).is_file() and not any(folder.glob("*.safetensors"))
 
 
 def _load_llamacpp(source: ModelSource, *, device: str, dtype: str) -> Backend:
@@ -168,9 +175,7 @@ class Presampler:
         The shipped model was trained on prompts that mostly have 6-36 tags, so
         its card asks for ``short`` tag lists unless the request says otherwise.
         """
-        unset = {
-            k: Length(v) for k, v in self.source.defaults if k not in request.model_fields_set
-        }
+        unset = {k: Length(v) for k, v in self.source.defaults if k not in request.model_fields_set}
         return request.model_copy(update=unset) if unset else request
 
     def presample(self, request: RequestLike) -> PresampleResult:

@@ -95,10 +95,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     export.add_argument(
         "--gguf",
-        choices=("none", "f16", "q8_0"),
+        choices=("none", "f16", "q8_0", "q5_0"),
         default="q8_0",
         help="also write the weights as model.gguf, which the llama.cpp backend runs "
         "(--backend llama.cpp; default %(default)s)",
+    )
+    export.add_argument(
+        "--gguf-only",
+        action="store_true",
+        help="keep only model.gguf as the weights (no safetensors): the smallest folder; "
+        "transformers dequantises it when loading",
     )
     export.set_defaults(handler=run_export)
 
@@ -119,9 +125,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     to_gguf.add_argument("-o", "--out", type=Path, required=True, help="the .gguf file to write")
     to_gguf.add_argument(
         "--type",
-        choices=("f32", "f16", "q8_0"),
+        choices=("f32", "f16", "q8_0", "q5_0"),
         default="f16",
-        help="weight type: f16 keeps the weights, q8_0 halves the file again (default %(default)s)",
+        help="weight type: f16 keeps the weights, q8_0 halves the file again, q5_0 takes "
+        "5.5 bits a weight (default %(default)s)",
     )
     to_gguf.add_argument("--force", action="store_true", help="overwrite an existing file")
     to_gguf.set_defaults(handler=run_gguf)
@@ -169,13 +176,13 @@ def run_export(args: argparse.Namespace) -> int:
 
     if not (args.run_dir / "config.json").is_file():
         raise UserError(f"{args.run_dir} is not a training run (no config.json)")
+    if args.gguf_only and args.gguf == "none":
+        raise UserError("--gguf-only needs a GGUF type (--gguf f16, q8_0 or q5_0)")
     try:
-        out = export_run(args.run_dir, args.out, name=args.name, dtype=args.dtype)
-        if args.gguf != "none":
-            from ..engine.registry import FOLDER_GGUF
-            from ..training.gguf_export import export_gguf
-
-            export_gguf(out, out / FOLDER_GGUF, dtype=args.gguf)
+        out = export_run(
+            args.run_dir, args.out, name=args.name, dtype=args.dtype,
+            gguf=None if args.gguf == "none" else args.gguf, gguf_only=args.gguf_only,
+        )  # fmt: skip
     except FileNotFoundError as exc:
         print(f"presample: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -63,6 +63,7 @@ DEFAULT_MODEL = "default"
 CARD_FILE = "presample.json"
 # Our model folders may carry the same weights as GGUF for the llama.cpp backend.
 FOLDER_GGUF = "model.gguf"
+SAFETENSORS_FILE = "model.safetensors"
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,8 +116,13 @@ class TorchBackend:
         kwargs: dict[str, Any] = {"local_files_only": local_files_only}
         if gguf_file is not None:
             kwargs["gguf_file"] = gguf_file
+        # Our GGUF-only folders keep the tokenizer files next to model.gguf: they
+        # hold the exact pre-tokenizer, which transformers' GGUF reader rebuilds
+        # only approximately (it drops SmolLM2's digit splitting).
+        folder_tokenizer = gguf_file is not None and (Path(source) / "tokenizer.json").is_file()
+        tokenizer_kwargs = {"local_files_only": local_files_only} if folder_tokenizer else kwargs
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(source), **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(str(source), **tokenizer_kwargs)
             model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch_dtype, **kwargs)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             where = f"{source}/{gguf_file}" if gguf_file else str(source)

@@ -490,7 +490,11 @@ class CanvasMasksNode:
         import torch
 
         export = comfyui_conditioning(
-            canvas, int(width), int(height), overlap=overlap, resolution=resolution  # type: ignore[arg-type]
+            canvas,
+            int(width),
+            int(height),
+            overlap=overlap,
+            resolution=resolution,  # type: ignore[arg-type]
         )
         stack = np.stack([layer.mask for layer in export.layers]).astype(np.float32)
         return (torch.from_numpy(stack), json.dumps(export.to_dict(), ensure_ascii=False))

@@ -340,7 +340,11 @@ class RefineSession:
         return new
 
     def _fit(
-        self, prepared: Prepared, *, tags: list[str] = (), words: list[str] = ()  # type: ignore[assignment]
+        self,
+        prepared: Prepared,
+        *,
+        tags: list[str] = (),
+        words: list[str] = (),  # type: ignore[assignment]
     ) -> Extension:
         """Whole tags or words, in the model's order, up to the token limit.
 
@@ -443,4 +447,3 @@ def _text_added(user_text: str, extended: str) -> str:
     if user_text.rstrip().endswith(".") and rest.startswith("."):
         rest = rest[1:]
     return rest.rstrip()
-

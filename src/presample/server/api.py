@@ -74,9 +74,7 @@ def _checked(state: ServerState, call: PresampleCall, what: str = "request") -> 
         raise HTTPException(422, f"{what}.prompt: {exc}") from None
     count = len(prepared.user_order)  # typed and given tags, deduplicated
     if count > limits.max_tags:
-        raise HTTPException(
-            422, f"{what}: {count} tags; at most {limits.max_tags} on this server"
-        )
+        raise HTTPException(422, f"{what}: {count} tags; at most {limits.max_tags} on this server")
     sampling = None
     if call.sampling is not None:
         wanted = call.sampling.max_new_tokens

@@ -47,7 +47,14 @@ def save_checkpoint(
     tmp = root / f".tmp-step-{step:07d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state: dict[str, Any] = {}
+    seen: set[int] = set()
+    for name, tensor in model.state_dict().items():
+        # Tied weights (a pretrained base's lm_head = embeddings) are stored once;
+        # safetensors refuses shared memory and load_weights() re-ties them.
+        if tensor.data_ptr() not in seen:
+            seen.add(tensor.data_ptr())
+            state[name] = tensor.detach().contiguous()
     save_file(state, str(tmp / "model.safetensors"))
     torch.save(
         {
@@ -78,6 +85,18 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     # weights_only=False: the state holds Python RNG tuples; the file is our own.
     state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
     return weights, state
+
+
+def load_weights(model: Any, weights: dict[str, Any]) -> None:
+    """Load a checkpoint's weights into ``model``, re-tying what was stored once."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    tied = {"lm_head.weight"} if getattr(model.config, "tie_word_embeddings", False) else set()
+    if unexpected or set(missing) - tied:
+        raise ValueError(
+            f"checkpoint does not fit the model: missing {sorted(set(missing) - tied)}, "
+            f"unexpected {sorted(unexpected)}"
+        )
+    model.tie_weights()
 
 
 def restore_rngs(state: dict[str, Any]) -> None:

@@ -11,11 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..engine.registry import CARD_FILE
-from .checkpoint import latest_checkpoint, load_checkpoint
+from ..engine.registry import CARD_FILE, FOLDER_GGUF, SAFETENSORS_FILE
+from .checkpoint import latest_checkpoint, load_checkpoint, load_weights
 from .curves import read_log
-from .model import llama_config
-from .train import CONFIG_FILE, TOKENIZER_DIR, TrainConfig
+from .gguf_export import export_gguf
+from .train import CONFIG_FILE, TOKENIZER_DIR, TrainConfig, run_model
 
 DTYPES = ("bfloat16", "float16", "float32")
 
@@ -37,14 +37,27 @@ DATA_SOURCES: tuple[tuple[str, str, str], ...] = (
 
 
 def export_run(
-    run_dir: Path, out_dir: Path, *, name: str = "presample-tipo-20m", dtype: str = "bfloat16"
+    run_dir: Path,
+    out_dir: Path,
+    *,
+    name: str = "presample-tipo-20m",
+    dtype: str = "bfloat16",
+    gguf: str | None = None,
+    gguf_only: bool = False,
 ) -> Path:
-    """Write the latest checkpoint of ``run_dir`` as a model folder; returns ``out_dir``."""
+    """Write the latest checkpoint of ``run_dir`` as a model folder; returns ``out_dir``.
+
+    ``gguf`` (a ``gguf_export`` type) adds ``model.gguf``; ``gguf_only`` then
+    drops the safetensors, the smallest folder to ship (transformers dequantises
+    the GGUF when loading, llama.cpp runs it as is).
+    """
     import torch
-    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    if gguf_only and not gguf:
+        raise ValueError("gguf_only needs a GGUF type")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
@@ -52,8 +65,8 @@ def export_run(
     config = TrainConfig.from_json((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(run_dir / TOKENIZER_DIR))
     weights, state = load_checkpoint(checkpoint)
-    model = LlamaForCausalLM(llama_config(config.shape, len(tokenizer), context=1024))
-    model.load_state_dict(weights)
+    model = run_model(run_dir, config, tokenizer)
+    load_weights(model, weights)
     model = model.to(getattr(torch, dtype)).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir), safe_serialization=True)
@@ -64,10 +77,18 @@ def export_run(
     card = {"name": name, "layout": "tipo", "quality": True, "defaults": {"tag_length": "short"}}
     (out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     params = sum(p.numel() for p in model.parameters())
+    weights_kind = f"safetensors, {dtype}"
+    if gguf:
+        export_gguf(out_dir, out_dir / FOLDER_GGUF, dtype=gguf)
+        weights_kind += f"; `{FOLDER_GGUF}` {gguf}"
+        if gguf_only:
+            (out_dir / SAFETENSORS_FILE).unlink()
+            weights_kind = f"`{FOLDER_GGUF}`, {gguf} (dequantised by transformers at load)"
     (out_dir / "README.md").write_text(
-        model_card(name, config, state["progress"], read_log(run_dir), params, dtype, run_dir),
+        model_card(name, config, state["progress"], read_log(run_dir), params, weights_kind,
+                   run_dir),
         encoding="utf-8",
-    )
+    )  # fmt: skip
     return out_dir
 
 
@@ -77,7 +98,7 @@ def model_card(
     progress: dict[str, Any],
     log: list[dict[str, Any]],
     params: int,
-    dtype: str,
+    weights_kind: str,
     run_dir: Path,
 ) -> str:
     train = [row for row in log if "loss" in row and row["step"] <= progress["step"]]
@@ -85,19 +106,29 @@ def model_card(
     counts_path = Path(config.data_dir) / "counts.json"
     counts = json.loads(counts_path.read_text(encoding="utf-8")) if counts_path.is_file() else {}
     splits = counts.get("splits", {})
+    if config.base:
+        origin = f"fine-tuned from `{Path(config.base).name}` (a pretrained LLaMA)"
+        shape = f"`{Path(config.base).name}`" + (
+            f" cut to {config.base_layers} layers" if config.base_layers else ""
+        )
+        tokenizer = "the base's byte-level BPE + the 13 TIPO tokens"
+    else:
+        origin = "trained from scratch"
+        shape = f"`{config.shape}`"
+        tokenizer = f"byte-level BPE, {config.vocab_size} pieces + the 13 TIPO tokens"
     lines = [
         f"# {name}",
         "",
-        "A small LLaMA trained from scratch by presample to speak the TIPO layout",
+        f"A small LLaMA {origin} by presample to speak the TIPO layout",
         "(`spec/TIPO.md`): tag expansion and the seven caption tasks, `<|gen_meta|>`,",
         "length targets. It is presample's offline default; the published TIPO models",
         "are stronger.",
         "",
         "| | |",
         "|---|---|",
-        f"| architecture | LlamaForCausalLM `{config.shape}`, {params / 1e6:.1f}M parameters |",
-        f"| weights | safetensors, {dtype} |",
-        f"| tokenizer | byte-level BPE, {config.vocab_size} pieces + the 13 TIPO tokens |",
+        f"| architecture | LlamaForCausalLM {shape}, {params / 1e6:.1f}M parameters |",
+        f"| weights | {weights_kind} |",
+        f"| tokenizer | {tokenizer} |",
         f"| steps | {progress['step']} of {config.steps} (batch {config.batch_size} x "
         f"{config.seq_len} tokens, packed) |",
         f"| tokens seen | {progress['tokens']:,} |",

