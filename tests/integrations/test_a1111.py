@@ -25,8 +25,10 @@ pytest.importorskip("torch")
 from presample.integrations import a1111
 from presample.integrations.common import ModelCache
 
-PROMPT = ("1girl, (smile:1.2), [forest:beach:0.4], sks style, scenery BREAK night sky, stars "
-          "<lora:detail:0.6>")
+PROMPT = (
+    "1girl, (smile:1.2), [forest:beach:0.4], sks style, scenery BREAK night sky, stars "
+    "<lora:detail:0.6>"
+)
 
 
 @dataclass

@@ -128,6 +128,7 @@ def test_ui_returns_the_options_and_wires_paste_and_button(
     ((fn, inputs, outputs),) = button.clicks
     size = [host["txt2img_width"], host["txt2img_height"]]
     assert inputs == [prompt_box, *size, *components] and outputs == [prompt_box]
+
     def fake_generate(prompt: str, options: Any, run: Any, w: Any = None, h: Any = None) -> str:
         return f"{prompt} | {options.seed} {w}x{h}"
 
@@ -144,7 +145,9 @@ def test_ui_returns_the_options_and_wires_paste_and_button(
     (register,) = registered
     register()
     assert set(sys.modules["modules.shared"].added) == {  # type: ignore[attr-defined]
-        "presample_models_dir", "presample_cache_size"}
+        "presample_models_dir",
+        "presample_cache_size",
+    }
 
 
 def test_process_hooks_hand_the_values_to_the_logic(

@@ -186,8 +186,8 @@ def test_single_task_node_runs_exactly_that_task(comfy_models: Path) -> None:
     assert "<|tag_to_long|>" in steps[0]["model_input"]
     assert steps[0]["model_input"].rstrip().endswith("long:")  # generate mode: an open field
     assert prompt.startswith("1girl")
-    assert comfyui.PresampleFormatNode().execute(outcome, "tags", "", "comfyui")[0].startswith(
-        "1girl"
+    assert (
+        comfyui.PresampleFormatNode().execute(outcome, "tags", "", "comfyui")[0].startswith("1girl")
     )
 
 

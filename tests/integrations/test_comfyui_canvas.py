@@ -151,9 +151,7 @@ def test_greedy_bag_encode_never_cuts_a_sentence() -> None:
     sentences = [f"Sentence number {i} describes a small detail of the red house by the lake"
                  for i in range(8)]  # fmt: skip
     clip = FakeClip()
-    conditioning, bag_text = comfyui.BagEncodeNode().execute(
-        clip, "A house", "\n".join(sentences)
-    )
+    conditioning, bag_text = comfyui.BagEncodeNode().execute(clip, "A house", "\n".join(sentences))
     assert len(conditioning) == 1
     cond, extra = conditioning[0]
     bags = clip.texts

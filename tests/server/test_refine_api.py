@@ -100,8 +100,7 @@ def test_actions_that_cannot_be_done_are_409(client: TestClient) -> None:
 def test_sessions_are_bounded_and_can_be_ended(make_client) -> None:
     client = make_client(limits={"refine_sessions": 2})
     ids = [
-        client.post("/api/refine", json={**START, "propose": False}).json()["id"]
-        for _ in range(3)
+        client.post("/api/refine", json={**START, "propose": False}).json()["id"] for _ in range(3)
     ]
     assert client.get(f"/api/refine/{ids[0]}").status_code == 404, "the oldest was evicted"
     assert client.get("/health").json()["refine_sessions"] == 2

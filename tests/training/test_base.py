@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,7 @@ def test_a_run_from_a_gguf_base_resumes_exports_and_generates(
     assert result.step == 4 and resumed == straight
 
     out = export_run(tmp_path / "b", tmp_path / "model", name="tiny-base", dtype="float32")
+    assert "quantization_config" not in json.loads((out / "config.json").read_text())
     assert "fine-tuned from `base.gguf`" in (out / "README.md").read_text()
     shipped = export_run(tmp_path / "b", tmp_path / "shipped", name="tiny-base", dtype="float32",
                          gguf="f32", gguf_only=True)  # fmt: skip

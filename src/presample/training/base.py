@@ -108,6 +108,14 @@ def kept_layers(total: int, keep: int) -> list[int]:
     return [*range(keep - top), *range(total - top, total)]
 
 
+def plain_config(values: dict[str, Any]) -> Any:
+    """A ``LlamaConfig`` without the loading details a GGUF read leaves in it."""
+    from transformers import LlamaConfig
+
+    drop = ("quantization_config", "_name_or_path", "_model_name_or_path", "transformers_version")
+    return LlamaConfig.from_dict({k: v for k, v in values.items() if k not in drop})
+
+
 def base_model(path: str | Path, tokenizer: Any, *, keep_layers: int = 0) -> Any:
     """The base as a float32 ``LlamaForCausalLM`` sized to ``tokenizer``."""
     import torch
@@ -115,7 +123,18 @@ def base_model(path: str | Path, tokenizer: Any, *, keep_layers: int = 0) -> Any
     from transformers import LlamaForCausalLM
 
     location, kwargs = _from_pretrained_args(resolve_base(path))
-    model = LlamaForCausalLM.from_pretrained(location, dtype=torch.float32, **kwargs)
+    if "gguf_file" in kwargs:
+        try:  # transformers >= 5 may keep GGUF blocks packed (not trainable): unpack them
+            from transformers import GgufConfig
+
+            kwargs["quantization_config"] = GgufConfig(dequantize=True)
+        except ImportError:
+            pass  # older transformers always dequantise
+    loaded = LlamaForCausalLM.from_pretrained(location, dtype=torch.float32, **kwargs)
+    # A plain model of the same shape: nothing of the GGUF loading (its
+    # quantization_config) may follow the weights into checkpoints and exports.
+    model = LlamaForCausalLM(plain_config(loaded.config.to_dict()))
+    model.load_state_dict(loaded.state_dict())
     layers = kept_layers(model.config.num_hidden_layers, keep_layers)
     if len(layers) < model.config.num_hidden_layers:
         model.model.layers = nn.ModuleList(model.model.layers[i] for i in layers)

@@ -137,11 +137,13 @@ def load_or_create_run(run_dir: Path, config: TrainConfig | None) -> tuple[Train
 
 def run_model(run_dir: Path, config: TrainConfig, tokenizer: Any) -> Any:
     """The run's architecture with fresh weights (a checkpoint fills them in)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
+
+    from .base import plain_config
 
     saved = run_dir / MODEL_CONFIG_FILE
     if saved.is_file():
-        return LlamaForCausalLM(LlamaConfig.from_json_file(str(saved)))
+        return LlamaForCausalLM(plain_config(json.loads(saved.read_text(encoding="utf-8"))))
     return LlamaForCausalLM(llama_config(config.shape, len(tokenizer), context=1024))
 
 
