@@ -44,3 +44,29 @@ def test_export_without_checkpoint_fails(tmp_path: Path):
     assert run(["train", "export", "--run-dir", str(tmp_path), "--out", str(tmp_path / "o")]) in (
         1, 2,
     )  # fmt: skip
+
+
+def test_a_missing_base_is_a_clear_error(tiny_data: Path, tokenizer, tmp_path: Path, capsys):
+    base = str(tmp_path / "missing.gguf")
+    code = run(["train", "run", "--data-dir", str(tiny_data), "--run-dir", str(tmp_path / "r"),
+                "--base", base, "--steps", "1", "--no-progress"])  # fmt: skip
+    assert code == common.EXIT_FAILURE
+    assert "missing.gguf is neither a .gguf file nor a model folder" in capsys.readouterr().err
+    # A base with a tokenizer but no weights fails after the run folder exists ...
+    tokenizer.save_pretrained(str(tmp_path / "no-weights"))
+    code = run(["train", "run", "--data-dir", str(tiny_data), "--run-dir", str(tmp_path / "r"),
+                "--base", str(tmp_path / "no-weights"), "--steps", "1"])  # fmt: skip
+    assert code == common.EXIT_FAILURE
+    assert "cannot load the base model" in capsys.readouterr().err
+    # ... and as nothing was trained, the same folder takes other settings next time.
+    code = run(["train", "run", "--data-dir", str(tiny_data), "--run-dir", str(tmp_path / "r"),
+                "--shape", "tiny", "--vocab-size", "400", "--seq-len", "64", "--batch-size", "2",
+                "--steps", "1", "--no-progress"])  # fmt: skip
+    assert code == 0
+
+
+def test_gguf_only_needs_a_gguf_type(tmp_path: Path, capsys):
+    (tmp_path / "config.json").write_text("{}")
+    argv = ["train", "export", "--run-dir", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert run([*argv, "--gguf", "none", "--gguf-only"]) == 2
+    assert "--gguf-only needs a GGUF type" in capsys.readouterr().out

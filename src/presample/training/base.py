@@ -130,7 +130,11 @@ def base_model(path: str | Path, tokenizer: Any, *, keep_layers: int = 0) -> Any
             kwargs["quantization_config"] = GgufConfig(dequantize=True)
         except ImportError:
             pass  # older transformers always dequantise
-    loaded = LlamaForCausalLM.from_pretrained(location, dtype=torch.float32, **kwargs)
+    try:
+        loaded = LlamaForCausalLM.from_pretrained(location, dtype=torch.float32, **kwargs)
+    except (OSError, KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"cannot load the base model {path}: {first}") from exc
     # A plain model of the same shape: nothing of the GGUF loading (its
     # quantization_config) may follow the weights into checkpoints and exports.
     model = LlamaForCausalLM(plain_config(loaded.config.to_dict()))

@@ -109,7 +109,9 @@ def load_or_create_run(run_dir: Path, config: TrainConfig | None) -> tuple[Train
     from .tokenizer import train_tokenizer
 
     config_path = run_dir / CONFIG_FILE
-    if config_path.is_file():
+    # A run that never reached a checkpoint starts over with the settings given
+    # (say, a corrected --base after the first attempt failed to load it).
+    if config_path.is_file() and (config is None or latest_checkpoint(run_dir) is not None):
         saved = TrainConfig.from_json(config_path.read_text(encoding="utf-8"))
         if config is not None and config.steps != saved.steps:
             # Only the length of a run may change on resume (to extend it).
@@ -130,6 +132,7 @@ def load_or_create_run(run_dir: Path, config: TrainConfig | None) -> tuple[Train
         texts = sample_texts(records, random.Random(config.seed), config.tokenizer_texts)
         tokenizer = train_tokenizer(texts, vocab_size=config.vocab_size)
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / MODEL_CONFIG_FILE).unlink(missing_ok=True)  # from an attempt that never saved
     tokenizer.save_pretrained(str(run_dir / TOKENIZER_DIR))
     config_path.write_text(config.to_json(), encoding="utf-8")
     return config, tokenizer
