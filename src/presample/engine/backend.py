@@ -77,3 +77,9 @@ class Backend(Protocol):
 
 class ModelError(RuntimeError):
     """A model could not be found, loaded or run; the message says which and why."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library errors can run to pages)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

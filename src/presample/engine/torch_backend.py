@@ -24,6 +24,7 @@ from .backend import (
     GenerationJob,
     ModelError,
     ProgressCallback,
+    first_line,
 )
 from .choose import FALLBACK_CANDIDATES, GREEDY_CANDIDATES
 from .sampling import Sampling
@@ -126,7 +127,7 @@ class TorchBackend:
             model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch_dtype, **kwargs)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             where = f"{source}/{gguf_file}" if gguf_file else str(source)
-            raise ModelError(f"cannot load model from {where}: {_first_line(exc)}") from exc
+            raise ModelError(f"cannot load model from {where}: {first_line(exc)}") from exc
         model = model.to(device)
         if precision == "int8":
             model = int8.quantize_int8(model)
@@ -398,8 +399,3 @@ def token_texts(tokenizer: Any) -> list[str]:
     size = len(tokenizer)
     texts = tokenizer.batch_decode([[anchor, i] for i in range(size)])
     return [t[len(base) :] if t.startswith(base) else t for t in texts]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
