@@ -158,6 +158,12 @@ class PresampleRequest(_Model):
     template: str = Field(DEFAULT_TEMPLATE, max_length=4000)
     target: Target = Target.A1111
     shuffle_new_tags: bool = True
+    fill_tag_length: bool = Field(
+        True,
+        description="Refuse to end the tag line before it holds the tag length's minimum, and "
+        "refuse repeated tags on it, so one model call reaches the target. False: the "
+        "reference's behaviour (end when the model likes, retry until long enough).",
+    )
 
     @field_validator("prompt", "nl_prompt", mode="after")
     @classmethod

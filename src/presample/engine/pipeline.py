@@ -19,9 +19,10 @@ from ..compose import Draft, format_result, merge_output, reached_minimum
 from ..dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
 from ..prepare import Prepared
 from ..request import PresampleResult, StepResult, TagSet
+from ..tag_floor import AllOf, TagFloor
 from ..tagdb import TagDatabase, normalize_key
-from ..tipo import build_meta, parse_tipo_output, tipo_input
-from .backend import Generation, GenerationJob
+from ..tipo import TAG_MIN, build_meta, parse_tipo_output, tipo_input
+from .backend import Constraint, Generation, GenerationJob
 from .sampling import Sampling
 
 Run = Generator[GenerationJob, Generation, PresampleResult]
@@ -63,6 +64,10 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
         attempt = 0
         detail = StepResult(task=step.task, length=step.length, expand=step.expand,
                             gen_meta=gen_meta, seed=options.seed)  # fmt: skip
+        step_constraint: Constraint | None = constraint
+        if request.fill_tag_length and step.task.output == "tag":
+            floor = TagFloor(TAG_MIN[request.tag_length])
+            step_constraint = floor if constraint is None else AllOf((constraint, floor))
         while True:
             meta = build_meta(
                 draft.meta_source(),
@@ -80,7 +85,7 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
             )
             # Retries reseed (seed + attempt) as the reference does.
             generation = yield GenerationJob(
-                text, options.sampling, options.seed + attempt, constraint
+                text, options.sampling, options.seed + attempt, step_constraint
             )
             output = parse_tipo_output(text + generation.text, db.categorize)
             draft = merge_output(

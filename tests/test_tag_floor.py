@@ -1,0 +1,50 @@
+"""The tag line's length floor and no-repeat rule, as the engine's constraint sees it."""
+
+from __future__ import annotations
+
+from presample.tag_floor import AllOf, TagFloor
+
+PROMPT = "rating: general\ntarget: <|short|> <|tag_to_long|>\ntag: 1girl, solo"
+
+
+def test_the_line_may_not_end_below_the_minimum() -> None:
+    floor = TagFloor(minimum=4)
+    # Two tags so far: neither end of sequence nor a newline may end the line,
+    # nor a piece that finishes a tag and then breaks the line.
+    assert floor.allowed(PROMPT, [None, "\n", ",", " smile", ", smile\n"]) == [
+        False, False, True, True, False,
+    ]  # fmt: skip
+    # The tag being written counts once the line ends on it: four is enough, three is not.
+    assert floor.allowed(PROMPT + ", long hair, smile", [None, "\n"]) == [True, True]
+    assert floor.allowed(PROMPT + ", long hair, sm", [None]) == [True]
+    assert floor.allowed(PROMPT + ", long hair", [None, "\n", "\nlong:"]) == [False] * 3
+
+
+def test_a_tag_already_on_the_line_is_refused_in_any_spelling() -> None:
+    floor = TagFloor(minimum=0)
+    text = PROMPT + ", Long_Hair, blue eyes, solo"
+    # "solo" is being written again: finishing it is refused, going on ("solo focus") is not.
+    assert floor.allowed(text, [",", " focus", "\n", None]) == [False, True, False, False]
+    assert floor.allowed(PROMPT + ", long hair", [", long hair,", ", smile,"]) == [False, True]
+    assert floor.allowed(PROMPT + ", blue eyes, long", [" hair,"]) == [True]
+    assert floor.allowed(PROMPT + ", long_hair, long", [" hair,"]) == [False]
+
+
+def test_other_lines_are_not_touched() -> None:
+    floor = TagFloor(minimum=50)
+    text = PROMPT + ", smile\nlong: A girl. A girl"
+    assert floor.allowed(text, [None, "\n", "."]) == [True, True, True]
+    assert floor.allowed("short: solo, solo", [None, ","]) == [True, True]
+
+
+class _Refuse:
+    def __init__(self, piece: str) -> None:
+        self.piece = piece
+
+    def allowed(self, text: str, candidates: list[str | None]) -> list[bool]:
+        return [c != self.piece for c in candidates]
+
+
+def test_all_of_needs_every_part() -> None:
+    both = AllOf((TagFloor(minimum=4), _Refuse(" smile")))
+    assert both.allowed(PROMPT, [None, " smile", " hat"]) == [False, False, True]
