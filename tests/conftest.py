@@ -25,6 +25,14 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests never write to the user's cache folder (engine/gguf_cache.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRESAMPLE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def db() -> Iterator[TagDatabase]:
     with TagDatabase() as database:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from . import int8, invariant
+from . import gguf_cache, int8, invariant
 from .backend import (
     BackendInfo,
     Generation,
@@ -122,9 +122,20 @@ class TorchBackend:
         # only approximately (it drops SmolLM2's digit splitting).
         folder_tokenizer = gguf_file is not None and (Path(source) / "tokenizer.json").is_file()
         tokenizer_kwargs = {"local_files_only": local_files_only} if folder_tokenizer else kwargs
+        local_gguf = Path(source, gguf_file) if gguf_file is not None else None
+        cached = None
+        if local_gguf is not None and local_gguf.is_file():
+            cached = gguf_cache.cache_folder(local_gguf, str(torch_dtype))
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(source), **tokenizer_kwargs)
-            model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch_dtype, **kwargs)
+            if gguf_cache.ready(cached):
+                model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=torch_dtype)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(source), dtype=torch_dtype, **kwargs
+                )
+                if cached is not None:
+                    gguf_cache.store(model, cached)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             where = f"{source}/{gguf_file}" if gguf_file else str(source)
             raise ModelError(f"cannot load model from {where}: {first_line(exc)}") from exc
