@@ -130,3 +130,12 @@ def test_batch_run_writes_every_line_and_resumes(
     }
     code, _, err = cli(capsys, "run", str(requests), "-o", str(out), "--no-progress", *model)
     assert code == 0 and "nothing to do" in err
+
+
+@pytest.mark.parametrize(("flag", "fill"), [([], True), (["--no-tag-floor"], False)])
+def test_tag_floor_is_on_unless_turned_off(flag: list[str], fill: bool) -> None:
+    from presample.cli import build_parser
+    from presample.cli.generate import build_request
+
+    parser, _ = build_parser()
+    assert build_request(parser.parse_args(["generate", "1girl", *flag])).fill_tag_length is fill

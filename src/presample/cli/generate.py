@@ -97,6 +97,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="let the model add missing meta (artist, characters, ...)",
     )
     r.add_argument("--keep-order", action="store_true", help="do not shuffle new tags")
+    r.add_argument(
+        "--no-tag-floor",
+        action="store_true",
+        help="let the model end the tag line before the tag length's minimum and retry, as "
+        "the reference does (default: the end of the line and repeated tags are refused "
+        "until the minimum is reached, in one call)",
+    )
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     add_model_options(p)
     p.set_defaults(handler=run)
@@ -127,6 +134,8 @@ def build_request(args: argparse.Namespace) -> PresampleRequest:
         base["gen_meta"] = True
     if args.keep_order:
         base["shuffle_new_tags"] = False
+    if args.no_tag_floor:
+        base["fill_tag_length"] = False
     try:
         return PresampleRequest.model_validate(base)
     except ValidationError as exc:
