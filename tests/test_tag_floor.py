@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from presample.tag_floor import AllOf, TagFloor
+from presample.tagdb import TagDatabase
 
 PROMPT = "rating: general\ntarget: <|short|> <|tag_to_long|>\ntag: 1girl, solo"
 
@@ -48,3 +49,23 @@ class _Refuse:
 def test_all_of_needs_every_part() -> None:
     both = AllOf((TagFloor(minimum=4), _Refuse(" smile")))
     assert both.allowed(PROMPT, [None, " smile", " hat"]) == [False, False, True]
+
+
+def test_with_a_vocabulary_only_real_tags_are_finished_or_started(db: TagDatabase) -> None:
+    floor = TagFloor(minimum=0, vocabulary=db, protected=frozenset({"my oc"}))
+    text = PROMPT + ", long"
+    # "long" alone is no tag: neither the end of the line nor a comma may finish it.
+    assert floor.allowed(text, [" hair,", " hairx,", " hai", " hairq", "\n", ", blu"]) == [
+        True, False, True, False, False, False,
+    ]  # fmt: skip
+    # Words that no tag starts with are refused as they are written.
+    assert floor.allowed(PROMPT + ",", [" xqzzv", " smile", " blue ", " Hatsune_Miku,"]) == [
+        False, True, True, True,
+    ]  # fmt: skip
+    # The user's own tags are kept, known or not.
+    assert floor.allowed("tag: 1girl, my oc", [",", "\n", " smile"]) == [True, True, False]
+
+
+def test_every_real_tag_prefix_is_a_prefix(db: TagDatabase) -> None:
+    assert db.has_prefix("hatsune mi") and db.has_prefix("1gi") and db.has_prefix("")
+    assert not db.has_prefix("xqzzv")

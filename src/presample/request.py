@@ -160,9 +160,15 @@ class PresampleRequest(_Model):
     shuffle_new_tags: bool = True
     fill_tag_length: bool = Field(
         True,
-        description="Refuse to end the tag line before it holds the tag length's minimum, and "
-        "refuse repeated tags on it, so one model call reaches the target. False: the "
-        "reference's behaviour (end when the model likes, retry until long enough).",
+        description="Refuse to end the tag line before it holds a tag count drawn (with the "
+        "seed) from the tag length's range, and refuse repeated tags on it, so one model "
+        "call reaches the target. False: the reference's behaviour (end when the model "
+        "likes, retry until the minimum is reached).",
+    )
+    known_tags_only: bool = Field(
+        True,
+        description="New tags on the tag line must be tags the tag database knows (the "
+        "user's own tags are always kept). False: the model may write any tag.",
     )
 
     @field_validator("prompt", "nl_prompt", mode="after")

@@ -1,4 +1,4 @@
-"""Generation-time rules for the ``tag:`` line: reach the length floor, never repeat a tag.
+"""Generation-time rules for the ``tag:`` line: a length floor, no repeats, real tags only.
 
 The reference reaches a tag length by calling the model again with what it has
 so far until the line is long enough (up to ten retries). A small model that
@@ -7,15 +7,29 @@ that add little. Refusing the end of the line (a newline or end of sequence)
 while it holds fewer tags than the requested length's minimum reaches the
 target in one call; refusing a tag the line already holds keeps that forced
 continuation from looping on duplicates, which the merge would drop anyway.
+
+Forced to go on, a small model also invents tags no image model was trained
+on. With a tag vocabulary, a candidate is refused when it would finish an
+unknown tag or start a word no known tag starts with, so every new tag on the
+line is a real one (the user's own tags are always allowed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from .engine.backend import Constraint
 from .tagdb import normalize_key
+
+
+class TagVocabulary(Protocol):
+    """What the rule needs of the tag database (``presample.tagdb.TagDatabase``)."""
+
+    def is_known(self, tag: str) -> bool: ...
+
+    def has_prefix(self, key: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -24,6 +38,10 @@ class TagFloor:
 
     minimum: int
     """Distinct tags the line must hold before it may end."""
+    vocabulary: TagVocabulary | None = None
+    """When given, new tags must be tags it knows."""
+    protected: frozenset[str] = frozenset()
+    """Keys of the user's tags, allowed whether known or not."""
 
     def allowed(self, text: str, candidates: Sequence[str | None]) -> list[bool]:
         line = text[text.rfind("\n") + 1 :]
@@ -45,10 +63,20 @@ class TagFloor:
             key = normalize_key(tag)
             if not key:
                 continue
-            if key in have:
+            if key in have or not self._real(tag, key):
                 return False
             have.add(key)
+        if not ends_line and self.vocabulary is not None and added:
+            rest_key = normalize_key(rest)
+            if rest_key and rest_key not in self.protected:
+                # A trailing space may be the start of the next word of a longer tag.
+                probe = rest_key + " " if rest.endswith(" ") else rest_key
+                if not self.vocabulary.has_prefix(probe):
+                    return False
         return not ends_line or len(have) >= self.minimum
+
+    def _real(self, tag: str, key: str) -> bool:
+        return self.vocabulary is None or key in self.protected or self.vocabulary.is_known(tag)
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,9 @@ def default_db_path() -> Path:
     return Path(str(resources.files("presample") / "data" / DEFAULT_DB_NAME))
 
 
+_FIXED_KEYS = frozenset(normalize_key(name) for name in FIXED_CATEGORY)
+
+
 def _fixed_info(key: str) -> TagInfo | None:
     category = FIXED_CATEGORY.get(key) or FIXED_CATEGORY.get(key.replace(" ", "_"))
     if category is None:
@@ -200,6 +203,16 @@ class TagDatabase:
 
     def is_known(self, tag: str) -> bool:
         return self.lookup(tag) is not None
+
+    def has_prefix(self, key: str) -> bool:
+        """Whether some tag's key starts with ``key`` (already a ``normalize_key``)."""
+        if not key:
+            return True
+        upper = key[:-1] + chr(ord(key[-1]) + 1)
+        row = self._conn.execute(
+            "SELECT 1 FROM lookup WHERE key >= ? AND key < ? LIMIT 1", (key, upper)
+        ).fetchone()
+        return row is not None or any(k.startswith(key) for k in _FIXED_KEYS)
 
     def search_prefix(self, prefix: str, limit: int = 20) -> list[TagInfo]:
         """Most popular tags whose key starts with ``prefix`` (for autocompletion)."""

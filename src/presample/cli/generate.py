@@ -104,6 +104,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "the reference does (default: the end of the line and repeated tags are refused "
         "until the minimum is reached, in one call)",
     )
+    r.add_argument(
+        "--any-tags",
+        action="store_true",
+        help="let the model write tags the tag database does not know (default: new tags "
+        "must be real tags; your own are always kept)",
+    )
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     add_model_options(p)
     p.set_defaults(handler=run)
@@ -136,6 +142,8 @@ def build_request(args: argparse.Namespace) -> PresampleRequest:
         base["shuffle_new_tags"] = False
     if args.no_tag_floor:
         base["fill_tag_length"] = False
+    if args.any_tags:
+        base["known_tags_only"] = False
     try:
         return PresampleRequest.model_validate(base)
     except ValidationError as exc:

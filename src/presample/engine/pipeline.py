@@ -21,7 +21,7 @@ from ..prepare import Prepared
 from ..request import PresampleResult, StepResult, TagSet
 from ..tag_floor import AllOf, TagFloor
 from ..tagdb import TagDatabase, normalize_key
-from ..tipo import TAG_MIN, build_meta, parse_tipo_output, tipo_input
+from ..tipo import TAG_MAX, TAG_MIN, Step, build_meta, parse_tipo_output, tipo_input
 from .backend import Constraint, Generation, GenerationJob
 from .sampling import Sampling
 
@@ -65,9 +65,8 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
         detail = StepResult(task=step.task, length=step.length, expand=step.expand,
                             gen_meta=gen_meta, seed=options.seed)  # fmt: skip
         step_constraint: Constraint | None = constraint
-        if request.fill_tag_length and step.task.output == "tag":
-            floor = TagFloor(TAG_MIN[request.tag_length])
-            step_constraint = floor if constraint is None else AllOf((constraint, floor))
+        if (rule := _tag_rule(prepared, step, db, options.seed)) is not None:
+            step_constraint = rule if constraint is None else AllOf((constraint, rule))
         while True:
             meta = build_meta(
                 draft.meta_source(),
@@ -116,6 +115,27 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
             options.on_step(details[-1])
 
     return _result(draft, prepared, details, options, started)
+
+
+def _tag_rule(prepared: Prepared, step: Step, db: TagDatabase, seed: int) -> TagFloor | None:
+    """The tag line's floor (tag-writing steps) and real-tags rule, as the request asks.
+
+    The floor is a count drawn from the requested length's range with the run's
+    seed and input, not its minimum: a model trained on real prompts ends its lines
+    anywhere in the range, and always stopping at the bottom would make every
+    "short" list 18 tags long.
+    """
+    request = prepared.request
+    minimum = 0
+    if request.fill_tag_length and step.task.output == "tag":
+        length = request.tag_length
+        # Seeded by the input too, so one seed does not mean one length for every prompt.
+        draw = random.Random(f"tag-floor:{seed}:{prepared.tag_line()}\n{prepared.nl}")
+        minimum = draw.randint(TAG_MIN[length], TAG_MAX[length])
+    vocabulary = db if request.known_tags_only else None
+    if not minimum and vocabulary is None:
+        return None
+    return TagFloor(minimum, vocabulary, prepared.protected())
 
 
 def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
