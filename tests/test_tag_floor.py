@@ -69,3 +69,21 @@ def test_with_a_vocabulary_only_real_tags_are_finished_or_started(db: TagDatabas
 def test_every_real_tag_prefix_is_a_prefix(db: TagDatabase) -> None:
     assert db.has_prefix("hatsune mi") and db.has_prefix("1gi") and db.has_prefix("")
     assert not db.has_prefix("xqzzv")
+    keys = db.prefixed_keys("long ha", 3)
+    assert keys == sorted(keys) and len(keys) == 3 and all(k.startswith("long ha") for k in keys)
+
+
+def test_runs_of_underscores_or_spaces_are_no_tag(db: TagDatabase) -> None:
+    floor = TagFloor(minimum=0, vocabulary=db)
+    text = PROMPT + ", long"
+    assert floor.allowed(text, ["_", "__", "  ", " ", "_hair,"]) == [True, False, False, True, True]
+    assert floor.allowed(text + "_", ["_", "h"]) == [False, True]
+
+
+def test_a_repeat_may_only_be_the_start_of_a_longer_tag(db: TagDatabase) -> None:
+    floor = TagFloor(minimum=0, vocabulary=db)
+    # "solo" is on the line: writing it again is fine while "solo focus" may follow.
+    assert floor.allowed(PROMPT + ", sol", ["o"]) == [True]
+    text = "tag: 1girl, holding weapon with feet, holding weapon with fe"
+    # "holding weapon with fee" can only become the tag already there.
+    assert floor.allowed(text, ["et", "e", "et,"]) == [False, False, False]

@@ -16,12 +16,15 @@ line is a real one (the user's own tags are always allowed).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from .engine.backend import Constraint
+from .syntax import unescape_tag
 from .tagdb import normalize_key
+from .tipo import TipoOutput
 
 
 class TagVocabulary(Protocol):
@@ -29,7 +32,7 @@ class TagVocabulary(Protocol):
 
     def is_known(self, tag: str) -> bool: ...
 
-    def has_prefix(self, key: str) -> bool: ...
+    def prefixed_keys(self, key: str, limit: int) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -67,16 +70,46 @@ class TagFloor:
                 return False
             have.add(key)
         if not ends_line and self.vocabulary is not None and added:
-            rest_key = normalize_key(rest)
-            if rest_key and rest_key not in self.protected:
-                # A trailing space may be the start of the next word of a longer tag.
-                probe = rest_key + " " if rest.endswith(" ") else rest_key
-                if not self.vocabulary.has_prefix(probe):
+            typed = _typed(rest)
+            if typed and normalize_key(rest) not in self.protected:
+                # Some tag must start so that is not on the line yet: otherwise no
+                # token could follow (a dead end). One more key than the line
+                # holds is enough to know.
+                keys = self.vocabulary.prefixed_keys(typed, len(have) + 1)
+                if all(k in have for k in keys):
                     return False
         return not ends_line or len(have) >= self.minimum
 
     def _real(self, tag: str, key: str) -> bool:
         return self.vocabulary is None or key in self.protected or self.vocabulary.is_known(tag)
+
+
+def known_only(
+    output: TipoOutput, vocabulary: TagVocabulary, protected: frozenset[str]
+) -> TipoOutput:
+    """``output`` without the tags ``vocabulary`` does not know (the user's stay).
+
+    The decoding rule keeps unknown tags off the line, but a generation can stop
+    in the middle of one (the token budget, or no token left that the rules
+    allow); that fragment must not reach the prompt either.
+    """
+
+    def keep(tag: str) -> bool:
+        return normalize_key(tag) in protected or vocabulary.is_known(tag)
+
+    categories = {c: [t for t in tags if keep(t)] for c, tags in output.categories.items()}
+    return replace(output, tags=[t for t in output.tags if keep(t)], categories=categories)
+
+
+def _typed(partial: str) -> str:
+    """A tag being written as its key's prefix: like ``normalize_key`` but keeping runs
+    of spaces and underscores, so ``feet____`` is no prefix of any tag while
+    ``blue `` still is (of ``blue sky``)."""
+    if not partial.isascii():
+        partial = unicodedata.normalize("NFKC", partial)
+    if "\\" in partial:
+        partial = unescape_tag(partial)
+    return partial.replace("_", " ").lower().lstrip()
 
 
 @dataclass(frozen=True)

@@ -206,13 +206,19 @@ class TagDatabase:
 
     def has_prefix(self, key: str) -> bool:
         """Whether some tag's key starts with ``key`` (already a ``normalize_key``)."""
-        if not key:
-            return True
-        upper = key[:-1] + chr(ord(key[-1]) + 1)
-        row = self._conn.execute(
-            "SELECT 1 FROM lookup WHERE key >= ? AND key < ? LIMIT 1", (key, upper)
-        ).fetchone()
-        return row is not None or any(k.startswith(key) for k in _FIXED_KEYS)
+        return bool(self.prefixed_keys(key, 1))
+
+    def prefixed_keys(self, key: str, limit: int) -> list[str]:
+        """Up to ``limit`` keys (spellings and aliases) that start with ``key``, in key order."""
+        fixed = sorted(k for k in _FIXED_KEYS if k.startswith(key))[:limit]
+        # The upper bound is the prefix with its last character incremented, so the
+        # primary key's index serves the range (and the scan stops at its end).
+        upper = key[:-1] + chr(ord(key[-1]) + 1) if key else "\U0010ffff"
+        rows = self._conn.execute(
+            "SELECT key FROM lookup WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
+            (key, upper, max(1, limit)),
+        ).fetchall()
+        return sorted({r[0] for r in rows} | set(fixed))[:limit]
 
     def search_prefix(self, prefix: str, limit: int = 20) -> list[TagInfo]:
         """Most popular tags whose key starts with ``prefix`` (for autocompletion)."""

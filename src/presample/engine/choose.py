@@ -20,8 +20,8 @@ from .sampling import Sampling
 
 # A greedy row keeps this many of its best candidates for the constraint.
 GREEDY_CANDIDATES = 64
-# How many of the best tokens a constrained row may fall back to when every
-# candidate of the filtered distribution is banned.
+# How many tokens, best first, a constrained row checks at a time when every
+# candidate of the filtered distribution is refused.
 FALLBACK_CANDIDATES = 256
 
 
@@ -96,10 +96,17 @@ def _fallback(
     piece: Callable[[int], str | None],
     eos_id: int,
 ) -> int:
-    """Every sampled candidate was banned: take the best allowed token overall."""
-    order = np.argsort(-scaled, kind="stable")[:FALLBACK_CANDIDATES]
-    allowed = constraint.allowed(text, [piece(int(t)) for t in order])
-    for token, ok in zip(order, allowed, strict=True):
-        if ok:
-            return int(token)
+    """Every sampled candidate was refused: take the best allowed token overall.
+
+    The vocabulary is searched best first, a block at a time: usually the first
+    block has one, but a tag the line may only finish with a rare token (the
+    real-tags rule, ``presample/tag_floor.py``) needs the search to go on.
+    """
+    order = np.argsort(-scaled, kind="stable")
+    for start in range(0, len(order), FALLBACK_CANDIDATES):
+        block = order[start : start + FALLBACK_CANDIDATES]
+        allowed = constraint.allowed(text, [piece(int(t)) for t in block])
+        for token, ok in zip(block, allowed, strict=True):
+            if ok:
+                return int(token)
     return eos_id

@@ -19,7 +19,7 @@ from ..compose import Draft, format_result, merge_output, reached_minimum
 from ..dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
 from ..prepare import Prepared
 from ..request import PresampleResult, StepResult, TagSet
-from ..tag_floor import AllOf, TagFloor
+from ..tag_floor import AllOf, TagFloor, known_only
 from ..tagdb import TagDatabase, normalize_key
 from ..tipo import TAG_MAX, TAG_MIN, Step, build_meta, parse_tipo_output, tipo_input
 from .backend import Constraint, Generation, GenerationJob
@@ -87,6 +87,8 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
                 text, options.sampling, options.seed + attempt, step_constraint
             )
             output = parse_tipo_output(text + generation.text, db.categorize)
+            if request.known_tags_only:
+                output = known_only(output, db, prepared.protected())
             draft = merge_output(
                 draft,
                 output,

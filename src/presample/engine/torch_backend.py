@@ -340,12 +340,15 @@ class TorchBackend:
         return probs if float(probs.sum()) > 0 else None
 
     def _fallback(self, constraint: Any, text: str, scores: torch.Tensor) -> int:
-        """Every sampled candidate was banned: take the best allowed token overall."""
-        order = torch.argsort(scores, descending=True)[:FALLBACK_CANDIDATES].tolist()
-        allowed = constraint.allowed(text, [self._candidate_text(t) for t in order])
-        for token, ok in zip(order, allowed, strict=True):
-            if ok:
-                return int(token)
+        """Every sampled candidate was refused: the best allowed token overall (see
+        ``choose._fallback``), searched a block at a time."""
+        order = torch.argsort(scores, descending=True, stable=True).tolist()
+        for start in range(0, len(order), FALLBACK_CANDIDATES):
+            block = order[start : start + FALLBACK_CANDIDATES]
+            allowed = constraint.allowed(text, [self._candidate_text(t) for t in block])
+            for token, ok in zip(block, allowed, strict=True):
+                if ok:
+                    return int(token)
         return self.eos_id
 
     def _candidate_text(self, token: int) -> str | None:
