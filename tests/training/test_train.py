@@ -95,3 +95,18 @@ def test_schedule_warms_up_then_decays():
     assert lr_factor(9, config) == pytest.approx(1.0)
     assert lr_factor(55, config) == pytest.approx(0.55)
     assert lr_factor(100, config) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(("has_bf16", "expected"), [(True, "bf16"), (False, "no")])
+def test_auto_precision_uses_bf16_only_with_bf16_kernels(
+    monkeypatch: pytest.MonkeyPatch, has_bf16: bool, expected: str
+) -> None:
+    import torch
+
+    from presample.engine import invariant
+    from presample.training.train import mixed_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(invariant, "supported", lambda: has_bf16)
+    assert mixed_precision("auto") == expected
+    assert mixed_precision("bf16") == "bf16" and mixed_precision("fp32") == "no"
