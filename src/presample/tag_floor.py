@@ -4,9 +4,10 @@ The reference reaches a tag length by calling the model again with what it has
 so far until the line is long enough (up to ten retries). A small model that
 closes the line after a handful of tags then spends most of a run on retries
 that add little. Refusing the end of the line (a newline or end of sequence)
-while it holds fewer tags than the requested length's minimum reaches the
-target in one call; refusing a tag the line already holds keeps that forced
-continuation from looping on duplicates, which the merge would drop anyway.
+while it holds fewer tags than a floor (the pipeline draws it from the
+requested length's range) reaches the target in one call; refusing a tag the
+line already holds keeps that forced continuation from looping on duplicates,
+which the merge would drop anyway.
 
 Forced to go on, a small model also invents tags no image model was trained
 on. With a tag vocabulary, a candidate is refused when it would finish an
@@ -16,14 +17,12 @@ line is a real one (the user's own tags are always allowed).
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from .engine.backend import Constraint
-from .syntax import unescape_tag
-from .tagdb import normalize_key
+from .tagdb import normalize_key, typed_key
 from .tipo import TipoOutput
 
 
@@ -70,10 +69,10 @@ class TagFloor:
                 return False
             have.add(key)
         if not ends_line and self.vocabulary is not None and added:
-            typed = _typed(rest)
+            typed = typed_key(rest)
             if typed and normalize_key(rest) not in self.protected:
-                # Some tag must start so that is not on the line yet: otherwise no
-                # token could follow (a dead end). One more key than the line
+                # Some tag not yet on the line must start so: otherwise no token
+                # could follow (a dead end). One more key than the line
                 # holds is enough to know.
                 keys = self.vocabulary.prefixed_keys(typed, len(have) + 1)
                 if all(k in have for k in keys):
@@ -99,17 +98,6 @@ def known_only(
 
     categories = {c: [t for t in tags if keep(t)] for c, tags in output.categories.items()}
     return replace(output, tags=[t for t in output.tags if keep(t)], categories=categories)
-
-
-def _typed(partial: str) -> str:
-    """A tag being written as its key's prefix: like ``normalize_key`` but keeping runs
-    of spaces and underscores, so ``feet____`` is no prefix of any tag while
-    ``blue `` still is (of ``blue sky``)."""
-    if not partial.isascii():
-        partial = unicodedata.normalize("NFKC", partial)
-    if "\\" in partial:
-        partial = unescape_tag(partial)
-    return partial.replace("_", " ").lower().lstrip()
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,18 @@ def normalize_key(text: str) -> str:
     variants all map to the same key, so ``Hatsune_Miku``, ``hatsune miku`` and
     ``ganyu \\(genshin impact\\)`` find their tags.
     """
+    return " ".join(typed_key(text).split())
+
+
+def typed_key(text: str) -> str:
+    """``normalize_key`` without collapsing whitespace: the key prefix of a tag being
+    typed, where ``blue `` is a prefix of ``blue sky`` and ``feet__`` of no tag."""
     # The fast paths matter: this runs once per tag of every lookup.
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
     if "\\" in text:
         text = unescape_tag(text)
-    return " ".join(text.replace("_", " ").lower().split())
+    return text.replace("_", " ").lower().lstrip()
 
 
 def literal_key(name: str) -> str:
@@ -211,12 +217,9 @@ class TagDatabase:
     def prefixed_keys(self, key: str, limit: int) -> list[str]:
         """Up to ``limit`` keys (spellings and aliases) that start with ``key``, in key order."""
         fixed = sorted(k for k in _FIXED_KEYS if k.startswith(key))[:limit]
-        # The upper bound is the prefix with its last character incremented, so the
-        # primary key's index serves the range (and the scan stops at its end).
-        upper = key[:-1] + chr(ord(key[-1]) + 1) if key else "\U0010ffff"
         rows = self._conn.execute(
             "SELECT key FROM lookup WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
-            (key, upper, max(1, limit)),
+            (key, _after_prefix(key), max(1, limit)),
         ).fetchall()
         return sorted({r[0] for r in rows} | set(fixed))[:limit]
 
@@ -225,9 +228,7 @@ class TagDatabase:
         key = normalize_key(prefix)
         if not key:
             return []
-        # Keys are compared as text; the upper bound is the prefix with its
-        # last character incremented, which an index range scan can use.
-        upper = key[:-1] + chr(ord(key[-1]) + 1)
+        upper = _after_prefix(key)
         rows = self._conn.execute(
             "SELECT t.name, t.category, t.post_count, MIN(l.alias) FROM lookup AS l "
             "JOIN tag AS t ON t.id = l.tag_id WHERE l.key >= ? AND l.key < ? "
@@ -244,6 +245,12 @@ class TagDatabase:
             )
             for name, category, count, alias in rows
         ]
+
+
+def _after_prefix(key: str) -> str:
+    """The smallest text after every text starting with ``key``: the prefix with its
+    last character incremented, an upper bound an index range scan can use."""
+    return key[:-1] + chr(ord(key[-1]) + 1) if key else "\U0010ffff"
 
 
 def tidy_unknown(tag: str) -> str:

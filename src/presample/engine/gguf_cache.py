@@ -6,9 +6,9 @@ NumPy: about ten seconds for the shipped 135M model on two cores, at every
 ``presample`` command. The first load writes the result as a plain
 transformers folder (config + float32 safetensors) under the user's cache
 folder; later loads read that in about a second. The folder's name is a hash
-of the file's path, size and modification time, the precision, and the
-transformers version (whose GGUF reading may change), so a replaced file never meets a stale copy.
-Nothing in the name comes from the file's contents or the user's input.
+of the file's path, size and modification time, the precision and the
+transformers version (whose GGUF reading may change), so a replaced file never
+meets a stale copy. Nothing in the name comes from the file's contents.
 
 ``PRESAMPLE_CACHE_DIR`` moves the cache; ``PRESAMPLE_GGUF_CACHE=0`` turns it off.
 A cache that cannot be written is skipped silently: it only saves time.
