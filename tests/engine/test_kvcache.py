@@ -33,3 +33,29 @@ def test_a_cache_makes_one_layer_per_model_layer() -> None:
     cache.update(x, x, 1)
     assert [type(layer) for layer in cache.layers] == [GrowingLayer, GrowingLayer]
     assert cache.get_seq_length() == 3
+
+
+def test_the_cache_goes_under_the_keyword_this_transformers_takes_without_warning() -> None:
+    import warnings
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from presample.engine.kvcache import cache_keyword
+
+    config = LlamaConfig(
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+    )
+    model = LlamaForCausalLM(config).eval()
+    cache = growing_cache()
+    keyword = {cache_keyword(model): cache}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.no_grad():
+            model(input_ids=torch.tensor([[1, 2, 3]]), use_cache=True, **keyword)
+            model(input_ids=torch.tensor([[4]]), use_cache=True, **keyword)
+    assert cache.get_seq_length() == 4

@@ -9,6 +9,8 @@ writes one position and copies nothing.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
@@ -66,6 +68,16 @@ class GrowingLayer(DynamicLayer):
         self._key_buffer = self._value_buffer = None
         self._length = 0
         super().reset()
+
+
+def cache_keyword(model: torch.nn.Module) -> str:
+    """The name ``model.forward`` takes its KV cache under.
+
+    transformers 5.2x renamed ``past_key_values`` to ``cache`` (the old name warns
+    and goes away in 5.40); older releases know only the old name.
+    """
+    parameters = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def growing_cache() -> Cache:

@@ -178,7 +178,7 @@ class TorchBackend:
     def _generate_batch(
         self, jobs: Sequence[GenerationJob], progress: ProgressCallback | None
     ) -> list[Generation]:
-        from .kvcache import growing_cache
+        from .kvcache import cache_keyword, growing_cache
 
         prompts = [self.tokenizer(job.prompt)["input_ids"] for job in jobs]
         context = self.info.context_length
@@ -213,11 +213,11 @@ class TorchBackend:
         active = list(range(batch))
 
         cache = growing_cache()
+        extra[cache_keyword(self.model)] = cache
         out = self.model(
             input_ids=input_ids,
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
             **extra,
@@ -265,7 +265,6 @@ class TorchBackend:
                 input_ids=next_ids,
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=cache,
                 use_cache=True,
                 **extra,
             )
