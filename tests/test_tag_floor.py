@@ -87,3 +87,26 @@ def test_a_repeat_may_only_be_the_start_of_a_longer_tag(db: TagDatabase) -> None
     text = "tag: 1girl, holding weapon with feet, holding weapon with fe"
     # "holding weapon with fee" can only become the tag already there.
     assert floor.allowed(text, ["et", "e", "et,"]) == [False, False, False]
+
+
+def test_a_word_whose_every_tag_is_banned_is_not_started(db: TagDatabase) -> None:
+    # Banned tags are refused when finished (BanConstraint); the floor must not
+    # let a word start that could only become one of them, or the line would
+    # be stuck: the comma refused by the ban, the newline by the floor.
+    floor = TagFloor(minimum=10, vocabulary=db, banned=lambda tag: "cleavage" in tag)
+    text = PROMPT + ", long hair,"
+    assert floor.allowed(text, [" cleavage", " cleav", " clean"]) == [False, True, True]  # cleaver
+    # Without the ban the same word is fine.
+    assert TagFloor(minimum=10, vocabulary=db).allowed(text, [" cleavage"]) == [True]
+    # The user's own tags are never banned for them.
+    mine = TagFloor(10, db, protected=frozenset({"cleavage"}), banned=lambda t: "cleavage" in t)
+    assert mine.allowed(text, [" cleavage"]) == [True]
+
+
+def test_a_users_unknown_tag_is_typed_once_and_then_ends(db: TagDatabase) -> None:
+    floor = TagFloor(minimum=0, vocabulary=db, protected=frozenset({"my oc"}))
+    # The user's unknown tag may be written token by token, but not past its end...
+    assert floor.allowed("tag: 1girl, my", [" oc", " ocx"]) == [True, False]
+    assert floor.allowed("tag: 1girl, my oc", [" ", ","]) == [False, True]
+    # ...and not a second time once it is on the line.
+    assert floor.allowed("tag: my oc, 1girl, my", [" oc"]) == [False]

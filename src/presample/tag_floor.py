@@ -17,13 +17,16 @@ line is a real one (the user's own tags are always allowed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from .engine.backend import Constraint
 from .tagdb import normalize_key, typed_key
 from .tipo import TipoOutput
+
+# Keys looked at before giving up on proving that a typed word leads nowhere.
+MAX_KEYS_SCANNED = 2048
 
 
 class TagVocabulary(Protocol):
@@ -44,6 +47,10 @@ class TagFloor:
     """When given, new tags must be tags it knows."""
     protected: frozenset[str] = frozenset()
     """Keys of the user's tags, allowed whether known or not."""
+    banned: Callable[[str], bool] | None = None
+    """Tags the line may not hold (the request's bans), so that a word is not
+    started when every tag it could become is banned: the ban would refuse the
+    comma, the floor the newline, and no token would be left."""
 
     def allowed(self, text: str, candidates: Sequence[str | None]) -> list[bool]:
         line = text[text.rfind("\n") + 1 :]
@@ -68,16 +75,36 @@ class TagFloor:
             if key in have or not self._real(tag, key):
                 return False
             have.add(key)
-        if not ends_line and self.vocabulary is not None and added:
-            typed = typed_key(rest)
-            if typed and normalize_key(rest) not in self.protected:
-                # Some tag not yet on the line must start so: otherwise no token
-                # could follow (a dead end). One more key than the line
-                # holds is enough to know.
-                keys = self.vocabulary.prefixed_keys(typed, len(have) + 1)
-                if all(k in have for k in keys):
-                    return False
+        # Some tag the line may still take must start so, or no token could follow.
+        if (
+            not ends_line
+            and self.vocabulary is not None
+            and added
+            and not self._can_finish(have, typed_key(rest))
+        ):
+            return False
         return not ends_line or len(have) >= self.minimum
+
+    def _can_finish(self, have: set[str], typed: str) -> bool:
+        """Whether some tag the line may still take starts with ``typed``: a user's
+        tag not on the line yet, or a known tag neither on it nor banned."""
+        if not typed or any(k.startswith(typed) and k not in have for k in self.protected):
+            return True
+        assert self.vocabulary is not None
+        # Keys come in key order, a page at a time; usually the first page settles it.
+        limit = len(have) + 8
+        while True:
+            keys = self.vocabulary.prefixed_keys(typed, limit)
+            if any(k not in have and not self._banned(k) for k in keys):
+                return True
+            if len(keys) < limit:
+                return False  # every key seen: a dead end
+            if limit >= MAX_KEYS_SCANNED:
+                return True  # too many to prove a dead end; the engine's fallback copes
+            limit *= 4
+
+    def _banned(self, key: str) -> bool:
+        return self.banned is not None and key not in self.protected and self.banned(key)
 
     def _real(self, tag: str, key: str) -> bool:
         return self.vocabulary is None or key in self.protected or self.vocabulary.is_known(tag)

@@ -68,3 +68,28 @@ def test_constraint_steers_to_the_best_allowed_token() -> None:
     )
     # "c" is outside top-k: every sampled candidate is banned, so the fallback finds it.
     assert pick == 2
+
+
+class RefuseNames:
+    def __init__(self, *refused: str) -> None:
+        self.refused = refused
+
+    def allowed(self, text: str, pieces: list[str | None]) -> list[bool]:
+        return [p not in self.refused for p in pieces]
+
+
+def test_the_fallback_never_takes_a_token_that_writes_nothing() -> None:
+    # Token 1 is an id past the tokenizer (empty text): every rule lets it pass,
+    # but taking it would write nothing, again and again.
+    logits = np.array([5.0, 4.0, 3.0, -9.0], dtype=np.float32)
+    names = ["a", "", "c", None]
+    pick = choose(
+        logits,
+        Sampling(temperature=0.5, top_k=1, min_p=0.0, repetition_penalty=1.0),
+        [],
+        np.random.default_rng(0),
+        eos_id=3,
+        constraint=RefuseNames("a"),
+        piece=lambda t: names[t],
+    )
+    assert pick == 2

@@ -105,8 +105,11 @@ def _fallback(
     order = np.argsort(-scaled, kind="stable")
     for start in range(0, len(order), FALLBACK_CANDIDATES):
         block = order[start : start + FALLBACK_CANDIDATES]
-        allowed = constraint.allowed(text, [piece(int(t)) for t in block])
-        for token, ok in zip(block, allowed, strict=True):
-            if ok:
+        pieces = [piece(int(t)) for t in block]
+        allowed = constraint.allowed(text, pieces)
+        for token, written, ok in zip(block, pieces, allowed, strict=True):
+            # An empty piece (an id past the tokenizer's vocabulary) passes every
+            # rule but writes nothing: taking it would loop until the budget ends.
+            if ok and written != "":
                 return int(token)
     return eos_id

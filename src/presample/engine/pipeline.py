@@ -65,7 +65,7 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
         detail = StepResult(task=step.task, length=step.length, expand=step.expand,
                             gen_meta=gen_meta, seed=options.seed)  # fmt: skip
         step_constraint: Constraint | None = constraint
-        if (rule := _tag_rule(prepared, step, db, options.seed)) is not None:
+        if (rule := _tag_rule(prepared, step, db, options.seed, bans)) is not None:
             step_constraint = rule if constraint is None else AllOf((constraint, rule))
         while True:
             meta = build_meta(
@@ -119,7 +119,9 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
     return _result(draft, prepared, details, options, started)
 
 
-def _tag_rule(prepared: Prepared, step: Step, db: TagDatabase, seed: int) -> TagFloor | None:
+def _tag_rule(
+    prepared: Prepared, step: Step, db: TagDatabase, seed: int, bans: BanMatcher
+) -> TagFloor | None:
     """The tag line's floor (tag-writing steps) and real-tags rule, as the request asks.
 
     The floor is a count drawn from the requested length's range with the run's
@@ -137,7 +139,8 @@ def _tag_rule(prepared: Prepared, step: Step, db: TagDatabase, seed: int) -> Tag
     vocabulary = db if request.known_tags_only else None
     if not minimum and vocabulary is None:
         return None
-    return TagFloor(minimum, vocabulary, prepared.protected())
+    banned = bans.tag_banned if bans else None
+    return TagFloor(minimum, vocabulary, prepared.protected(), banned)
 
 
 def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:

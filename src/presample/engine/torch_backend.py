@@ -344,9 +344,10 @@ class TorchBackend:
         order = torch.argsort(scores, descending=True, stable=True).tolist()
         for start in range(0, len(order), FALLBACK_CANDIDATES):
             block = order[start : start + FALLBACK_CANDIDATES]
-            allowed = constraint.allowed(text, [self._candidate_text(t) for t in block])
-            for token, ok in zip(block, allowed, strict=True):
-                if ok:
+            pieces = [self._candidate_text(t) for t in block]
+            allowed = constraint.allowed(text, pieces)
+            for token, piece, ok in zip(block, pieces, allowed, strict=True):
+                if ok and piece != "":  # empty: writes nothing (see choose._fallback)
                     return int(token)
         return self.eos_id
 
