@@ -141,6 +141,14 @@ def test_prefix_search_is_by_popularity(db: TagDatabase) -> None:
     assert counts == sorted(counts, reverse=True)
 
 
+def test_prefix_search_takes_any_character(db: TagDatabase) -> None:
+    # The range scan's upper bound increments the last character: the last
+    # code point and the one before the surrogates must not break it.
+    for odd in ("\U0010ffff", "a\U0010ffff", "a\ud7ff", "\ud7ff"):
+        assert db.search_prefix(odd) == [] and not db.has_prefix(odd)
+    assert db.search_prefix("1gir")[0].name == "1girl"
+
+
 def test_bad_database_files_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(TagDatabaseError, match="not found"):
         TagDatabase(tmp_path / "missing.sqlite")

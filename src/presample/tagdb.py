@@ -249,8 +249,20 @@ class TagDatabase:
 
 def _after_prefix(key: str) -> str:
     """The smallest text after every text starting with ``key``: the prefix with its
-    last character incremented, an upper bound an index range scan can use."""
-    return key[:-1] + chr(ord(key[-1]) + 1) if key else "\U0010ffff"
+    last character incremented, an upper bound an index range scan can use.
+
+    The increment skips the surrogates (SQLite cannot encode them) and carries
+    past U+10FFFF, the last character.
+    """
+    stem = key
+    while stem and stem[-1] == "\U0010ffff":
+        stem = stem[:-1]
+    if not stem:
+        return key + "\U0010ffff"  # nothing sorts after it; every real key is below
+    following = ord(stem[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:
+        following = 0xE000
+    return stem[:-1] + chr(following)
 
 
 def tidy_unknown(tag: str) -> str:

@@ -66,10 +66,20 @@ def test_the_second_load_reads_the_copy_and_answers_the_same(
 
 def test_a_replaced_file_never_meets_the_old_copy(gguf_folder: Path, cache: Path) -> None:
     prompt_of(gguf_folder)
-    stat = (gguf_folder / "model.gguf").stat()
-    os.utime(gguf_folder / "model.gguf", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    (old,) = (cache / "gguf").iterdir()
+    leftover = cache / "gguf" / ".partial-killed"  # a store a killed process left
+    leftover.mkdir()
+    os.utime(leftover, (0, 0))
+    # Replaced the way `cp -p` or `rsync -a` do it: a new file with the old times.
+    target = gguf_folder / "model.gguf"
+    stat = target.stat()
+    shutil.copy2(target, gguf_folder / "new.gguf")
+    os.replace(gguf_folder / "new.gguf", target)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     prompt_of(gguf_folder)
-    assert len(list((cache / "gguf").iterdir())) == 2
+    # One fresh copy: the old one and the leftover are gone.
+    (new,) = (cache / "gguf").iterdir()
+    assert new != old and gguf_cache.ready(new)
 
 
 def test_the_cache_can_be_off_or_unwritable(

@@ -135,7 +135,7 @@ class TorchBackend:
                     str(source), dtype=torch_dtype, **kwargs
                 )
                 if cached is not None:
-                    gguf_cache.store(model, cached)
+                    gguf_cache.store(model, cached, local_gguf)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             where = f"{source}/{gguf_file}" if gguf_file else str(source)
             raise ModelError(f"cannot load model from {where}: {first_line(exc)}") from exc
