@@ -167,8 +167,10 @@ class PresampleRequest(_Model):
     )
     known_tags_only: bool = Field(
         True,
-        description="New tags on the tag line must be tags the tag database knows (the "
-        "user's own tags are always kept). False: the model may write any tag.",
+        description="New tags must be tags the tag database knows: on the tag line unknown "
+        "words are refused as they are written, and unknown tags on any tag line (artists, "
+        "characters, copyrights too) are dropped; the user's own tags are always kept. "
+        "False: the model may write any tag.",
     )
 
     @field_validator("prompt", "nl_prompt", mode="after")

@@ -100,15 +100,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument(
         "--no-tag-floor",
         action="store_true",
-        help="let the model end the tag line before the tag length's minimum and retry, as "
-        "the reference does (default: the end of the line and repeated tags are refused "
-        "until the minimum is reached, in one call)",
+        help="let the model end the tag line when it likes and retry until the tag length's "
+        "minimum, as the reference does (default: a count is drawn from the length's range "
+        "and the line may not end, nor repeat a tag, before it holds that many: one call)",
     )
     r.add_argument(
         "--any-tags",
         action="store_true",
         help="let the model write tags the tag database does not know (default: new tags "
-        "must be real tags; your own are always kept)",
+        "on every tag line, artists and characters too, must be real tags; your own are "
+        "always kept)",
     )
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     add_model_options(p)
