@@ -168,3 +168,15 @@ def test_a_run_from_a_gguf_base_resumes_exports_and_generates(
     with Presampler(str(shipped), backend=engine, sampling=sampling) as presampler:
         from_gguf = presampler(request)
     assert from_gguf.prompt == from_safetensors.prompt
+
+
+def test_a_card_names_its_named_base_and_licence(tmp_path: Path) -> None:
+    from presample.training.export import model_card
+
+    progress = {"step": 10, "tokens": 2560}
+    log = [{"step": 10, "loss": 2.0}, {"step": 10, "val_loss": 2.1}]
+    config = TrainConfig(data_dir=str(tmp_path), base="smollm2", steps=10)
+    card = model_card("m", config, progress, log, 135_000_000, "`model.gguf`", tmp_path)
+    assert "SmolLM2-135M-Instruct" in card and "Apache-2.0" in card
+    scratch = model_card("m", TrainConfig(data_dir=str(tmp_path)), progress, log, 1, "", tmp_path)
+    assert "Base model" not in scratch

