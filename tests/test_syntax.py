@@ -445,6 +445,8 @@ def test_weighted_sentence_keeps_its_weight() -> None:
         "girl with a sword in her hand",
         "a beautiful woman",
         "cat sitting on a windowsill in the sun",
+        "A dog",
+        "The monastery",
         "one two three four five six seven",
         "一个女孩在花园里。",
     ],
@@ -825,3 +827,16 @@ def test_real_prompts_parse(shared_data: Path) -> None:
     # About 2% of real prompts have unbalanced brackets; nearly all the rest parse.
     assert errors < len(prompts) * 0.05
     assert with_text > 0
+
+
+@pytest.mark.parametrize("prompt", ["a dog", "A modern kitchen", "(a dog:1.2)", "a dog <lora:x:1>"])
+def test_a_lone_article_phrase_is_text(prompt: str) -> None:
+    kinds = [p.kind for p in parse_prompt(prompt).pieces if p.kind != "network"]
+    assert kinds == ["text"]
+
+
+def test_an_article_phrase_among_tags_or_a_known_tag_stays_a_tag() -> None:
+    among = parse_prompt("masterpiece, a girl, long hair").pieces
+    assert [p.kind for p in among] == ["tag", "tag", "tag"]
+    (known,) = parse_prompt("the end", is_known_tag=lambda t: t == "the end").pieces
+    assert known.kind == "tag"

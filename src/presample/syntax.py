@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Literal
 
@@ -275,6 +275,9 @@ def _sentence_shape(chunk: str, words: list[str]) -> bool:
     bare = [_bare(w) for w in words]
     if (bare[0] in _DETERMINERS and n >= 3) or (bare[0] in _NUMBER_WORDS and n >= 4):
         return True
+    # Tags are lower case: "A dog", "The monastery" open a phrase, "a girl" may be a tag.
+    if n >= 2 and bare[0] in _DETERMINERS and words[0][:1].isupper():
+        return True
     if n >= 4 and any(b in _STRONG_WORDS for b in bare):
         return True
     return n >= 5 and any(b in _WEAK_WORDS for b in bare)
@@ -293,7 +296,9 @@ def looks_like_sentence(chunk: str, is_known_tag: KnownTag | None = None) -> boo
       it contains a CJK full stop, exclamation or question mark after CJK text;
     * it has 7+ words (Danbooru tags are never that long);
     * it starts with an article, demonstrative or possessive and has 3+ words,
-      or with a number word (``two``...) and has 4+ words (``two side up`` is a tag);
+      or with a number word (``two``...) and has 4+ words (``two side up`` is a tag),
+      or with a capitalised article or determiner and has 2+ words (``A dog``;
+      tags are lower case, so ``a girl`` stays a tag);
     * it has 4+ words and a word that tags almost never use (articles, pronouns,
       forms of *be*/*have*, conjunctions);
     * it has 5+ words and a preposition (``hair over one eye`` stays a tag).
@@ -860,7 +865,25 @@ def parse_prompt(
     builder.chunk(chunk)
     builder.close_text()
     pieces = sorted(builder.pieces, key=lambda p: p.start)
-    return ParsedPrompt(tuple(pieces))
+    return ParsedPrompt(tuple(_lone_phrase(pieces, is_known_tag)))
+
+
+def _lone_phrase(pieces: list[Piece], is_known_tag: KnownTag | None) -> list[Piece]:
+    """A prompt that is one short phrase opened by an article ("a dog") is text.
+
+    Among tags, "a girl" is one more tag; alone it is what a person types to
+    describe a picture, and a tag model would take it for an unknown tag.
+    """
+    content = [i for i, p in enumerate(pieces) if p.kind in ("tag", "text")]
+    if len(content) != 1 or pieces[content[0]].kind != "tag":
+        return pieces
+    piece = pieces[content[0]]
+    words = piece.text.split()
+    if len(words) < 2 or _bare(words[0]) not in _DETERMINERS:
+        return pieces
+    if is_known_tag is not None and is_known_tag(piece.text):
+        return pieces
+    return [replace(p, kind="text") if i == content[0] else p for i, p in enumerate(pieces)]
 
 
 def render_pieces(pieces: Iterable[Piece | str]) -> str:
