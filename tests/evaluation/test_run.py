@@ -94,3 +94,25 @@ def test_caption_metrics_exact() -> None:
     assert [s["similarity"] for s in samples] == pytest.approx([0.0, 1.0])
     without, _ = caption_metrics([item], [results], (0, 1), None)
     assert without["caption_similarity"] is None and without["nl_length_hit"] == 0.5
+
+
+def test_caption_judged_is_the_one_the_prompt_shows() -> None:
+    np = pytest.importorskip("numpy")
+    item = CaptionItem("c", "a cat", "A cat. On a mat.", Length.VERY_SHORT, Length.VERY_SHORT)
+    results = [
+        # a model: expanded the text (shown) and generated a hidden new caption
+        PresampleResult(extended="A cat sits.", generated="A dog runs."),
+        # the baseline: the text as typed, a retrieved caption
+        PresampleResult(extended="a cat", generated="A cat naps."),
+    ]
+    vectors = {"a cat": [1.0, 0.0], "A cat. On a mat.": [1.0, 0.0], "A cat sits.": [1.0, 0.0],
+               "A dog runs.": [0.0, 1.0], "A cat naps.": [1.0, 1.0]}  # fmt: skip
+
+    def embed(texts: list[str]):
+        return np.array([vectors[t] for t in texts])
+
+    numbers, samples = caption_metrics([item], [results], (0, 1), embed)
+    assert [s["caption"] for s in samples] == ["A cat sits.", "A cat naps."]
+    assert samples[0]["new_caption"] == "A dog runs." and "new_caption" not in samples[1]
+    assert numbers["new_caption_similarity"] == pytest.approx(0.0)
+    assert numbers["caption_similarity"] == pytest.approx((1 + 2**-0.5) / 2)

@@ -22,6 +22,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("nl_length_hit", "sentence count within the requested length", "%"),
     ("caption_written", "runs that wrote a caption", "%"),
     ("caption_similarity", "caption similarity to the input (MiniLM cosine)", "f3"),
+    ("new_caption_similarity", "similarity of a generated caption the prompt hides", "f3"),
     ("reference_similarity", "real long caption's similarity to the input", "f3"),
     ("caption_frechet", "Fréchet distance to real long captions (lower is better)", "f4"),
     ("caption_distinct_share", "distinct captions across seeds", "%"),
@@ -133,7 +134,10 @@ def write_report(
         "Jaccard distance of the new tags (captions: of their words); the mean over items.",
         "- *caption similarity*: cosine of all-MiniLM-L6-v2 embeddings (mean pooling) of the "
         "written caption and the input short caption; the Fréchet distance compares Gaussians "
-        "fitted to the written and the real long captions' embeddings.",
+        "fitted to the written and the real long captions' embeddings. The written caption is "
+        "the one the prompt shows: the input as the sampler expanded it, else the caption it "
+        "generated (the output templates' rule). A model also generates a new caption in the "
+        "plan's last step, which the default template hides; its similarity is the row below.",
         "",
         "Failed runs count as misses for recall and the length hits.",
         "",

@@ -146,9 +146,23 @@ def output_tags(result: PresampleResult, categories: Sequence[str] = CONTENT) ->
     return [t for c in categories for t in result.tags.get(c)]
 
 
-def caption_of(result: PresampleResult) -> str:
-    """The long caption a run wrote (its generated caption, else its extended text)."""
+def caption_of(result: PresampleResult, given: str) -> str:
+    """The long caption a run wrote, as its prompt shows it.
+
+    The output templates show the user's text as the model expanded it and fall
+    back to a newly generated caption (``spec/TIPO.md``); a run that left the
+    text as typed (the baseline) is judged by the caption it generated instead.
+    """
+    expanded = result.extended.strip()
+    if expanded and expanded != given.strip():
+        return expanded
     return result.generated or result.extended
+
+
+def new_caption_of(result: PresampleResult, shown: str) -> str:
+    """A generated caption the prompt does not show (the plan's last step), if any."""
+    generated = result.generated.strip()
+    return generated if generated and generated != shown.strip() else ""
 
 
 @dataclass
@@ -283,6 +297,7 @@ def caption_metrics(
     jaccard: list[float | None] = []
     samples: list[dict[str, Any]] = []
     written: list[tuple[int, str]] = []  # (item index, caption) of runs that wrote one
+    unshown: list[tuple[int, str]] = []  # (item index, generated caption the prompt hides)
     for index, (item, results) in enumerate(zip(items, groups, strict=True)):
         texts: list[str] = []
         for seed, result in zip(seeds, results, strict=True):
@@ -291,16 +306,19 @@ def caption_metrics(
                 samples.append({"kind": "caption", "id": item.id, "seed": seed,
                                 "error": str(result)})  # fmt: skip
                 continue
-            caption = caption_of(result)
+            caption = caption_of(result, item.short)
             hit = m.nl_length_hit(caption, item.length)
             hits.append(float(hit))
             texts.append(caption)
             if caption:
                 written.append((index, caption))
+            if new_caption := new_caption_of(result, caption):
+                unshown.append((index, new_caption))
             samples.append({
                 "kind": "caption", "id": item.id, "seed": seed, "length": item.length.value,
                 "input": item.short, "reference": item.long, "caption": caption,
                 "sentences": m.sentence_count(caption), "length_hit": hit,
+                **({"new_caption": new_caption} if new_caption else {}),
             })  # fmt: skip
         distinct.append(m.distinct_share(texts) if len(texts) == len(seeds) else None)
         jaccard.append(m.mean_pairwise_jaccard([m.words(t) for t in texts]))
@@ -311,6 +329,7 @@ def caption_metrics(
         "caption_distinct_share": m.mean(distinct),
         "caption_jaccard_distance": m.mean(jaccard),
         "caption_similarity": None,
+        "new_caption_similarity": None,
         "reference_similarity": None,
         "caption_frechet": None,
     }
@@ -324,6 +343,11 @@ def caption_metrics(
         similarity = m.cosine_similarities(generated, inputs[rows])
         numbers["caption_similarity"] = float(similarity.mean())
         numbers["reference_similarity"] = float(m.cosine_similarities(references, inputs).mean())
+        if unshown:
+            extra = embed([caption for _, caption in unshown])
+            extra_rows = np.array([index for index, _ in unshown])
+            extra_similarity = m.cosine_similarities(extra, inputs[extra_rows])
+            numbers["new_caption_similarity"] = float(extra_similarity.mean())
         if len(written) >= 2 and len(items) >= 2:
             # Without scipy (the eval extra) it stays unmeasured.
             with contextlib.suppress(ImportError):
