@@ -21,7 +21,10 @@ EXPLICIT_PATTERN = (
     r"bukkake|gangbang|rape|tentacle sex|dildo|vibrator|nude|naked|topless|bottomless|"
     r"pubic hair|pussy juice|after sex|ahegao|nsfw|hentai|genitals?|uncensored|censored|"
     r"mosaic censoring|cameltoe|spread pussy|spread anus|exhibitionism|futanari|"
-    r"completely nude|nude cover|breasts out|no panties|no bra|bdsm|bondage|lactation)\b"
+    r"completely nude|nude cover|breasts out|breasts outside|no panties|no bra|bdsm|bondage|"
+    r"lactation|nippleslip|nipple slip|hetero|insertion|group sex|threesome|foursome|"
+    r"implied sex|stomach bulge|cross-section|doggystyle|mating press|deepthroat|condom|"
+    r"groping|molestation)\b"
 )
 SENSITIVE_PATTERN = (
     r"\b(cleavage|large breasts|huge breasts|gigantic breasts|sideboob|underboob|"

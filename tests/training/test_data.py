@@ -40,6 +40,9 @@ def test_rating_inference():
     assert infer_rating(["smile", "cleavage"]) == "sensitive"
     assert infer_rating(["cleavage", "nipples"]) == "explicit"
     assert infer_rating(["facial hair", "glass"]) == "general"
+    # sex-act tags without anatomy in their names, seen in a general-rated output
+    for tag in ("hetero", "large insertion", "nippleslip", "breasts outside"):
+        assert infer_rating(["smile", tag]) == "explicit", tag
 
 
 def test_nsfw_tag_means_explicit(db: TagDatabase):
