@@ -179,6 +179,29 @@ def test_console_script_and_light_import() -> None:
     assert proc.returncode == 0 and proc.stdout.startswith("long hair\tgeneral\t")
 
 
+# Every module only an extra brings; the CLI must build without any of them.
+OPTIONAL_MODULES = (
+    "torch", "transformers", "accelerate", "gguf", "llama_cpp", "huggingface_hub", "fastapi",
+    "uvicorn", "httpx", "matplotlib", "diffusers", "numpy", "PIL", "scipy", "safetensors",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["--help", "serve --help", "canvas --help", "train --help"])
+def test_cli_runs_on_a_core_install(command: str) -> None:
+    # A fresh interpreter where importing any optional module fails, as on
+    # `pip install presample` with no extras: every command's help must build.
+    code = (
+        "import sys\n"
+        f"for name in {OPTIONAL_MODULES!r}:\n"
+        "    sys.modules[name] = None\n"
+        "from presample.cli import main\n"
+        f"sys.exit(main({command.split()!r}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage:" in proc.stdout
+
+
 def _show_input_args(case: dict, path: Path) -> list[str]:
     args = [
         "show-input",
