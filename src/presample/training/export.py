@@ -80,7 +80,7 @@ def export_run(
     params = sum(p.numel() for p in model.parameters())
     weights_kind = f"safetensors, {dtype}"
     if gguf:
-        export_gguf(out_dir, out_dir / FOLDER_GGUF, dtype=gguf)
+        export_gguf(out_dir, out_dir / FOLDER_GGUF, dtype=gguf, name=name)
         weights_kind += f"; `{FOLDER_GGUF}` {gguf}"
         if gguf_only:
             (out_dir / SAFETENSORS_FILE).unlink()

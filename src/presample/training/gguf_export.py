@@ -63,8 +63,13 @@ def _tensor_map(config: Any, layers: int) -> dict[str, tuple[str, int | None]]:
     return names
 
 
-def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16") -> Path:
-    """Convert a saved transformers LLaMA folder (ours) into one GGUF file."""
+def export_gguf(
+    model_dir: str | Path, out: str | Path, *, dtype: str = "f16", name: str | None = None
+) -> Path:
+    """Convert a saved transformers LLaMA folder (ours) into one GGUF file.
+
+    ``name`` is the ``general.name`` GGUF tools show (default: the folder's name).
+    """
     import gguf
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -80,7 +85,7 @@ def export_gguf(model_dir: str | Path, out: str | Path, *, dtype: str = "f16") -
 
     writer = gguf.GGUFWriter(str(out), "llama")
     head_dim = config.hidden_size // config.num_attention_heads
-    writer.add_name(model_dir.name)
+    writer.add_name(name or model_dir.name)
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)
     writer.add_block_count(config.num_hidden_layers)
