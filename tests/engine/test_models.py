@@ -143,6 +143,6 @@ def test_the_model_card_sets_lengths_a_request_leaves_out(tiny_model_dir: Path,
         resolve(str(folder))
 
 
-def test_the_shipped_model_asks_for_short_tag_lists_by_default() -> None:
+def test_the_shipped_model_asks_for_short_lengths_by_default() -> None:
     source = resolve("default")
-    assert dict(source.defaults) == {"tag_length": "short"}
+    assert dict(source.defaults) == {"tag_length": "short", "nl_length": "short"}

@@ -79,7 +79,7 @@ def test_export_loads_in_presampler(tiny_data: Path, tmp_path: Path):
         "name": "tiny-test",
         "layout": "tipo",
         "quality": True,
-        "defaults": {"tag_length": "short"},
+        "defaults": {"tag_length": "short", "nl_length": "short"},
     }
     readme = (out / "README.md").read_text()
     assert "CC-BY-4.0" in readme and "tokens seen" in readme

@@ -48,7 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument(
         "--nl-length",
         choices=[x.value for x in Length],
-        help="how many sentences: very_short 1-2, short 2-4, long 4-8 (default), very_long 8+",
+        help="how many sentences: very_short 1-2, short 2-4, long 4-8, very_long 8+ "
+        "(default: long, or the model card's choice: short for the shipped model)",
     )
     r.add_argument("--seed", type=int, help="-1 = random (default); the seed used is reported")
     r.add_argument(
