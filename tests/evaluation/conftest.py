@@ -47,5 +47,12 @@ def data_dir(tmp_path: Path) -> Path:
               "rating": ["explicit"]},
     )  # fmt: skip
     write_records(split_path(folder, "train"), [*tag_records(30), *caption_records(), explicit])
-    write_records(split_path(folder, "test"), [*tag_records(4, "test"), *caption_records("test")])
+    described = Record(
+        id="test:described",
+        src="civitai",
+        tags={"special": ["1girl"], "general": ["smile", "outdoors", "sky"], "rating": ["general"]},
+        long="A girl smiles under a blue sky.",
+    )
+    tests = [*tag_records(4, "test"), *caption_records("test"), described]
+    write_records(split_path(folder, "test"), tests)
     return folder

@@ -29,7 +29,9 @@ def test_baseline_only_writes_the_report(data_dir: Path, tmp_path: Path, capsys)
     assert list(metrics["samplers"]) == ["baseline"]
     assert metrics["items"]["tag_items"] == 3 and metrics["items"]["caption_items"] == 3
     baseline = metrics["samplers"]["baseline"]
-    assert baseline["runs"] == 12 and baseline["failures"] == 0
+    assert metrics["items"]["tag_caption_items"] == 1
+    assert baseline["runs"] == 14 and baseline["failures"] == 0
+    assert baseline["tag_caption_written"] == 1.0  # the baseline retrieves a caption for tags
     assert baseline["input_tags_preserved"] == 1.0
     assert baseline["tag_length_hit"] == 1.0
     assert baseline["rating_respected"] == 1.0
@@ -45,7 +47,8 @@ def test_model_and_baseline(data_dir: Path, tmp_path: Path, tiny_model_dir: Path
     # One tag item whose 6 given tags already meet very_short's minimum: no retries.
     code = eval_cli("--data-dir", str(data_dir), "--out", str(out), "--limit", "1",
                     "--given", "6", "--seeds", "0,1", "--no-embeddings", "--no-progress",
-                    "--model", str(tiny_model_dir), "--max-new-tokens", "8")  # fmt: skip
+                    "--model", str(tiny_model_dir), "--max-new-tokens", "8",
+                    "--tag-captions", "0")  # fmt: skip
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert set(metrics["samplers"]) == {"baseline", "model"}
@@ -60,6 +63,8 @@ def test_model_and_baseline(data_dir: Path, tmp_path: Path, tiny_model_dir: Path
 def test_bad_options(data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="--seeds"):
         eval_cli("--data-dir", str(data_dir), "--seeds", "a,b", "--baseline-only")
+    with pytest.raises(UserError, match="--tag-captions"):
+        eval_cli("--data-dir", str(data_dir), "--tag-captions", "-1", "--baseline-only")
     with pytest.raises(UserError, match="--limit"):
         eval_cli("--data-dir", str(data_dir), "--limit", "0", "--baseline-only")
     with pytest.raises(UserError, match="prepare"):

@@ -10,11 +10,15 @@ from presample.evaluation.run import (
     caption_item,
     caption_metrics,
     select_items,
+    select_tag_caption_items,
+    tag_caption_item,
+    tag_caption_metrics,
     tag_item,
     tag_metrics,
 )
 from presample.request import PresampleResult, TagSet
 from presample.tipo import Length
+from presample.training.records import Record
 
 from .conftest import caption_records, tag_records
 
@@ -116,3 +120,25 @@ def test_caption_judged_is_the_one_the_prompt_shows() -> None:
     assert samples[0]["new_caption"] == "A dog runs." and "new_caption" not in samples[1]
     assert numbers["new_caption_similarity"] == pytest.approx(0.0)
     assert numbers["caption_similarity"] == pytest.approx((1 + 2**-0.5) / 2)
+
+
+def test_tag_caption_items_give_every_tag_and_judge_the_caption() -> None:
+    np = pytest.importorskip("numpy")
+    tags = {"special": ["1girl"], "general": ["smile", "sky"], "rating": ["general"]}
+    anime = Record("a", "civitai", tags, long="A girl smiles.")
+    photo = Record("p", "coco", {"general": ["dog", "park", "ball"]}, long="A dog runs.")
+    assert tag_caption_item(Record("t", "civitai", tags)) is None  # no caption
+    assert tag_caption_item(Record("s", "coco", {"general": ["dog"]}, long="A dog.")) is None
+    items = select_tag_caption_items([photo, anime], limit=2)
+    assert [i.id for i in items] == ["a", "p"]  # anime tags first
+    request = items[0].request(3)
+    assert not request.expand_tags and request.generate_nl and request.seed == 3
+    assert request.tags.general == ["smile", "sky"] and request.tags.rating == ["general"]
+    results = [[PresampleResult(generated="A girl smiles."), RuntimeError("boom")]]
+    vectors = {"A girl smiles.": [1.0, 0.0]}
+    numbers, samples = tag_caption_metrics(
+        items[:1], results, (0, 1), lambda texts: np.array([vectors[t] for t in texts])
+    )
+    assert numbers["tag_caption_written"] == 0.5  # a failure wrote nothing
+    assert numbers["tag_caption_similarity"] == pytest.approx(1.0)
+    assert samples[0]["tags"] == ["1girl", "smile", "sky"]

@@ -50,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--given", type=int, default=DEFAULT_GIVEN,
                    help="tags given from each test prompt; the rest are held out "
                    "(default %(default)s)")  # fmt: skip
+    p.add_argument("--tag-captions", type=int, default=60,
+                   help="test records with tags and a real caption on which to caption the "
+                   "tags alone, Civitai prompts first; 0 skips (default %(default)s)")  # fmt: skip
     p.add_argument("--baseline-only", action="store_true", help="evaluate only the baseline")
     p.add_argument("--no-embeddings", action="store_true",
                    help="skip the caption embedding metrics (no MiniLM)")  # fmt: skip
@@ -81,6 +84,8 @@ def run_eval(args: argparse.Namespace) -> int:
         raise UserError("--batch-size must be between 1 and 256")
     if args.given < 1:
         raise UserError("--given must be at least 1")
+    if not 0 <= args.tag_captions <= MAX_LIMIT:
+        raise UserError(f"--tag-captions must be between 0 and {MAX_LIMIT}")
     if not args.data_dir.is_dir():
         raise UserError(f"{args.data_dir}: no such folder; run 'presample train prepare'")
     config = EvalConfig(
@@ -90,6 +95,7 @@ def run_eval(args: argparse.Namespace) -> int:
         seeds=parse_seeds(args.seeds),
         batch_size=args.batch_size,
         given=args.given,
+        tag_captions=args.tag_captions,
         embeddings=not args.no_embeddings,
         progress=not args.no_progress,
     )

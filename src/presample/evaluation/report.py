@@ -26,6 +26,8 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("reference_similarity", "real long caption's similarity to the input", "f3"),
     ("caption_frechet", "Fréchet distance to real long captions (lower is better)", "f4"),
     ("caption_distinct_share", "distinct captions across seeds", "%"),
+    ("tag_caption_written", "runs that wrote a caption from tags alone", "%"),
+    ("tag_caption_similarity", "caption from tags: similarity to the real caption", "f3"),
     ("caption_jaccard_distance", "caption word Jaccard distance across seeds", "f3"),
     ("failures", "failed runs", "d"),
     ("seconds_per_run", "seconds per run", "f3"),
@@ -138,6 +140,10 @@ def write_report(
         "the one the prompt shows: the input as the sampler expanded it, else the caption it "
         "generated (the output templates' rule). A model also generates a new caption in the "
         "plan's last step, which the default template hides; its similarity is the row below.",
+        "- *caption from tags*: records with tags and a real caption (Civitai prompts first, "
+        "then the caption sets, whose tags are words of the caption): all tags are given, no "
+        "tag is added, and the caption written from them (tag_to_long) is compared with the "
+        "real one (MiniLM cosine).",
         "",
         "Failed runs count as misses for recall and the length hits.",
         "",

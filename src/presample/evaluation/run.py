@@ -44,6 +44,7 @@ DEFAULT_SEEDS = (0, 1, 2)
 SELECTION_SEED = 20240601
 """Fixes the shuffle of the test split that ``--limit`` takes items from."""
 MIN_HELD_OUT = 2
+MIN_CAPTION_TAGS = 3
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,43 @@ def caption_item(record: Record) -> CaptionItem | None:
         nl_length(record.long),
         tag_length(count) if count else Length.VERY_SHORT,
     )
+
+
+@dataclass(frozen=True)
+class TagCaptionItem:
+    """A record with tags and a long caption: the tags are given, the caption is
+    the reference for the caption a sampler writes from them (``tag_to_long``)."""
+
+    id: str
+    tags: dict[str, list[str]]
+    rating: str
+    long: str
+    length: Length
+
+    def request(self, seed: int) -> PresampleRequest:
+        tags = TagSet(**self.tags, rating=[self.rating])
+        return PresampleRequest(
+            tags=tags, expand_tags=False, nl_length=self.length, seed=seed
+        )  # fmt: skip
+
+
+def tag_caption_item(record: Record) -> TagCaptionItem | None:
+    if not record.long or sum(len(record.tags.get(c, [])) for c in TAG_LINE) < MIN_CAPTION_TAGS:
+        return None
+    tags = {c: list(record.tags.get(c, [])) for c in CONTENT}
+    rating = (record.tags.get("rating") or ["general"])[0]
+    return TagCaptionItem(record.id, tags, rating, record.long, nl_length(record.long))
+
+
+def select_tag_caption_items(records: Iterable[Record], limit: int) -> list[TagCaptionItem]:
+    """Up to ``limit`` tag-caption items from the same fixed shuffle, Civitai
+    records (anime tags) first: the caption sets' tags are words of the caption."""
+    pool = sorted(records, key=lambda r: r.id)
+    random.Random(SELECTION_SEED).shuffle(pool)
+    items = [(r.src != "civitai", i) for r in pool if (i := tag_caption_item(r)) is not None]
+    civitai = [i for other, i in items if not other][: (limit + 1) // 2]
+    rest = [i for other, i in items if other][: limit - len(civitai)]
+    return civitai + rest
 
 
 def select_items(
@@ -190,36 +228,39 @@ def evaluate_sampler(
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
     embed: Callable[[Sequence[str]], Any] | None = None,
+    tag_caption_items: Sequence[TagCaptionItem] = (),
 ) -> Outcome:
     """Run every item with every seed and compute the metrics (see :func:`tag_metrics`,
-    :func:`caption_metrics`). ``embed`` maps texts to vectors; without it the
-    embedding metrics are ``None``."""
+    :func:`caption_metrics`, :func:`tag_caption_metrics`). ``embed`` maps texts to
+    vectors; without it the embedding metrics are ``None``."""
     outcome = Outcome(name)
-    started = time.perf_counter()
-    tag_requests = [item.request(seed) for item in tag_items for seed in seeds]
-    caption_requests = [item.request(seed) for item in caption_items for seed in seeds]
-    tag_results = run_requests(sampler, tag_requests, batch_size=batch_size, progress=progress)
-    caption_results = run_requests(
-        sampler, caption_requests, batch_size=batch_size, progress=progress
-    )
-    outcome.seconds = time.perf_counter() - started
-    outcome.runs = len(tag_requests) + len(caption_requests)
-    outcome.failures = sum(isinstance(r, Exception) for r in (*tag_results, *caption_results))
     per_seed = len(seeds)
-    tag_groups = [tag_results[i * per_seed : (i + 1) * per_seed] for i in range(len(tag_items))]
-    caption_groups = [
-        caption_results[i * per_seed : (i + 1) * per_seed] for i in range(len(caption_items))
-    ]
+
+    def run(items: Sequence[Any]) -> list[list[PresampleResult | Exception]]:
+        requests = [item.request(seed) for item in items for seed in seeds]
+        flat = run_requests(sampler, requests, batch_size=batch_size, progress=progress)
+        outcome.runs += len(flat)
+        outcome.failures += sum(isinstance(r, Exception) for r in flat)
+        return [flat[i * per_seed : (i + 1) * per_seed] for i in range(len(items))]
+
+    started = time.perf_counter()
+    tag_groups, caption_groups = run(tag_items), run(caption_items)
+    tag_caption_groups = run(tag_caption_items)
+    outcome.seconds = time.perf_counter() - started
     tag_numbers, tag_samples = tag_metrics(tag_items, tag_groups, seeds, is_known)
     caption_numbers, caption_samples = caption_metrics(caption_items, caption_groups, seeds, embed)
+    from_tags, from_tags_samples = tag_caption_metrics(
+        tag_caption_items, tag_caption_groups, seeds, embed
+    )
     outcome.metrics = {
         **tag_numbers,
         **caption_numbers,
+        **from_tags,
         "runs": outcome.runs,
         "failures": outcome.failures,
         "seconds_per_run": outcome.seconds / outcome.runs if outcome.runs else None,
     }
-    outcome.samples = tag_samples + caption_samples
+    outcome.samples = tag_samples + caption_samples + from_tags_samples
     return outcome
 
 
@@ -359,6 +400,45 @@ def caption_metrics(
     return numbers, samples
 
 
+def tag_caption_metrics(
+    items: Sequence[TagCaptionItem],
+    groups: Sequence[Sequence[PresampleResult | Exception]],
+    seeds: Sequence[int],
+    embed: Callable[[Sequence[str]], Any] | None,
+) -> tuple[dict[str, float | int | None], list[dict[str, Any]]]:
+    """How close the caption written from tags is to the record's real caption."""
+    samples: list[dict[str, Any]] = []
+    written: list[tuple[int, str]] = []
+    runs = 0
+    for index, (item, results) in enumerate(zip(items, groups, strict=True)):
+        for seed, result in zip(seeds, results, strict=True):
+            runs += 1
+            caption = "" if isinstance(result, Exception) else result.generated.strip()
+            if caption:
+                written.append((index, caption))
+            samples.append({"kind": "tag_caption", "id": item.id, "seed": seed,
+                            "tags": [t for c in TAG_LINE for t in item.tags.get(c, [])],
+                            "reference": item.long, "caption": caption})  # fmt: skip
+    numbers: dict[str, float | int | None] = {
+        "tag_caption_items": len(items),
+        "tag_caption_written": m.share(len(written), runs),
+        "tag_caption_similarity": None,
+    }
+    if embed is not None and written:
+        import numpy as np
+
+        references = embed([item.long for item in items])
+        captions = embed([caption for _, caption in written])
+        rows = np.array([index for index, _ in written])
+        similarity = m.cosine_similarities(captions, references[rows])
+        numbers["tag_caption_similarity"] = float(similarity.mean())
+        by_run = iter(similarity.tolist())
+        for sample in samples:
+            if sample["caption"]:
+                sample["similarity"] = next(by_run)
+    return numbers, samples
+
+
 def items_summary(tag_items: Sequence[TagItem], caption_items: Sequence[CaptionItem]) -> dict:
     return {
         "tag_items": len(tag_items),
@@ -387,6 +467,7 @@ class EvalConfig:
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     batch_size: int = 8
     given: int = DEFAULT_GIVEN
+    tag_captions: int = 60
     embeddings: bool = True
     progress: bool = True
 
@@ -418,6 +499,9 @@ def evaluate(
     tag_items, caption_items = select_items(
         read_records(split_path(config.data_dir, "test")), config.limit, config.given
     )
+    tag_caption_items = select_tag_caption_items(
+        read_records(split_path(config.data_dir, "test")), config.tag_captions
+    )
     if not tag_items and not caption_items:
         raise ValueError(f"no usable test records in {config.data_dir}")
     log("indexing the training prompts for the baseline")
@@ -425,7 +509,7 @@ def evaluate(
 
     embed = None
     notes: list[str] = []
-    if config.embeddings and caption_items:
+    if config.embeddings and (caption_items or tag_caption_items):
         from .embeddings import EmbeddingUnavailable, MiniLM
 
         try:
@@ -436,7 +520,7 @@ def evaluate(
     samplers: list[tuple[str, Any]] = [("baseline", baseline)]
     if model is not None:
         samplers.append(("model", model))
-    runs = (len(tag_items) + len(caption_items)) * len(config.seeds)
+    runs = (len(tag_items) + len(caption_items) + len(tag_caption_items)) * len(config.seeds)
     outcomes: dict[str, Outcome] = {}
     names: dict[str, str] = {}
     from tqdm import tqdm
@@ -452,7 +536,7 @@ def evaluate(
                 outcomes[key] = evaluate_sampler(
                     key, sampler, tag_items, caption_items,
                     seeds=config.seeds, is_known=db.is_known, batch_size=config.batch_size,
-                    progress=bar.update, embed=embed,
+                    progress=bar.update, embed=embed, tag_caption_items=tag_caption_items,
                 )  # fmt: skip
     finally:
         if model is not None and hasattr(model, "close"):
@@ -464,9 +548,13 @@ def evaluate(
             "limit": config.limit,
             "seeds": list(config.seeds),
             "given_tags": config.given,
+            "tag_captions": config.tag_captions,
             "batch_size": config.batch_size,
         },
-        "items": items_summary(tag_items, caption_items),
+        "items": {
+            **items_summary(tag_items, caption_items),
+            "tag_caption_items": len(tag_caption_items),
+        },
         "samplers": {key: {"name": names[key], **o.metrics} for key, o in outcomes.items()},
         "notes": notes,
     }
