@@ -375,19 +375,13 @@ def caption_metrics(
         "caption_frechet": None,
     }
     if embed is not None and written and items:
-        import numpy as np
-
         inputs = embed([item.short for item in items])
         references = embed([item.long for item in items])
-        generated = embed([caption for _, caption in written])
-        rows = np.array([index for index, _ in written])
-        similarity = m.cosine_similarities(generated, inputs[rows])
+        generated, similarity = _similarity_by_run(embed, written, inputs)
         numbers["caption_similarity"] = float(similarity.mean())
         numbers["reference_similarity"] = float(m.cosine_similarities(references, inputs).mean())
         if unshown:
-            extra = embed([caption for _, caption in unshown])
-            extra_rows = np.array([index for index, _ in unshown])
-            extra_similarity = m.cosine_similarities(extra, inputs[extra_rows])
+            _, extra_similarity = _similarity_by_run(embed, unshown, inputs)
             numbers["new_caption_similarity"] = float(extra_similarity.mean())
         if len(written) >= 2 and len(items) >= 2:
             # Without scipy (the eval extra) it stays unmeasured.
@@ -398,6 +392,18 @@ def caption_metrics(
             if sample.get("caption"):
                 sample["similarity"] = next(by_run)
     return numbers, samples
+
+
+def _similarity_by_run(
+    embed: Callable[[Sequence[str]], Any], written: Sequence[tuple[int, str]], targets: Any
+) -> tuple[Any, Any]:
+    """Embeddings of the written ``(item index, caption)`` runs and each one's cosine
+    similarity to its item's row of ``targets``."""
+    import numpy as np
+
+    vectors = embed([caption for _, caption in written])
+    rows = np.array([index for index, _ in written])
+    return vectors, m.cosine_similarities(vectors, targets[rows])
 
 
 def tag_caption_metrics(
@@ -425,12 +431,8 @@ def tag_caption_metrics(
         "tag_caption_similarity": None,
     }
     if embed is not None and written:
-        import numpy as np
-
         references = embed([item.long for item in items])
-        captions = embed([caption for _, caption in written])
-        rows = np.array([index for index, _ in written])
-        similarity = m.cosine_similarities(captions, references[rows])
+        _, similarity = _similarity_by_run(embed, written, references)
         numbers["tag_caption_similarity"] = float(similarity.mean())
         by_run = iter(similarity.tolist())
         for sample in samples:
