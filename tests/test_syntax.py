@@ -829,10 +829,16 @@ def test_real_prompts_parse(shared_data: Path) -> None:
     assert with_text > 0
 
 
-@pytest.mark.parametrize("prompt", ["a dog", "A modern kitchen", "(a dog:1.2)", "a dog <lora:x:1>"])
+@pytest.mark.parametrize("prompt", ["a dog", "A modern kitchen", "a dog <lora:x:1>"])
 def test_a_lone_article_phrase_is_text(prompt: str) -> None:
     kinds = [p.kind for p in parse_prompt(prompt).pieces if p.kind != "network"]
     assert kinds == ["text"]
+
+
+@pytest.mark.parametrize("prompt", ["(a dog:1.2)", "[a dog:a cat:0.5]", "{a dog|a cat}"])
+def test_a_lone_phrase_with_syntax_stays_a_tag_and_keeps_it(prompt: str) -> None:
+    (piece,) = parse_prompt(prompt).pieces
+    assert piece.kind == "tag" and piece.raw == prompt
 
 
 def test_an_article_phrase_among_tags_or_a_known_tag_stays_a_tag() -> None:

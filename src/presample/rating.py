@@ -22,9 +22,8 @@ EXPLICIT_PATTERN = (
     r"pubic hair|pussy juice|after sex|ahegao|nsfw|hentai|genitals?|uncensored|censored|"
     r"mosaic censoring|cameltoe|spread pussy|spread anus|exhibitionism|futanari|"
     r"completely nude|nude cover|breasts out|breasts outside|no panties|no bra|bdsm|bondage|"
-    r"lactation|nippleslip|nipple slip|hetero|insertion|group sex|threesome|foursome|"
-    r"implied sex|stomach bulge|cross-section|doggystyle|mating press|deepthroat|condom|"
-    r"groping|molestation)\b"
+    r"lactation|nippleslip|hetero|insertions?|group sex|threesome|foursome|implied sex|"
+    r"stomach bulge|doggystyle|mating press|deepthroat|condoms?|molestation)\b"
 )
 SENSITIVE_PATTERN = (
     r"\b(cleavage|large breasts|huge breasts|gigantic breasts|sideboob|underboob|"

@@ -881,6 +881,8 @@ def _lone_phrase(pieces: list[Piece], is_known_tag: KnownTag | None) -> list[Pie
     words = piece.text.split()
     if len(words) < 2 or _bare(words[0]) not in _DETERMINERS:
         return pieces
+    if " ".join(piece.raw.split()) != piece.text:
+        return pieces  # weights, editing or choices are kept only on tags
     if is_known_tag is not None and is_known_tag(piece.text):
         return pieces
     return [replace(p, kind="text") if i == content[0] else p for i, p in enumerate(pieces)]

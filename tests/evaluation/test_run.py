@@ -130,7 +130,10 @@ def test_tag_caption_items_give_every_tag_and_judge_the_caption() -> None:
     assert tag_caption_item(Record("t", "civitai", tags)) is None  # no caption
     assert tag_caption_item(Record("s", "coco", {"general": ["dog"]}, long="A dog.")) is None
     items = select_tag_caption_items([photo, anime], limit=2)
-    assert [i.id for i in items] == ["a", "p"]  # anime tags first
+    assert [i.id for i in items] == ["a", "p"]  # anime tags first, half each
+    assert len(select_tag_caption_items([anime, photo], limit=9)) == 2
+    more = [Record(f"a{i}", "civitai", tags, long="A girl.") for i in range(4)]
+    assert len(select_tag_caption_items([*more, photo], limit=4)) == 4  # anime fills in
     request = items[0].request(3)
     assert not request.expand_tags and request.generate_nl and request.seed == 3
     assert request.tags.general == ["smile", "sky"] and request.tags.rating == ["general"]

@@ -70,3 +70,11 @@ def test_gguf_only_needs_a_gguf_type(tmp_path: Path, capsys):
     argv = ["train", "export", "--run-dir", str(tmp_path), "--out", str(tmp_path / "o")]
     assert run([*argv, "--gguf", "none", "--gguf-only"]) == 2
     assert "--gguf-only needs a GGUF type" in capsys.readouterr().out
+
+
+def test_gguf_of_a_gguf_only_folder_points_at_its_file(tmp_path: Path, capsys):
+    for name in ("config.json", "tokenizer.json", "model.gguf"):
+        (tmp_path / name).write_text("{}")
+    assert run(["train", "gguf", str(tmp_path), "-o", str(tmp_path / "out.gguf")]) == 2
+    assert f"use {tmp_path / 'model.gguf'}" in capsys.readouterr().out
+    assert not (tmp_path / "out.gguf").exists()

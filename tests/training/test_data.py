@@ -55,8 +55,15 @@ def test_rating_inference():
     assert infer_rating(["cleavage", "nipples"]) == "explicit"
     assert infer_rating(["facial hair", "glass"]) == "general"
     # sex-act tags without anatomy in their names, seen in a general-rated output
-    for tag in ("hetero", "large insertion", "nippleslip", "breasts outside"):
+    for tag in (
+        "hetero",
+        "large insertion",
+        "multiple insertions",
+        "nippleslip",
+        "breasts outside",
+    ):
         assert infer_rating(["smile", tag]) == "explicit", tag
+    assert infer_rating(["cross-section", "groping motion"]) == "general"  # diagrams, a gesture
 
 
 def test_nsfw_tag_means_explicit(db: TagDatabase):

@@ -52,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(default %(default)s)")  # fmt: skip
     p.add_argument("--tag-captions", type=int, default=60,
                    help="test records with tags and a real caption on which to caption the "
-                   "tags alone, Civitai prompts first; 0 skips (default %(default)s)")  # fmt: skip
+                   "tags alone, half Civitai prompts; 0 skips (default %(default)s)")  # fmt: skip
     p.add_argument("--baseline-only", action="store_true", help="evaluate only the baseline")
     p.add_argument("--no-embeddings", action="store_true",
                    help="skip the caption embedding metrics (no MiniLM)")  # fmt: skip

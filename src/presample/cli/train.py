@@ -198,13 +198,25 @@ def run_gguf(args: argparse.Namespace) -> int:
     needed = ("config.json", "tokenizer.json")
     if not all((model_dir / name).is_file() for name in needed):
         raise UserError(f"{model_dir} is not one of our model folders ({', '.join(needed)})")
+    if not list(model_dir.glob("*.safetensors")):
+        shipped = model_dir / "model.gguf"
+        if shipped.is_file():
+            raise UserError(f"{model_dir} holds its weights as GGUF already: use {shipped}")
+        raise UserError(f"{model_dir} has no safetensors weights to convert")
+    card = model_dir / "presample.json"
+    try:
+        name = json.loads(card.read_text(encoding="utf-8")).get("name") if card.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        name = None  # the folder's name then
     if args.out.suffix.lower() != ".gguf":
         raise UserError(f"{args.out}: the output name must end in .gguf")
     if args.out.exists() and not args.force:
         raise UserError(f"{args.out} exists; pass --force to overwrite it")
     partial = args.out.with_name(args.out.name + ".partial")
     try:
-        export_gguf(model_dir, partial, dtype=args.type)
+        export_gguf(
+            model_dir, partial, dtype=args.type, name=name if isinstance(name, str) else None
+        )
         partial.replace(args.out)  # never leave a half-written file under the real name
     except ValueError as exc:
         partial.unlink(missing_ok=True)

@@ -139,9 +139,12 @@ def write_report(
         "fitted to the written and the real long captions' embeddings. The written caption is "
         "the one the prompt shows: the input as the sampler expanded it, else the caption it "
         "generated (the output templates' rule). A model also generates a new caption in the "
-        "plan's last step, which the default template hides; its similarity is the row below.",
-        "- *caption from tags*: records with tags and a real caption (Civitai prompts first, "
-        "then the caption sets, whose tags are words of the caption): all tags are given, no "
+        "plan's last step, which the default template hides; its similarity is the row below. "
+        "An expanded text keeps the user's words first, as the real long captions do; a "
+        "retrieved caption (the baseline) does not, so compare both with the real long "
+        "caption's own similarity and the Fréchet distance.",
+        "- *caption from tags*: records with tags and a real caption (half Civitai prompts, "
+        "half the caption sets, whose tags are words of the caption): all tags are given, no "
         "tag is added, and the caption written from them (tag_to_long) is compared with the "
         "real one (MiniLM cosine).",
         "",

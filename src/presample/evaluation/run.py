@@ -131,14 +131,17 @@ def tag_caption_item(record: Record) -> TagCaptionItem | None:
 
 
 def select_tag_caption_items(records: Iterable[Record], limit: int) -> list[TagCaptionItem]:
-    """Up to ``limit`` tag-caption items from the same fixed shuffle, Civitai
-    records (anime tags) first: the caption sets' tags are words of the caption."""
+    """Up to ``limit`` tag-caption items from the same fixed shuffle: half Civitai
+    records (anime tags), half caption-set records (whose tags are words of the
+    caption), either filling in when the other runs out."""
     pool = sorted(records, key=lambda r: r.id)
     random.Random(SELECTION_SEED).shuffle(pool)
-    items = [(r.src != "civitai", i) for r in pool if (i := tag_caption_item(r)) is not None]
-    civitai = [i for other, i in items if not other][: (limit + 1) // 2]
-    rest = [i for other, i in items if other][: limit - len(civitai)]
-    return civitai + rest
+    items = [(r.src == "civitai", i) for r in pool if (i := tag_caption_item(r)) is not None]
+    civitai = [i for anime, i in items if anime]
+    others = [i for anime, i in items if not anime]
+    # Half each when both have enough; either fills in when the other runs out.
+    take = min(len(civitai), max((limit + 1) // 2, limit - len(others)))
+    return civitai[:take] + others[: limit - take]
 
 
 def select_items(
@@ -419,7 +422,11 @@ def tag_caption_metrics(
     for index, (item, results) in enumerate(zip(items, groups, strict=True)):
         for seed, result in zip(seeds, results, strict=True):
             runs += 1
-            caption = "" if isinstance(result, Exception) else result.generated.strip()
+            if isinstance(result, Exception):
+                samples.append({"kind": "tag_caption", "id": item.id, "seed": seed,
+                                "error": str(result)})  # fmt: skip
+                continue
+            caption = result.generated.strip()
             if caption:
                 written.append((index, caption))
             samples.append({"kind": "tag_caption", "id": item.id, "seed": seed,
@@ -436,7 +443,7 @@ def tag_caption_metrics(
         numbers["tag_caption_similarity"] = float(similarity.mean())
         by_run = iter(similarity.tolist())
         for sample in samples:
-            if sample["caption"]:
+            if sample.get("caption"):
                 sample["similarity"] = next(by_run)
     return numbers, samples
 
