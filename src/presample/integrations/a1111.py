@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from ..request import MAX_SEED, PresampleRequest, PresampleResult
-from .common import ModelCache, model_spec, using_sampling
+from .common import MODEL_DEFAULT, ModelCache, model_spec, using_sampling
 from .presampling import Outcome, build_request, sampling_value, template_value, texts
 
 INFOTEXT_SEED = "Presample seed"
@@ -56,8 +56,8 @@ class ScriptOptions:
     timing: str = AFTER
     seed: int = -1
     model: str = "default"
-    tag_length: str = "long"
-    nl_length: str = "long"
+    tag_length: str = MODEL_DEFAULT
+    nl_length: str = MODEL_DEFAULT
     template: str = "both_tag_first"
     custom_template: str = ""
     ban: str = ""

@@ -33,6 +33,7 @@ from .common import (
     DEVICES,
     DTYPES,
     LENGTHS,
+    MODEL_DEFAULT,
     SAMPLING_MODES,
     TEMPLATE_CHOICES,
     ModelCache,
@@ -131,8 +132,8 @@ def _request_inputs() -> dict[str, Any]:
         "tags": _text(placeholder="1girl, (smile:1.2), scenery, <lora:detail:0.6>"),
         "nl_prompt": _text(placeholder="a girl singing on a stage"),
         **_model_inputs(),
-        "tag_length": (LENGTHS, {"default": "long"}),
-        "nl_length": (LENGTHS, {"default": "long"}),
+        "tag_length": (LENGTHS, {"default": MODEL_DEFAULT}),
+        "nl_length": (LENGTHS, {"default": MODEL_DEFAULT}),
     }
 
 

@@ -33,7 +33,10 @@ if TYPE_CHECKING:
     from ..presampler import Presampler
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-LENGTHS = [length.value for length in Length]
+MODEL_DEFAULT = "model default"
+# "model default" leaves the length to the model card (the shipped model asks
+# for short lists and captions); the rest are the request's length classes.
+LENGTHS = [MODEL_DEFAULT, *(length.value for length in Length)]
 TEMPLATE_CHOICES = [*TEMPLATES, "custom"]
 SAMPLING_MODES = ["model default", "custom"]
 DTYPES = ("auto", "float32", "bfloat16", "float16")

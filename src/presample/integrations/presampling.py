@@ -29,7 +29,7 @@ from ..prepare import Prepared, prepare
 from ..request import PresampleRequest, PresampleResult, describe_validation_error
 from ..tagdb import TagDatabase, normalize_key
 from ..tipo import Length, Step, Task
-from .common import ModelCache, model_spec, parse_bans, split_list, using_sampling
+from .common import MODEL_DEFAULT, ModelCache, model_spec, parse_bans, split_list, using_sampling
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,8 @@ def build_request(
     *,
     prompt: str,
     nl_prompt: str = "",
-    tag_length: str = "long",
-    nl_length: str = "long",
+    tag_length: str = MODEL_DEFAULT,
+    nl_length: str = MODEL_DEFAULT,
     template: str = "both_tag_first",
     ban: str = "",
     ignored: str = "",
@@ -102,8 +102,6 @@ def build_request(
         data: dict[str, Any] = {
             "prompt": prompt or "",
             "nl_prompt": nl_prompt or "",
-            "tag_length": tag_length.replace(" ", "_"),
-            "nl_length": nl_length.replace(" ", "_"),
             "template": template,
             "ban": parse_bans(ban),
             "ignored": split_list(ignored),
@@ -111,6 +109,10 @@ def build_request(
             "target": target,
             **extra,
         }
+        # Left out, a length comes from the model card (``Presampler.with_model_defaults``).
+        for key, value in (("tag_length", tag_length), ("nl_length", nl_length)):
+            if value and value != MODEL_DEFAULT:
+                data[key] = value.replace(" ", "_")
         if width and height:
             data["aspect_ratio"] = int(width) / int(height)
         return PresampleRequest.model_validate(data)
@@ -162,6 +164,7 @@ def _single_task(
             f"{presampler.source.name} is a DanTagGen model: it has one task; "
             "use the presample node"
         )
+    request = presampler.with_model_defaults(request)
     length = request.tag_length if task.output == "tag" else request.nl_length
     prepared = prepare(request, presampler.db)
     one = _OneStep(
