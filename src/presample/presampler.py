@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .engine.backend import Backend, ModelError
+from .engine.backend import Backend, ModelError, generate_samples
 from .engine.pipeline import Run, RunOptions, dtg_run, tipo_run
 from .engine.registry import FOLDER_GGUF, ModelSource, resolve
 from .engine.sampling import DTG_DEFAULT, TIPO_DEFAULT, Sampling
@@ -215,7 +215,7 @@ class Presampler:
         try:
             job = next(run)
             while True:
-                (generation,) = self.backend.generate([job])
+                (generation,) = generate_samples(self.backend, [job])
                 job = run.send(generation)
                 yield from finished
                 finished.clear()

@@ -158,6 +158,13 @@ class PresampleRequest(_Model):
     template: str = Field(DEFAULT_TEMPLATE, max_length=4000)
     target: Target = Target.A1111
     shuffle_new_tags: bool = True
+    caption_candidates: int = Field(
+        3,
+        ge=1,
+        le=8,
+        description="Captions drawn when one is written from tags alone; the one that "
+        "mentions most of the tags is kept (1: a single draw, as the reference does).",
+    )
     fill_tag_length: bool = Field(
         True,
         description="Refuse to end the tag line before it holds a tag count drawn (with the "

@@ -53,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tag-captions", type=int, default=60,
                    help="test records with tags and a real caption on which to caption the "
                    "tags alone, half Civitai prompts; 0 skips (default %(default)s)")  # fmt: skip
+    p.add_argument("--caption-candidates", type=int, metavar="N",
+                   help="captions the model draws when it writes one from tags alone, the "
+                   "one that fits the tags kept (default: the request default, 3)")  # fmt: skip
     p.add_argument("--baseline-only", action="store_true", help="evaluate only the baseline")
     p.add_argument("--no-embeddings", action="store_true",
                    help="skip the caption embedding metrics (no MiniLM)")  # fmt: skip
@@ -86,6 +89,8 @@ def run_eval(args: argparse.Namespace) -> int:
         raise UserError("--given must be at least 1")
     if not 0 <= args.tag_captions <= MAX_LIMIT:
         raise UserError(f"--tag-captions must be between 0 and {MAX_LIMIT}")
+    if args.caption_candidates is not None and not 1 <= args.caption_candidates <= 8:
+        raise UserError("--caption-candidates must be between 1 and 8")
     if not args.data_dir.is_dir():
         raise UserError(f"{args.data_dir}: no such folder; run 'presample train prepare'")
     config = EvalConfig(
@@ -96,6 +101,7 @@ def run_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         given=args.given,
         tag_captions=args.tag_captions,
+        caption_candidates=args.caption_candidates,
         embeddings=not args.no_embeddings,
         progress=not args.no_progress,
     )

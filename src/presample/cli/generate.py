@@ -112,6 +112,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "on every tag line, artists and characters too, must be real tags; your own are "
         "always kept)",
     )
+    r.add_argument(
+        "--caption-candidates",
+        type=int,
+        metavar="N",
+        help="captions to draw when one is written from tags alone; the one that mentions "
+        "most of the tags is kept (default 3; 1 = one draw, as the reference does)",
+    )
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     add_model_options(p)
     p.set_defaults(handler=run)
@@ -134,6 +141,7 @@ def build_request(args: argparse.Namespace) -> PresampleRequest:
     updates = {
         "tag_length": args.tag_length, "nl_length": args.nl_length, "seed": args.seed,
         "template": args.template, "target": args.target, "aspect_ratio": args.aspect_ratio,
+        "caption_candidates": args.caption_candidates,
     }  # fmt: skip
     base.update({k: v for k, v in updates.items() if v is not None})
     base["ban"] = bans

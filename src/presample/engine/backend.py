@@ -8,7 +8,7 @@ this line (layouts, retries, bans, formatting) is backend-agnostic.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from .sampling import Sampling
@@ -31,6 +31,8 @@ class GenerationJob:
     sampling: Sampling
     seed: int
     constraint: Constraint | None = None
+    samples: int = 1
+    """Draws of the same prompt, seeds ``seed``, ``seed + 1`` ... (``generate_samples``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,11 @@ class Generation:
     prompt_tokens: int
     new_tokens: int
     finish: Literal["eos", "length"]
+    alternatives: tuple[Generation, ...] = ()
+    """The job's other draws when it asked for several samples."""
+
+    def samples(self) -> tuple[Generation, ...]:
+        return (self, *self.alternatives)
 
 
 @dataclass(slots=True)
@@ -73,6 +80,23 @@ class Backend(Protocol):
     def single_tokens(self, texts: Sequence[str]) -> list[bool]:
         """Whether each text is one token of the vocabulary (the layout's special tokens)."""
         ...
+
+
+def generate_samples(backend: Backend, jobs: Sequence[GenerationJob]) -> list[Generation]:
+    """``backend.generate`` for jobs that may ask for several samples.
+
+    Each draw is a job of its own in one batch, so the backends stay unaware of
+    samples; a job's first draw comes back with the others as its ``alternatives``.
+    """
+    if all(job.samples <= 1 for job in jobs):
+        return list(backend.generate(jobs))
+    flat = [replace(job, seed=job.seed + i, samples=1) for job in jobs for i in range(job.samples)]
+    drawn = iter(backend.generate(flat))
+    out = []
+    for job in jobs:
+        first, *rest = [next(drawn) for _ in range(max(job.samples, 1))]
+        out.append(replace(first, alternatives=tuple(rest)))
+    return out
 
 
 class ModelError(RuntimeError):

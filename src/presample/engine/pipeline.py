@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
 from ..bans import BanConstraint, BanMatcher
+from ..caption_fit import caption_fit, tag_words
 from ..categories import Category
 from ..compose import Draft, format_result, merge_output, reached_minimum
 from ..dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
@@ -62,6 +63,7 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
         seen_outputs: set[str] = set()
         same = 0
         attempt = 0
+        drawn_seeds = 0
         detail = StepResult(task=step.task, length=step.length, expand=step.expand,
                             gen_meta=gen_meta, seed=options.seed)  # fmt: skip
         step_constraint: Constraint | None = constraint
@@ -82,29 +84,38 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
                 expand=step.expand,
                 gen_meta=gen_meta,
             )
-            # Retries reseed (seed + attempt) as the reference does.
+            # Retries reseed (seed + attempt) as the reference does; a call that
+            # draws several captions uses up as many seeds.
+            samples = _caption_samples(step, draft, request.caption_candidates)
             generation = yield GenerationJob(
-                text, options.sampling, options.seed + attempt, step_constraint
-            )
-            output = parse_tipo_output(text + generation.text, db.categorize)
-            if request.known_tags_only:
-                output = known_only(output, db, prepared.protected())
-            draft = merge_output(
-                draft,
-                output,
-                step.task,
-                tag_length=request.tag_length,
-                nl_length=request.nl_length,
-                bans=bans,
-                protected=prepared.protected(),
-                rng=rng,
-            )
-            detail = _attempted(detail, text, generation, attempt)
-            reached = reached_minimum(draft, step.task, request.tag_length, request.nl_length)
+                text, options.sampling, options.seed + drawn_seeds, step_constraint,
+                samples=samples,
+            )  # fmt: skip
+            drawn_seeds += samples
+            candidates = []
+            for drawn in generation.samples():
+                output = parse_tipo_output(text + drawn.text, db.categorize)
+                if request.known_tags_only:
+                    output = known_only(output, db, prepared.protected())
+                merged = merge_output(
+                    draft,
+                    output,
+                    step.task,
+                    tag_length=request.tag_length,
+                    nl_length=request.nl_length,
+                    bans=bans,
+                    protected=prepared.protected(),
+                    rng=rng,
+                )
+                reached = reached_minimum(merged, step.task, request.tag_length, request.nl_length)
+                candidates.append((reached, _fit(merged), merged, drawn))
+            # The first draw that reaches the length and fits the tags best.
+            reached, _, draft, chosen = max(candidates, key=lambda c: c[:2])
+            detail = _attempted(detail, text, chosen, attempt, generation.samples())
             if reached:
                 break
-            same = same + 1 if generation.text in seen_outputs else 0
-            seen_outputs.add(generation.text)
+            same = same + 1 if chosen.text in seen_outputs else 0
+            seen_outputs.add(chosen.text)
             attempt += 1
             if attempt > MAX_RETRIES or same >= MAX_SAME_OUTPUTS:
                 break
@@ -202,18 +213,40 @@ def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
     return _result(draft, prepared, [detail], options, started)
 
 
-def _attempted(detail: StepResult, prompt: str, generation: Generation, attempt: int) -> StepResult:
-    """The step's record after one more model call."""
+def _attempted(
+    detail: StepResult,
+    prompt: str,
+    chosen: Generation,
+    attempt: int,
+    drawn: Sequence[Generation] = (),
+) -> StepResult:
+    """The step's record after one more model call (``drawn``: all its samples)."""
+    drawn = drawn or (chosen,)
     return detail.model_copy(
         update={
             "model_input": detail.model_input or prompt,
             "last_input": prompt,
-            "model_output": generation.text,
+            "model_output": chosen.text,
             "attempts": attempt + 1,
-            "input_tokens": detail.input_tokens + generation.prompt_tokens,
-            "generated_tokens": detail.generated_tokens + generation.new_tokens,
+            "input_tokens": detail.input_tokens + sum(g.prompt_tokens for g in drawn),
+            "generated_tokens": detail.generated_tokens + sum(g.new_tokens for g in drawn),
         }
     )
+
+
+def _caption_samples(step: Step, draft: Draft, candidates: int) -> int:
+    """How many captions to draw: several only when one is written from tags alone."""
+    # A retry continues the caption drawn before, which is still the model's own.
+    return candidates if step.task.output == "long" and not draft.extended else 1
+
+
+def _fit(draft: Draft) -> float:
+    """How much the draft's generated caption talks about its tags (``caption_fit``)."""
+    if not draft.generated:
+        return 0.0
+    tags = [t for c in (Category.SPECIAL, Category.GENERAL, Category.CHARACTERS)
+            for t in draft.tags.get(c, [])]  # fmt: skip
+    return caption_fit(draft.generated, tag_words(tags))
 
 
 def _result(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .backend import Backend, Generation, GenerationJob, ModelError
+from .backend import Backend, Generation, GenerationJob, ModelError, generate_samples
 from .pipeline import Run
 
 OnDone = Callable[[int, object], None]
@@ -48,12 +48,12 @@ def run_all(
     while pending:
         indices = list(pending)
         try:
-            generations = backend.generate([pending[i] for i in indices])
+            generations = generate_samples(backend, [pending[i] for i in indices])
         except ModelError:
             # Find the job the model refused (too long, say) and fail only its run.
             for index in indices:
                 try:
-                    (generation,) = backend.generate([pending[index]])
+                    (generation,) = generate_samples(backend, [pending[index]])
                 except ModelError as exc:
                     finish(index, exc)
                 else:

@@ -232,6 +232,7 @@ def evaluate_sampler(
     progress: Callable[[int], None] | None = None,
     embed: Callable[[Sequence[str]], Any] | None = None,
     tag_caption_items: Sequence[TagCaptionItem] = (),
+    caption_candidates: int | None = None,
 ) -> Outcome:
     """Run every item with every seed and compute the metrics (see :func:`tag_metrics`,
     :func:`caption_metrics`, :func:`tag_caption_metrics`). ``embed`` maps texts to
@@ -241,6 +242,9 @@ def evaluate_sampler(
 
     def run(items: Sequence[Any]) -> list[list[PresampleResult | Exception]]:
         requests = [item.request(seed) for item in items for seed in seeds]
+        if caption_candidates is not None:
+            update = {"caption_candidates": caption_candidates}
+            requests = [r.model_copy(update=update) for r in requests]
         flat = run_requests(sampler, requests, batch_size=batch_size, progress=progress)
         outcome.runs += len(flat)
         outcome.failures += sum(isinstance(r, Exception) for r in flat)
@@ -477,6 +481,8 @@ class EvalConfig:
     batch_size: int = 8
     given: int = DEFAULT_GIVEN
     tag_captions: int = 60
+    caption_candidates: int | None = None
+    """Overrides the requests' default (``PresampleRequest.caption_candidates``)."""
     embeddings: bool = True
     progress: bool = True
 
@@ -546,6 +552,7 @@ def evaluate(
                     key, sampler, tag_items, caption_items,
                     seeds=config.seeds, is_known=db.is_known, batch_size=config.batch_size,
                     progress=bar.update, embed=embed, tag_caption_items=tag_caption_items,
+                    caption_candidates=config.caption_candidates,
                 )  # fmt: skip
     finally:
         if model is not None and hasattr(model, "close"):
@@ -558,6 +565,8 @@ def evaluate(
             "seeds": list(config.seeds),
             "given_tags": config.given,
             "tag_captions": config.tag_captions,
+            "caption_candidates": config.caption_candidates
+            or PresampleRequest.model_fields["caption_candidates"].default,
             "batch_size": config.batch_size,
         },
         "items": {

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from ..engine.backend import Generation, GenerationJob, ModelError
+from ..engine.backend import Generation, GenerationJob, ModelError, generate_samples
 from ..engine.pipeline import Run
 from ..engine.sampling import Sampling
 from ..presampler import Presampler
@@ -225,7 +225,7 @@ class Engine:
         backend = self.presampler.backend
         try:
             generations: list[Generation | Exception] = list(
-                backend.generate([a.job for a in waiting])
+                generate_samples(backend, [a.job for a in waiting])
             )
         except Exception:
             # Find the job the model refused (too long, a sampler failure on odd
@@ -233,7 +233,7 @@ class Engine:
             generations = []
             for entry in waiting:
                 try:
-                    generations.extend(backend.generate([entry.job]))
+                    generations.extend(generate_samples(backend, [entry.job]))
                 except ModelError as exc:
                     generations.append(exc)
                 except Exception as exc:

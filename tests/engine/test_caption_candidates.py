@@ -1,0 +1,103 @@
+"""A caption written from tags alone: several draws, the one about the tags is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from presample import PresampleRequest
+from presample.engine.backend import BackendInfo, Generation, GenerationJob, generate_samples
+from presample.engine.pipeline import RunOptions, tipo_run
+from presample.engine.sampling import Sampling
+from presample.engine.scheduler import run_all
+from presample.prepare import prepare
+from presample.request import PresampleResult, TagSet
+from presample.tagdb import TagDatabase
+
+OFF_TOPIC = " A detailed close-up captures a vibrant red wine glass. It rests on a gray table."
+ON_TOPIC = " A girl stands in a wide scenery of mountains. A blue sky stretches above her."
+OTHER = " A bowl of fruit sits on the counter. The light is soft."
+TAGS = TagSet(special=["1girl"], general=["scenery", "mountain", "blue sky", "standing"])
+
+
+class Scripted:
+    """A backend whose continuation is chosen by the job's seed."""
+
+    info = BackendInfo(name="scripted", model="scripted")
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = texts
+        self.jobs: list[GenerationJob] = []
+
+    def generate(self, jobs: Sequence[GenerationJob], progress: object = None) -> list[Generation]:
+        self.jobs.extend(jobs)
+        texts = [self.texts[j.seed % len(self.texts)] for j in jobs]
+        return [Generation(t, prompt_tokens=10, new_tokens=5, finish="eos") for t in texts]
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def single_tokens(self, texts: Sequence[str]) -> list[bool]:
+        return [True for _ in texts]
+
+
+def run(
+    backend: Scripted, request: PresampleRequest, db: TagDatabase, seed: int = 0
+) -> PresampleResult:
+    options = RunOptions(sampling=Sampling(), seed=seed)
+    (result,) = run_all(backend, [tipo_run(prepare(request, db), db, options)])  # type: ignore[arg-type]
+    assert isinstance(result, PresampleResult)
+    return result
+
+
+def caption_request(**kw: object) -> PresampleRequest:
+    return PresampleRequest(**{"tags": TAGS, "expand_tags": False, "nl_length": "very_short", **kw})
+
+
+def test_the_draw_that_talks_about_the_tags_is_kept(db: TagDatabase) -> None:
+    for texts in ([OFF_TOPIC, ON_TOPIC, OTHER], [OTHER, OFF_TOPIC, ON_TOPIC]):
+        backend = Scripted(texts)
+        result = run(backend, caption_request(), db)
+        assert "mountains" in result.generated
+        # One batch of three draws, seeds 0, 1, 2; every draw's tokens are counted.
+        assert [j.seed for j in backend.jobs] == [0, 1, 2]
+        assert result.steps[-1].generated_tokens == 15
+        assert result.steps[-1].model_output == ON_TOPIC
+
+
+def test_one_candidate_is_the_reference_single_draw(db: TagDatabase) -> None:
+    backend = Scripted([OFF_TOPIC, ON_TOPIC, OTHER])
+    result = run(backend, caption_request(caption_candidates=1), db)
+    assert "wine glass" in result.generated
+    assert [j.seed for j in backend.jobs] == [0]
+
+
+def test_retries_draw_fresh_seeds(db: TagDatabase) -> None:
+    # One sentence each never reaches "long" (4+ sentences): every attempt retries.
+    backend = Scripted([" A girl on a hill.", " A glass.", " A bowl."])
+    run(backend, caption_request(nl_length="long"), db, seed=7)
+    seeds = [j.seed for j in backend.jobs]
+    assert len(seeds) > 3 and seeds == list(range(7, 7 + len(seeds)))
+
+
+def test_only_a_caption_from_tags_alone_is_drawn_several_times(db: TagDatabase) -> None:
+    # Tag expansion then a caption: the tag step is one draw.
+    backend = Scripted([", smile, outdoors" + OFF_TOPIC])
+    result = run(backend, PresampleRequest(prompt="1girl, scenery", nl_length="very_short"), db)
+    tags, caption = result.steps
+    assert caption.attempts == 1 and len(backend.jobs) == tags.attempts + 3
+    # The user's own text is extended, not replaced: one draw per call.
+    backend = Scripted([OTHER])
+    result = run(backend, PresampleRequest(prompt="a cat sitting on a windowsill"), db)
+    assert len(backend.jobs) == sum(s.attempts for s in result.steps)
+
+
+def test_generate_samples_groups_draws_by_job() -> None:
+    backend = Scripted(["a", "b", "c", "d", "e"])
+    jobs = [
+        GenerationJob("x", Sampling(), seed=0, samples=3),
+        GenerationJob("y", Sampling(), seed=3),
+        GenerationJob("z", Sampling(), seed=4, samples=1),
+    ]
+    out = generate_samples(backend, jobs)  # type: ignore[arg-type]
+    assert [[g.text for g in o.samples()] for o in out] == [["a", "b", "c"], ["d"], ["e"]]
+    assert len(backend.jobs) == 5 and all(j.samples == 1 for j in backend.jobs)

@@ -1,0 +1,33 @@
+"""Judging whether a caption written from tags talks about them."""
+
+from __future__ import annotations
+
+from presample.caption_fit import caption_fit, tag_words
+
+SCENERY = tag_words(["1girl", "scenery", "blue sky", "mountains", "long_hair", "standing"])
+
+
+def test_on_topic_caption_beats_a_stock_caption() -> None:
+    on = "A woman with long hair stands on a mountain under a blue sky."
+    off = "A detailed close-up captures a vibrant red wine glass on a gray table."
+    assert caption_fit(on, SCENERY) > caption_fit(off, SCENERY)
+    assert caption_fit(off, SCENERY) == 0.0
+
+
+def test_count_tags_mean_people_and_plurals_meet() -> None:
+    assert {"girl", "woman"} <= tag_words(["1girl"])
+    assert {"boy", "man"} <= tag_words(["2boys"])
+    assert "mountain" in SCENERY and "cat" in tag_words(["cats"])
+    # Qualifiers in brackets are names, not words a caption uses.
+    assert tag_words([r"cat girl \(andaerz\)"]) == {"cat", "girl"}
+
+
+def test_longer_is_not_better_by_itself() -> None:
+    short = "A girl under a blue sky."
+    padded = short + " The wine glass and the clock and the lamp are on the old wooden table."
+    assert caption_fit(short, SCENERY) > caption_fit(padded, SCENERY)
+
+
+def test_empty_inputs_score_zero() -> None:
+    assert caption_fit("", SCENERY) == 0.0
+    assert caption_fit("A girl.", set()) == 0.0
