@@ -226,6 +226,9 @@ class StepResult(_Model):
     model_output: str = Field("", description="What it wrote on the last attempt.")
     seed: int = 0
     attempts: int = 1
+    draws: int = Field(
+        1, description="Continuations drawn over all attempts (a caption from tags: several)."
+    )
     input_tokens: int = 0
     generated_tokens: int = 0
     seconds: float = 0.0

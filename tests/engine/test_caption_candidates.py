@@ -60,7 +60,7 @@ def test_the_draw_that_talks_about_the_tags_is_kept(db: TagDatabase) -> None:
         assert "mountains" in result.generated
         # One batch of three draws, seeds 0, 1, 2; every draw's tokens are counted.
         assert [j.seed for j in backend.jobs] == [0, 1, 2]
-        assert result.steps[-1].generated_tokens == 15
+        assert result.steps[-1].generated_tokens == 15 and result.steps[-1].draws == 3
         assert result.steps[-1].model_output == ON_TOPIC
 
 

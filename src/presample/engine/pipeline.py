@@ -228,6 +228,7 @@ def _attempted(
             "last_input": prompt,
             "model_output": chosen.text,
             "attempts": attempt + 1,
+            "draws": (detail.draws if attempt else 0) + len(drawn),
             "input_tokens": detail.input_tokens + sum(g.prompt_tokens for g in drawn),
             "generated_tokens": detail.generated_tokens + sum(g.new_tokens for g in drawn),
         }
