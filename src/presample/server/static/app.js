@@ -170,7 +170,7 @@ function renderResult(result, request) {
   $("result-tags").replaceChildren(...chips);
   $("legend").replaceChildren(...CATEGORIES.map((c) => el("span", { "--c": `var(--${c})`, textContent: c })));
   $("steps-list").replaceChildren(...(result.steps || []).map((s) =>
-    el("li", { textContent: `${s.task} (${s.length}, ${s.expand ? "expand" : "generate"}): ${s.generated_tokens} tokens, ${s.attempts} attempt(s)${s.reached_target ? "" : ", length target not reached"}` })));
+    el("li", { textContent: `${s.task} (${s.length}, ${s.expand ? "expand" : "generate"}): ${s.generated_tokens} tokens, ${s.attempts} attempt(s)${s.draws > s.attempts ? `, ${s.draws} drawn` : ""}${s.reached_target ? "" : ", length target not reached"}` })));
 }
 
 async function formatted(target) {
