@@ -37,8 +37,13 @@ class Draft:
         return [*self.tags.get(Category.SPECIAL, []), *self.tags.get(Category.GENERAL, [])]
 
     def text(self) -> str:
-        """The natural-language text the next step continues."""
-        return self.extended or self.generated
+        """The natural-language text the next step continues.
+
+        A generated caption is whole sentences (stored without the last full
+        stop), so it is fed back ending in one: the model starts a new sentence
+        instead of running on from the last word.
+        """
+        return self.extended or (f"{self.generated}." if self.generated else "")
 
     def meta_source(self) -> dict[str, list[str]]:
         return {c.value: list(v) for c, v in self.tags.items()}
@@ -74,8 +79,9 @@ def merge_output(
     fields = task.fields
     extended = out.extended if "short" in fields else ""
     generated = out.generated if "long" in fields else ""
-    if generated and draft.text() and not extended:
-        # The step continued the user's own text under ``long:``.
+    if generated and draft.extended and not extended:
+        # The step continued the user's own text under ``long:``. (A retry that
+        # continued the model's own caption stays the generated caption.)
         extended, generated = generated, ""
 
     tags: dict[Category, list[str]] = {}

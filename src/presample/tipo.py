@@ -177,6 +177,22 @@ def tipo_input(
     return prompt.strip() if expand else f"{prompt}{fields[-1]}:"
 
 
+def holds_output(task: Task, tags: str, nl: str) -> bool:
+    """Whether ``tipo_input`` would already write the field the task writes.
+
+    A retry feeds its result back (spec/TIPO.md), and then the output field has
+    content: the prompt must end inside that field (``expand``) so the model
+    continues it. Appending an empty ``long:`` after ``long: <caption>`` (what a
+    generate-mode retry would otherwise write) is a layout the models never saw,
+    and the parser keeps the first ``long:``, so every retry's draw was lost.
+    """
+    output = task.output
+    if output == "tag":
+        return bool(tags.strip())
+    nl_field = "short" if "short" in task.fields else "long"
+    return output == nl_field and bool(nl.strip())
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One model call of a multi-step run."""

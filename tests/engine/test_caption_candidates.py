@@ -59,6 +59,7 @@ def test_the_draw_that_talks_about_the_tags_is_kept(db: TagDatabase) -> None:
         result = run(backend, caption_request(), db)
         assert "mountains" in result.generated
         # One batch of three draws, seeds 0, 1, 2; every draw's tokens are counted.
+        # The on-topic draw wins though the off-topic one adds tags of its own.
         assert [j.seed for j in backend.jobs] == [0, 1, 2]
         assert result.steps[-1].generated_tokens == 15 and result.steps[-1].draws == 3
         assert result.steps[-1].model_output == ON_TOPIC
@@ -71,12 +72,18 @@ def test_one_candidate_is_the_reference_single_draw(db: TagDatabase) -> None:
     assert [j.seed for j in backend.jobs] == [0]
 
 
-def test_retries_draw_fresh_seeds(db: TagDatabase) -> None:
-    # One sentence each never reaches "long" (4+ sentences): every attempt retries.
-    backend = Scripted([" A girl on a hill.", " A glass.", " A bowl."])
-    run(backend, caption_request(nl_length="long"), db, seed=7)
+def test_retries_continue_the_caption_with_fresh_seeds(db: TagDatabase) -> None:
+    # One sentence per draw never reaches "short" (2+ sentences) on the first call.
+    backend = Scripted([" A girl on a hill.", " A glass.", " A bowl.", " The sky is blue."])
+    result = run(backend, caption_request(nl_length="short"), db, seed=7)
     seeds = [j.seed for j in backend.jobs]
-    assert len(seeds) > 3 and seeds == list(range(7, 7 + len(seeds)))
+    assert seeds == [7, 8, 9, 10]  # three draws, then one retry that continues
+    retry = backend.jobs[-1].prompt
+    # Draw 7 ("The sky is blue") fits the tags best. The retry ends inside the
+    # caption it continues, never with a second "long:".
+    assert retry.endswith("long: The sky is blue.") and retry.count("long:") == 1
+    assert result.steps[-1].reached_target and result.steps[-1].draws == 4
+    assert result.generated == "The sky is blue. A bowl" and result.extended == ""
 
 
 def test_only_a_caption_from_tags_alone_is_drawn_several_times(db: TagDatabase) -> None:

@@ -22,7 +22,15 @@ from ..prepare import Prepared
 from ..request import PresampleResult, StepResult, TagSet
 from ..tag_floor import AllOf, TagFloor, known_only
 from ..tagdb import TagDatabase, normalize_key
-from ..tipo import TAG_MAX, TAG_MIN, Step, build_meta, parse_tipo_output, tipo_input
+from ..tipo import (
+    TAG_MAX,
+    TAG_MIN,
+    Step,
+    build_meta,
+    holds_output,
+    parse_tipo_output,
+    tipo_input,
+)
 from .backend import Constraint, Generation, GenerationJob
 from .sampling import Sampling
 
@@ -75,13 +83,14 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
                 request.effective_aspect_ratio(),
                 add_quality=request.add_quality,
             )
+            tag_line = ", ".join(draft.tag_line_tags())
             text = tipo_input(
                 meta,
-                ", ".join(draft.tag_line_tags()),
+                tag_line,
                 draft.text(),
                 step.task,
                 step.length,
-                expand=step.expand,
+                expand=step.expand or holds_output(step.task, tag_line, draft.text()),
                 gen_meta=gen_meta,
             )
             # Retries reseed (seed + attempt) as the reference does; a call that
@@ -92,6 +101,9 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
                 samples=samples,
             )  # fmt: skip
             drawn_seeds += samples
+            # Judged against the tags the draws were given, not the ones each adds:
+            # a stock caption would otherwise bring its own matching tags.
+            words = _fit_words(draft)
             candidates = []
             for drawn in generation.samples():
                 output = parse_tipo_output(text + drawn.text, db.categorize)
@@ -108,7 +120,7 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
                     rng=rng,
                 )
                 reached = reached_minimum(merged, step.task, request.tag_length, request.nl_length)
-                candidates.append((reached, _fit(merged), merged, drawn))
+                candidates.append((reached, caption_fit(merged.generated, words), merged, drawn))
             # The first draw that reaches the length and fits the tags best.
             reached, _, draft, chosen = max(candidates, key=lambda c: c[:2])
             detail = _attempted(detail, text, chosen, attempt, generation.samples())
@@ -237,17 +249,15 @@ def _attempted(
 
 def _caption_samples(step: Step, draft: Draft, candidates: int) -> int:
     """How many captions to draw: several only when one is written from tags alone."""
-    # A retry continues the caption drawn before, which is still the model's own.
-    return candidates if step.task.output == "long" and not draft.extended else 1
+    # A retry continues the caption it has (``holds_output``): one draw.
+    return candidates if step.task.output == "long" and not draft.text() else 1
 
 
-def _fit(draft: Draft) -> float:
-    """How much the draft's generated caption talks about its tags (``caption_fit``)."""
-    if not draft.generated:
-        return 0.0
+def _fit_words(draft: Draft) -> set[str]:
+    """The words a caption about the draft's tags would use (``caption_fit``)."""
     tags = [t for c in (Category.SPECIAL, Category.GENERAL, Category.CHARACTERS)
             for t in draft.tags.get(c, [])]  # fmt: skip
-    return caption_fit(draft.generated, tag_words(tags))
+    return tag_words(tags)
 
 
 def _result(
