@@ -3,7 +3,7 @@
 A small model asked to caption a tag list often falls back on the captions it
 saw most ("A detailed close-up captures a vibrant red wine glass ...") instead
 of describing the tags. The pipeline draws a few captions and keeps the one
-that mentions most of the tags' words (``caption_fit``).
+whose words come most from the tags (``caption_fit``).
 
 Written by hand because what is wanted is plain word overlap that runs in
 microseconds on every candidate: an embedding model would add a heavy
@@ -37,7 +37,7 @@ _WORD = re.compile(r"[a-z]+")
 
 
 def _stem(word: str) -> str:
-    """Plural and a few common endings off, so "cats" meets "cat"."""
+    """Plural endings off, so "cats" meets "cat"."""
     for ending in ("ies", "es", "s"):
         if word.endswith(ending) and len(word) - len(ending) >= 3:
             if ending == "ies":

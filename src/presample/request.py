@@ -162,8 +162,8 @@ class PresampleRequest(_Model):
         3,
         ge=1,
         le=8,
-        description="Captions drawn when one is written from tags alone; the one that "
-        "mentions most of the tags is kept (1: a single draw, as the reference does).",
+        description="Captions drawn when one is written from tags alone; the one whose "
+        "words come most from the tags is kept (1: a single draw, as the reference does).",
     )
     fill_tag_length: bool = Field(
         True,

@@ -116,8 +116,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--caption-candidates",
         type=int,
         metavar="N",
-        help="captions to draw when one is written from tags alone; the one that mentions "
-        "most of the tags is kept (default 3; 1 = one draw, as the reference does)",
+        help="captions to draw when one is written from tags alone; the one whose words "
+        "come most from the tags is kept (default 3; 1 = one draw, as the reference does)",
     )
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     add_model_options(p)

@@ -247,13 +247,14 @@ class Engine:
                 still.append(following)
 
         seconds = time.perf_counter() - started
+        rows = sum(max(a.job.samples, 1) for a in waiting)  # a caption from tags: several
         self.stats.calls += 1
-        self.stats.jobs += len(waiting)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(waiting))
+        self.stats.jobs += rows
+        self.stats.largest_batch = max(self.stats.largest_batch, rows)
         self.stats.busy_seconds += seconds
         log.info(
             "model call",
-            extra={"event": "call", "model": self.name, "jobs": len(waiting),
+            extra={"event": "call", "model": self.name, "jobs": rows,
                    "seconds": round(seconds, 3)},
         )  # fmt: skip
         return still
