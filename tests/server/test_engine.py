@@ -15,7 +15,8 @@ def test_a_failing_job_fails_alone(settings) -> None:
     presampler = Presampler(settings.models[0], dtype="float32")
     presampler.sampling = presampler.sampling.with_(max_new_tokens=4)
     # An input longer than the model's context: the model refuses that job only.
-    too_long = PresampleRequest(prompt="1girl", nl_prompt="a long walk " * 600, **FAST)
+    one = {**FAST, "caption_candidates": 1}
+    too_long = PresampleRequest(prompt="1girl", nl_prompt="a long walk " * 600, **one)
 
     async def scenario() -> tuple[object, object]:
         engine = Engine(presampler, queue_size=8, window_seconds=0.05, max_merged=8)
@@ -23,11 +24,12 @@ def test_a_failing_job_fails_alone(settings) -> None:
         try:
             good, bad = engine.submit(
                 [
-                    (PresampleRequest(prompt="1girl", seed=1, **FAST), None),
+                    (PresampleRequest(prompt="1girl", seed=1, **one), None),
                     (too_long, None),
                 ]
             )
             done = await asyncio.gather(good, bad, return_exceptions=True)
+            # One draw each per call (caption_candidates=1): the batch counts requests.
             assert engine.stats.largest_batch == 2, "they were in one model call"
             return done[0], done[1]
         finally:
@@ -38,7 +40,7 @@ def test_a_failing_job_fails_alone(settings) -> None:
     assert not isinstance(good, Exception) and good.seed == 1
     with Presampler(settings.models[0], dtype="float32") as alone:
         alone.sampling = alone.sampling.with_(max_new_tokens=4)
-        assert good.prompt == alone(PresampleRequest(prompt="1girl", seed=1, **FAST)).prompt
+        assert good.prompt == alone(PresampleRequest(prompt="1girl", seed=1, **one)).prompt
 
 
 def test_sampling_values_the_sampler_cannot_take_are_refused(client) -> None:
