@@ -30,6 +30,7 @@ MAX_NL_CHARS = 20_000
 MAX_PROMPT_CHARS = 100_000
 MAX_BAN_RULES = 256
 MAX_SEED = 2**63 - 1
+MAX_CAPTION_CANDIDATES = 8
 
 Tag = Annotated[str, Field(max_length=MAX_TAG_CHARS)]
 
@@ -161,7 +162,7 @@ class PresampleRequest(_Model):
     caption_candidates: int = Field(
         3,
         ge=1,
-        le=8,
+        le=MAX_CAPTION_CANDIDATES,
         description="Captions drawn when one is written from tags alone; the one whose "
         "words come most from the tags is kept (1: a single draw, as the reference does).",
     )

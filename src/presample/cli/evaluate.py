@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..request import MAX_CAPTION_CANDIDATES
 from .common import EXIT_FAILURE, UserError
 from .model_options import add_model_options, open_presampler
 
@@ -89,8 +90,10 @@ def run_eval(args: argparse.Namespace) -> int:
         raise UserError("--given must be at least 1")
     if not 0 <= args.tag_captions <= MAX_LIMIT:
         raise UserError(f"--tag-captions must be between 0 and {MAX_LIMIT}")
-    if args.caption_candidates is not None and not 1 <= args.caption_candidates <= 8:
-        raise UserError("--caption-candidates must be between 1 and 8")
+    if args.caption_candidates is not None and not (
+        1 <= args.caption_candidates <= MAX_CAPTION_CANDIDATES
+    ):
+        raise UserError(f"--caption-candidates must be between 1 and {MAX_CAPTION_CANDIDATES}")
     if not args.data_dir.is_dir():
         raise UserError(f"{args.data_dir}: no such folder; run 'presample train prepare'")
     config = EvalConfig(

@@ -73,7 +73,7 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
         attempt = 0
         drawn_seeds = 0
         detail = StepResult(task=step.task, length=step.length, expand=step.expand,
-                            gen_meta=gen_meta, seed=options.seed)  # fmt: skip
+                            gen_meta=gen_meta, seed=options.seed, draws=0)  # fmt: skip
         step_constraint: Constraint | None = constraint
         if (rule := _tag_rule(prepared, step, db, options.seed, bans)) is not None:
             step_constraint = rule if constraint is None else AllOf((constraint, rule))
@@ -187,7 +187,9 @@ def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
     prompt = base
     last_set: frozenset[str] = frozenset()
     same = 0
-    detail = StepResult(task="tag", length=request.tag_length, expand=True, seed=options.seed)
+    detail = StepResult(
+        task="tag", length=request.tag_length, expand=True, seed=options.seed, draws=0
+    )
     for attempt in range(DTG_MAX_RETRIES + 1):
         generation = yield GenerationJob(
             prompt, options.sampling, options.seed + attempt, constraint
@@ -240,7 +242,7 @@ def _attempted(
             "last_input": prompt,
             "model_output": chosen.text,
             "attempts": attempt + 1,
-            "draws": (detail.draws if attempt else 0) + len(drawn),
+            "draws": detail.draws + len(drawn),
             "input_tokens": detail.input_tokens + sum(g.prompt_tokens for g in drawn),
             "generated_tokens": detail.generated_tokens + sum(g.new_tokens for g in drawn),
         }
