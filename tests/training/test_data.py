@@ -3,9 +3,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from presample.rating import infer_rating
 from presample.tagdb import TagDatabase
-from presample.training.captions import caption_tags, coarse_summary, first_sentence, sentences
+from presample.training.captions import (
+    caption_people,
+    caption_tags,
+    coarse_summary,
+    first_sentence,
+    sentences,
+)
 from presample.training.data import SourceCounts, caption_record, prepare, prompt_record
 from presample.training.records import SPLITS, Record, read_records, split_of, split_path
 
@@ -89,6 +97,29 @@ def test_caption_record_finds_tags(db: TagDatabase):
     assert record.tags["rating"] == ["general"]
     assert record.short == "A cat sleeps on a wooden table."
     assert "side" not in caption_tags("on the left side", db.lookup_many)
+
+
+@pytest.mark.parametrize(
+    ("text", "tags"),
+    [
+        ("A woman in a red coat stands by a lake.", ["1girl", "solo"]),
+        ("A man rides a horse. The man wears a hat.", ["1boy", "solo"]),
+        ("Two men and a woman sit on a bench.", ["1girl", "2boys"]),
+        ("Girls playing in a park.", ["multiple girls"]),
+        ("A man walks through a crowd of people.", ["1boy"]),
+        ("A woman's hand holds a cup.", ["1girl", "solo"]),
+        ("A snowman in a yard, a manhole cover.", []),
+    ],
+)
+def test_caption_people_gives_count_tags(text: str, tags: list[str]):
+    assert caption_people(text) == tags
+
+
+def test_caption_record_links_person_words_to_count_tags(db: TagDatabase):
+    # What lets a model learn that a caption about ``1girl`` is about a woman.
+    record = caption_record("c:2", "coco", "A woman standing in a kitchen by a window.", db)
+    assert record.tags["special"] == ["1girl"]
+    assert {"solo", "standing", "kitchen", "window"} <= set(record.tags["general"])
 
 
 def test_split_is_by_source_record():

@@ -119,3 +119,17 @@ def test_masks(records, tokenizer):
 def test_record_without_task_is_refused():
     with pytest.raises(ValueError):
         make_sample(Record("x", "coco", {}, short="only short"), random.Random(0))
+
+
+def test_task_weights_shift_the_task_mix(records):
+    usable = [r for r in records if Task.TAG_TO_LONG in dict(supported_tasks(r))]
+    assert usable
+
+    def share(config: SampleConfig) -> float:
+        rng = random.Random(3)
+        drawn = [make_sample(rng.choice(usable), rng, config).task for _ in range(600)]
+        return drawn.count(Task.TAG_TO_LONG) / len(drawn)
+
+    plain = share(SampleConfig())
+    assert share(SampleConfig(task_weights=(("tag_to_long", 4.0),))) > plain + 0.1
+    assert share(SampleConfig(task_weights=(("tag_to_long", 0.0),))) == 0.0

@@ -121,3 +121,60 @@ def _usable(gram: str, info) -> bool:
         return False
     name = info.name
     return not info.alias or gram in (name + "s", name + "es", name[:-1] + "ies")
+
+
+# Caption nouns for people and the Danbooru people-count tag family they
+# belong to. Without these a caption set never links "a woman" to ``1girl``,
+# the tag nearly every anime prompt starts with, and a model trained on it
+# writes captions from tags that ignore the subject.
+_PERSON_NOUNS = {
+    "girl": ("girl", "woman", "lady", "bride", "mother", "daughter", "sister", "queen",
+             "princess", "actress", "waitress", "ballerina", "schoolgirl", "girlfriend",
+             "wife", "grandmother", "businesswoman", "policewoman"),
+    "boy": ("boy", "man", "guy", "gentleman", "groom", "father", "son", "brother", "king",
+            "prince", "actor", "waiter", "schoolboy", "boyfriend", "husband", "grandfather",
+            "businessman", "policeman", "fisherman"),
+}  # fmt: skip
+_PLURALS = {"woman": "women", "man": "men", "lady": "ladies", "businesswoman": "businesswomen",
+            "businessman": "businessmen", "policewoman": "policewomen",
+            "policeman": "policemen", "fisherman": "fishermen"}  # fmt: skip
+_NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2}
+_CROWD = frozenset({"people", "crowd", "group", "persons", "team", "audience", "family"})
+_NOUN_FAMILY = {
+    form: (family, plural)
+    for family, nouns in _PERSON_NOUNS.items()
+    for noun in nouns
+    for form, plural in ((noun, False), (_PLURALS.get(noun, noun + "s"), True))
+}
+
+
+def caption_people(text: str) -> list[str]:
+    """The Danbooru people-count tags a caption's nouns imply, plus ``solo``.
+
+    "A woman in a red coat" -> ``1girl, solo``; "two men and a woman" ->
+    ``1girl, 2boys``; "girls playing" -> ``multiple girls``. A noun repeated
+    ("a man ... the man") counts once; a plural without a number is "multiple".
+    """
+    words = [w.strip(".,;:!?\"'()").lower().removesuffix("'s") for w in tidy(text).split()]
+    counts: dict[str, int] = {}
+    for i, word in enumerate(words):
+        if word not in _NOUN_FAMILY:
+            continue
+        family, plural = _NOUN_FAMILY[word]
+        number = 1
+        if plural:
+            before = words[max(0, i - 2) : i]
+            number = next((_NUMBERS[w] for w in reversed(before) if w in _NUMBERS), 6)
+        counts[family] = max(counts.get(family, 0), number)
+    tags = []
+    for family in ("girl", "boy"):
+        count = counts.get(family, 0)
+        if count == 1:
+            tags.append(f"1{family}")
+        elif count in (2, 3, 4, 5):
+            tags.append(f"{count}{family}s")
+        elif count:
+            tags.append(f"multiple {family}s")
+    if sum(counts.values()) == 1 and not _CROWD & set(words):
+        tags.append("solo")
+    return tags

@@ -29,7 +29,7 @@ from ..rating import infer_rating
 from ..syntax import PromptSyntaxError, parse_prompt
 from ..tagdb import TagDatabase
 from ..tipo import TAG_MAX, Length
-from .captions import caption_tags, coarse_summary, first_sentence, sentences, tidy
+from .captions import caption_people, caption_tags, coarse_summary, first_sentence, sentences, tidy
 from .records import SPLITS, Record, split_of, split_path, write_records
 
 
@@ -151,10 +151,14 @@ def caption_record(record_id: str, src: str, text: str, db: TagDatabase, short: 
     coarse = coarse_summary(long)
     if not short:
         short = first_sentence(long) if len(sentences(long)) >= 2 else coarse
-    general = caption_tags(long, db.lookup_many)
+    people = caption_people(long)
+    special = [t for t in people if t != "solo"]
+    general = [t for t in people if t == "solo"] + caption_tags(long, db.lookup_many)
     tags: dict[str, list[str]] = {}
-    if len(general) >= MIN_CAPTION_TAGS:
+    if len(special) + len(general) >= MIN_CAPTION_TAGS:
         tags = {"general": general[:MAX_TAGS], "rating": [infer_rating(general)]}
+        if special:
+            tags = {"special": special, **tags}
     return Record(
         record_id, src, tags, short=tidy(short), long=long, coarse="" if coarse == short else coarse
     )

@@ -30,6 +30,9 @@ class SampleConfig:
     whole_text_loss: float = 0.7
     keep_max_share: float = 3 / 5
     """Tag continuation keeps a prefix of k tags, k uniform in 1 .. this share of the tags."""
+    task_weights: tuple[tuple[str, float], ...] = ()
+    """Multipliers on the recipe's task weights, by task name (a run that must mend
+    one task, e.g. ``(("tag_to_long", 3.0),)``); tasks not named keep theirs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,7 @@ def nl_length(text: str) -> Length:
     return best
 
 
-def supported_tasks(record: Record) -> list[tuple[Task, int]]:
+def supported_tasks(record: Record) -> list[tuple[Task, float]]:
     """The tasks a record can teach, with their weights.
 
     Caption tasks need their captions (tag_to_long and long_to_tag a long one,
@@ -79,7 +82,7 @@ def supported_tasks(record: Record) -> list[tuple[Task, int]]:
     """
     has_tags = bool(record.tags.get("general") or record.tags.get("special"))
     short, long = bool(record.short), bool(record.long)
-    tasks: list[tuple[Task, int]] = []
+    tasks: list[tuple[Task, float]] = []
     if has_tags:
         tasks.append((Task.TAG, 1))
         if long:
@@ -100,7 +103,9 @@ def supported_tasks(record: Record) -> list[tuple[Task, int]]:
 def make_sample(record: Record, rng: random.Random, config: SampleConfig | None = None) -> Sample:
     """One random sample from a record that supports at least one task."""
     config = config or SampleConfig()
-    tasks = supported_tasks(record)
+    scale = dict(config.task_weights)
+    tasks = [(t, w * scale.get(t.value, 1.0)) for t, w in supported_tasks(record)]
+    tasks = [(t, w) for t, w in tasks if w > 0] or tasks
     if not tasks:
         raise ValueError(f"record {record.id} supports no task")
     task = rng.choices([t for t, _ in tasks], weights=[w for _, w in tasks])[0]

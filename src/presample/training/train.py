@@ -15,11 +15,12 @@ import math
 import random
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..tipo import Task
 from .checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -29,9 +30,9 @@ from .checkpoint import (
 )
 from .curves import append_log, plot
 from .model import SHAPES, llama_config
-from .packing import PackedStream
+from .packing import SOURCE_WEIGHTS, PackedStream
 from .records import read_records, split_path
-from .samples import sample_texts
+from .samples import SampleConfig, sample_texts
 
 CONFIG_FILE = "config.json"
 TOKENIZER_DIR = "tokenizer"
@@ -70,6 +71,10 @@ class TrainConfig:
     checkpoint_every: int = 0
     """Steps between checkpoints (0: by time only)."""
     checkpoint_minutes: float = 10.0
+    task_weights: dict[str, float] = field(default_factory=dict)
+    """Multipliers on the sample recipe's task weights (``SampleConfig.task_weights``)."""
+    source_weights: dict[str, float] = field(default_factory=dict)
+    """Overrides of ``packing.SOURCE_WEIGHTS`` by source."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -239,6 +244,8 @@ def train(
         batch_size=config.batch_size,
         seed=config.seed,
         worker=accelerator.process_index,
+        weights={**SOURCE_WEIGHTS, **config.source_weights},
+        config=SampleConfig(task_weights=tuple(sorted(config.task_weights.items()))),
     )
     step, tokens = 0, 0
     if resumed is not None:
@@ -486,8 +493,49 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
         default=None,
         help="CPU threads for PyTorch (default: PyTorch's choice)",
     )
+    parser.add_argument(
+        "--task-weight",
+        action="append",
+        default=[],
+        metavar="TASK=W",
+        type=_task_weight,
+        help="multiply a task's share of the samples by W (repeatable; e.g. tag_to_long=3 "
+        "for a run that mends captions written from tags; 0 leaves the task out of "
+        "records that support another)",
+    )
+    parser.add_argument(
+        "--source-weight",
+        action="append",
+        default=[],
+        metavar="SOURCE=W",
+        type=_source_weight,
+        help="how often records of a source are drawn, relative to the others (repeatable; "
+        f"defaults: {', '.join(f'{k}={v:g}' for k, v in SOURCE_WEIGHTS.items())})",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _weight(text: str, names: Iterable[str], what: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    known = sorted(names)
+    if not sep or name not in known:
+        raise argparse.ArgumentTypeError(f"expected {what}=W with {what} one of {', '.join(known)}")
+    try:
+        weight = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(weight) or weight < 0:
+        raise argparse.ArgumentTypeError(f"weight {value!r} must be 0 or more")
+    return name, weight
+
+
+def _task_weight(text: str) -> tuple[str, float]:
+    return _weight(text, (t.value for t in Task), "TASK")
+
+
+def _source_weight(text: str) -> tuple[str, float]:
+    return _weight(text, SOURCE_WEIGHTS, "SOURCE")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -508,6 +556,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
         checkpoint_minutes=args.checkpoint_minutes,
+        task_weights=dict(args.task_weight),
+        source_weights=dict(args.source_weight),
     )
 
 
