@@ -72,6 +72,7 @@ def test_presample_equals_the_library_with_the_same_seed_and_sampling(
         ({"prompt": "x" * 9000}, "prompt: at most 8000 characters on this server"),
         ({"prompt": ", ".join(f"tag{i}" for i in range(300))}, "300 tags; at most 256"),
         ({"prompt": "1girl", "sampling": {"max_new_tokens": 4000}}, "at most 512 on this server"),
+        ({"prompt": "1girl", "caption_candidates": 8}, "caption_candidates: at most 3 on this"),
         ({"prompt": "1girl", "sampling": {"top_p": 0}}, "sampling.top_p: Input should be greater"),
         ({"prompt": "1girl", "ban": [{"kind": "regex", "pattern": "("}]}, "invalid regex"),
         ({"prompt": "(unclosed"}, "prompt"),

@@ -25,6 +25,7 @@ from .conftest import free_port
         (["--host", "0.0.0.0", "--expose", "--api-key", "short"], "at least 8 characters"),
         (["--port", "70000"], "--port must be between 1 and 65535"),
         (["--max-batch", "500"], "max_batch must be at most 64"),
+        (["--max-caption-candidates", "9"], "max_caption_candidates must be between 1 and 8"),
     ],
 )
 def test_unsafe_or_bad_options_are_refused_in_one_line(capsys, monkeypatch, args, message) -> None:

@@ -60,6 +60,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     lim = p.add_argument_group("limits")
     lim.add_argument("--max-batch", type=int, default=32, help="requests per batch call (32)")
+    lim.add_argument(
+        "--max-caption-candidates",
+        type=int,
+        default=3,
+        help="most captions a request may have drawn per caption written from tags (3)",
+    )
     lim.add_argument("--queue-size", type=int, default=128, help="waiting requests (128)")
     lim.add_argument("--timeout", type=float, default=300.0, help="seconds per request (300)")
     lim.add_argument(
@@ -100,6 +106,7 @@ def settings_from(args: argparse.Namespace):  # -> ServerSettings (imported lazi
     try:
         limits = Limits(
             max_batch=args.max_batch,
+            max_caption_candidates=args.max_caption_candidates,
             queue_size=args.queue_size,
             timeout_seconds=args.timeout,
             batch_window_seconds=args.batch_window_ms / 1000,

@@ -75,6 +75,11 @@ def _checked(state: ServerState, call: PresampleCall, what: str = "request") -> 
     count = len(prepared.user_order)  # typed and given tags, deduplicated
     if count > limits.max_tags:
         raise HTTPException(422, f"{what}: {count} tags; at most {limits.max_tags} on this server")
+    if request.caption_candidates > limits.max_caption_candidates:
+        raise HTTPException(
+            422,
+            f"{what}.caption_candidates: at most {limits.max_caption_candidates} on this server",
+        )
     sampling = None
     if call.sampling is not None:
         wanted = call.sampling.max_new_tokens
@@ -320,6 +325,7 @@ async def models(state: State) -> ModelsAnswer:
             "max_tags": limits.max_tags,
             "max_new_tokens": limits.max_new_tokens,
             "max_batch": limits.max_batch,
+            "max_caption_candidates": limits.max_caption_candidates,
             "max_body_bytes": limits.max_body_bytes,
             "timeout_seconds": limits.timeout_seconds,
         },

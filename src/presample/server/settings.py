@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..request import MAX_CAPTION_CANDIDATES
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7878
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -31,6 +33,9 @@ class Limits:
     """Ceiling of a request's ``sampling.max_new_tokens``."""
     max_batch: int = 32
     """Requests in one ``/api/presample/batch`` call."""
+    max_caption_candidates: int = 3
+    """Ceiling of a request's ``caption_candidates``: each is one more row of model work,
+    and the batcher counts requests, not rows."""
     queue_size: int = 128
     """Requests waiting for the engine; beyond this the server answers 503."""
     batch_window_seconds: float = 0.02
@@ -51,6 +56,10 @@ class Limits:
                 raise ValueError(f"{name} must be at least 1")
         if self.max_batch > SCHEMA_MAX_BATCH:
             raise ValueError(f"max_batch must be at most {SCHEMA_MAX_BATCH}")
+        if not 1 <= self.max_caption_candidates <= MAX_CAPTION_CANDIDATES:
+            raise ValueError(
+                f"max_caption_candidates must be between 1 and {MAX_CAPTION_CANDIDATES}"
+            )
         if not 1 <= self.max_new_tokens <= SCHEMA_MAX_NEW_TOKENS:
             raise ValueError(f"max_new_tokens must be between 1 and {SCHEMA_MAX_NEW_TOKENS}")
         if self.timeout_seconds <= 0 or self.batch_window_seconds < 0:
