@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
+
 from presample import PresampleRequest
 from presample.engine.backend import BackendInfo, Generation, GenerationJob, generate_samples
 from presample.engine.pipeline import RunOptions, tipo_run
@@ -108,3 +110,8 @@ def test_generate_samples_groups_draws_by_job() -> None:
     out = generate_samples(backend, jobs)  # type: ignore[arg-type]
     assert [[g.text for g in o.samples()] for o in out] == [["a", "b", "c"], ["d"], ["e"]]
     assert len(backend.jobs) == 5 and all(j.samples == 1 for j in backend.jobs)
+
+
+def test_a_job_without_samples_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one sample"):
+        GenerationJob("x", Sampling(), seed=0, samples=0)

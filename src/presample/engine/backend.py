@@ -34,6 +34,10 @@ class GenerationJob:
     samples: int = 1
     """Draws of the same prompt, seeds ``seed``, ``seed + 1`` ... (``generate_samples``)."""
 
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise ValueError(f"a generation job draws at least one sample, not {self.samples}")
+
 
 @dataclass(frozen=True, slots=True)
 class Generation:
@@ -93,12 +97,12 @@ def generate_samples(backend: Backend, jobs: Sequence[GenerationJob]) -> list[Ge
     flat = [
         replace(job, seed=job.seed + i, samples=1)
         for job in jobs
-        for i in range(max(job.samples, 1))
+        for i in range(job.samples)
     ]
     drawn = iter(backend.generate(flat))
     out = []
     for job in jobs:
-        first, *rest = [next(drawn) for _ in range(max(job.samples, 1))]
+        first, *rest = [next(drawn) for _ in range(job.samples)]
         out.append(replace(first, alternatives=tuple(rest)))
     return out
 
