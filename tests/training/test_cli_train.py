@@ -78,3 +78,22 @@ def test_gguf_of_a_gguf_only_folder_points_at_its_file(tmp_path: Path, capsys):
     assert run(["train", "gguf", str(tmp_path), "-o", str(tmp_path / "out.gguf")]) == 2
     assert f"use {tmp_path / 'model.gguf'}" in capsys.readouterr().out
     assert not (tmp_path / "out.gguf").exists()
+
+
+def test_task_and_source_weights_reach_the_config(capsys):
+    from presample.training.train import build_arg_parser, config_from_args
+
+    parser = build_arg_parser()
+    args = ["--task-weight", "tag_to_long=3", "--source-weight", "civitai=2.5"]
+    config = config_from_args(parser.parse_args(args))
+    assert config.task_weights == {"tag_to_long": 3.0}
+    assert config.source_weights == {"civitai": 2.5}
+    for bad, message in [
+        ("--task-weight=tag_to_lng=3", "TASK one of"),
+        ("--task-weight=tag_to_long", "TASK=W"),
+        ("--source-weight=civitai=-1", "0 or more"),
+        ("--source-weight=reddit=1", "SOURCE one of"),
+    ]:
+        with pytest.raises(SystemExit):
+            parser.parse_args([bad])
+        assert message in capsys.readouterr().err
