@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from presample.caption_fit import caption_fit, tag_words
+from presample.caption_fit import caption_fit, names_people, tag_words
 
 SCENERY = tag_words(["1girl", "scenery", "blue sky", "mountains", "long_hair", "standing"])
 
@@ -31,3 +31,11 @@ def test_longer_is_not_better_by_itself() -> None:
 def test_empty_inputs_score_zero() -> None:
     assert caption_fit("", SCENERY) == 0.0
     assert caption_fit("A girl.", set()) == 0.0
+
+
+def test_names_people_wants_a_person_word_when_tags_count_people() -> None:
+    assert names_people("A woman stands on a hill.", ["1girl", "scenery"]) is True
+    assert names_people("A vibrant red wine glass.", ["1girl", "red nails"]) is False
+    assert names_people("Two men talk.", ["2boys"]) is True
+    assert names_people("A girl waves.", ["1boy"]) is False
+    assert names_people("A cat sleeps.", ["cat", "sofa"]) is None

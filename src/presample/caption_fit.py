@@ -17,11 +17,12 @@ import re
 from collections.abc import Iterable
 
 # Danbooru people-count tags and the words captions use for them.
+# ``_stem`` leaves irregular plurals alone, hence women and men.
 _PEOPLE = {
-    "girl": ("girl", "woman", "lady", "female"),
-    "girls": ("girl", "woman", "lady", "female"),
-    "boy": ("boy", "man", "male", "guy"),
-    "boys": ("boy", "man", "male", "guy"),
+    "girl": ("girl", "woman", "women", "lady", "female"),
+    "girls": ("girl", "woman", "women", "lady", "female"),
+    "boy": ("boy", "man", "men", "male", "guy"),
+    "boys": ("boy", "man", "men", "male", "guy"),
     "other": ("person", "figure", "creature"),
     "others": ("person", "figure", "creature"),
 }
@@ -62,6 +63,26 @@ def tag_words(tags: Iterable[str]) -> set[str]:
             continue
         words |= _words(tag)
     return words
+
+
+def people_words(tags: Iterable[str]) -> set[str]:
+    """The words a caption uses for the people the count tags name (``1girl`` -> girl,
+    woman ...); empty when the tags name no people."""
+    words: set[str] = set()
+    for tag in tags:
+        if match := _COUNT_TAG.match(tag.lower().replace("_", " ").strip()):
+            words.update(_PEOPLE[match.group(1)])
+    return words
+
+
+def names_people(caption: str, tags: Iterable[str]) -> bool | None:
+    """Whether a caption mentions the people its tags count (``None``: the tags count
+    none). A caption for ``1girl, scenery`` that never says girl or woman is about
+    something else, however many colour words it shares with the tags."""
+    wanted = people_words(tags)
+    if not wanted:
+        return None
+    return bool(_words(caption) & wanted)
 
 
 def caption_fit(caption: str, words: set[str]) -> float:

@@ -145,3 +145,12 @@ def test_tag_caption_items_give_every_tag_and_judge_the_caption() -> None:
     assert numbers["tag_caption_written"] == 0.5  # a failure wrote nothing
     assert numbers["tag_caption_similarity"] == pytest.approx(1.0)
     assert samples[0]["tags"] == ["1girl", "smile", "sky"]
+    assert numbers["tag_caption_names_people"] == 1.0 and samples[0]["names_people"] is True
+    off = [[PresampleResult(generated="A red wine glass."), PresampleResult(generated="A girl.")]]
+    vectors.update({"A red wine glass.": [0.0, 1.0], "A girl.": [1.0, 0.0]})
+    numbers, samples = tag_caption_metrics(
+        items[:1], off, (0, 1), lambda texts: np.array([vectors[t] for t in texts])
+    )
+    assert numbers["tag_caption_names_people"] == 0.5 and samples[0]["names_people"] is False
+    photo_only = tag_caption_metrics(items[1:], [[PresampleResult(generated="A dog.")]], (0,), None)
+    assert photo_only[0]["tag_caption_names_people"] is None  # no people counted

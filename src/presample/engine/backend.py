@@ -94,11 +94,7 @@ def generate_samples(backend: Backend, jobs: Sequence[GenerationJob]) -> list[Ge
     """
     if all(job.samples <= 1 for job in jobs):
         return list(backend.generate(jobs))
-    flat = [
-        replace(job, seed=job.seed + i, samples=1)
-        for job in jobs
-        for i in range(job.samples)
-    ]
+    flat = [replace(job, seed=job.seed + i, samples=1) for job in jobs for i in range(job.samples)]
     drawn = iter(backend.generate(flat))
     out = []
     for job in jobs:

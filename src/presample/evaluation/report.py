@@ -28,13 +28,14 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("caption_distinct_share", "distinct captions across seeds", "%"),
     ("tag_caption_written", "runs that wrote a caption from tags alone", "%"),
     ("tag_caption_similarity", "caption from tags: similarity to the real caption", "f3"),
+    ("tag_caption_names_people", "caption from people-count tags names the people", "%"),
     ("caption_jaccard_distance", "caption word Jaccard distance across seeds", "f3"),
     ("failures", "failed runs", "d"),
     ("seconds_per_run", "seconds per run", "f3"),
 )
 SHARE_KEYS = (
     "real_tag_share", "tag_recall", "tag_length_hit", "input_tags_preserved",
-    "rating_respected", "nl_length_hit", "tag_distinct_share",
+    "rating_respected", "nl_length_hit", "tag_distinct_share", "tag_caption_names_people",
 )  # fmt: skip
 
 
@@ -146,7 +147,9 @@ def write_report(
         "- *caption from tags*: records with tags and a real caption (half Civitai prompts, "
         "half the caption sets, whose tags are words of the caption): all tags are given, no "
         "tag is added, and the caption written from them (tag_to_long) is compared with the "
-        "real one (MiniLM cosine).",
+        "real one (MiniLM cosine). *Names the people*: of those captions whose tags count "
+        "people (1girl, 2boys ...), the share that says girl, woman, man ... "
+        "(`presample.caption_fit.names_people`).",
         "",
         "Failed runs count as misses for recall and the length hits.",
         "",

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..caption_fit import names_people
 from ..rating import infer_rating
 from ..request import PresampleRequest, PresampleResult, TagSet
 from ..tipo import Length
@@ -422,6 +423,7 @@ def tag_caption_metrics(
     """How close the caption written from tags is to the record's real caption."""
     samples: list[dict[str, Any]] = []
     written: list[tuple[int, str]] = []
+    people: list[bool] = []
     runs = 0
     for index, (item, results) in enumerate(zip(items, groups, strict=True)):
         for seed, result in zip(seeds, results, strict=True):
@@ -431,15 +433,20 @@ def tag_caption_metrics(
                                 "error": str(result)})  # fmt: skip
                 continue
             caption = result.generated.strip()
+            tags = [t for c in TAG_LINE for t in item.tags.get(c, [])]
+            sample = {"kind": "tag_caption", "id": item.id, "seed": seed, "tags": tags,
+                      "reference": item.long, "caption": caption}  # fmt: skip
             if caption:
                 written.append((index, caption))
-            samples.append({"kind": "tag_caption", "id": item.id, "seed": seed,
-                            "tags": [t for c in TAG_LINE for t in item.tags.get(c, [])],
-                            "reference": item.long, "caption": caption})  # fmt: skip
+                if (named := names_people(caption, tags)) is not None:
+                    sample["names_people"] = named
+                    people.append(named)
+            samples.append(sample)
     numbers: dict[str, float | int | None] = {
         "tag_caption_items": len(items),
         "tag_caption_written": m.share(len(written), runs),
         "tag_caption_similarity": None,
+        "tag_caption_names_people": m.share(sum(people), len(people)),
     }
     if embed is not None and written:
         references = embed([item.long for item in items])
