@@ -81,11 +81,23 @@ def test_retries_continue_the_caption_with_fresh_seeds(db: TagDatabase) -> None:
     seeds = [j.seed for j in backend.jobs]
     assert seeds == [7, 8, 9, 10]  # three draws, then one retry that continues
     retry = backend.jobs[-1].prompt
-    # Draw 7 ("The sky is blue") fits the tags best. The retry ends inside the
+    # Draw 8 is the one about the girl the tags count. The retry ends inside the
     # caption it continues, never with a second "long:".
-    assert retry.endswith("long: The sky is blue.") and retry.count("long:") == 1
+    assert retry.endswith("long: A girl on a hill.") and retry.count("long:") == 1
     assert result.steps[-1].reached_target and result.steps[-1].draws == 4
-    assert result.generated == "The sky is blue. A bowl" and result.extended == ""
+    assert result.generated == "A girl on a hill. A bowl" and result.extended == ""
+
+
+def test_a_caption_about_the_counted_people_beats_one_that_is_long_enough(
+    db: TagDatabase,
+) -> None:
+    # "1girl": a short caption about her is extended rather than a two-sentence
+    # stock caption kept, however many colour words it shares with the tags.
+    tags = TagSet(special=["1girl"], general=["red nails", "white shirt", "gray hair"])
+    backend = Scripted([OFF_TOPIC, " A woman smiles.", OTHER, " She waves."])
+    result = run(backend, caption_request(tags=tags, nl_length="short"), db)
+    assert result.generated == "A woman smiles. She waves"
+    assert [j.seed for j in backend.jobs] == [0, 1, 2, 3]
 
 
 def test_only_a_caption_from_tags_alone_is_drawn_several_times(db: TagDatabase) -> None:

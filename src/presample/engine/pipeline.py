@@ -14,7 +14,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
 from ..bans import BanConstraint, BanMatcher
-from ..caption_fit import caption_fit, tag_words
+from ..caption_fit import caption_fit, names_people, tag_words
 from ..categories import Category
 from ..compose import Draft, format_result, merge_output, reached_minimum
 from ..dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
@@ -103,7 +103,8 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
             drawn_seeds += samples
             # Judged against the tags the draws were given, not the ones each adds:
             # a stock caption would otherwise bring its own matching tags.
-            words = _fit_words(draft)
+            given = _fit_tags(draft)
+            words = tag_words(given)
             candidates = []
             for drawn in generation.samples():
                 output = parse_tipo_output(text + drawn.text, db.categorize)
@@ -120,9 +121,13 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
                     rng=rng,
                 )
                 reached = reached_minimum(merged, step.task, request.tag_length, request.nl_length)
-                candidates.append((reached, caption_fit(merged.generated, words), merged, drawn))
-            # The first draw that reaches the length and fits the tags best.
-            reached, _, draft, chosen = max(candidates, key=lambda c: c[:2])
+                caption = merged.generated
+                named = names_people(caption, given) is not False
+                candidates.append((named, reached, caption_fit(caption, words), merged, drawn))
+            # A draw about the people the tags count comes first even when it falls
+            # short (a retry extends it), then one that reaches the length, then the
+            # best fit; the first of equals.
+            _, reached, _, draft, chosen = max(candidates, key=lambda c: c[:3])
             detail = _attempted(detail, text, chosen, attempt, generation.samples())
             if reached:
                 break
@@ -255,11 +260,10 @@ def _caption_samples(step: Step, draft: Draft, candidates: int) -> int:
     return candidates if step.task.output == "long" and not draft.text() else 1
 
 
-def _fit_words(draft: Draft) -> set[str]:
-    """The words a caption about the draft's tags would use (``caption_fit``)."""
-    tags = [t for c in (Category.SPECIAL, Category.GENERAL, Category.CHARACTERS)
+def _fit_tags(draft: Draft) -> list[str]:
+    """The tags a caption about the draft should talk about (``caption_fit``)."""
+    return [t for c in (Category.SPECIAL, Category.GENERAL, Category.CHARACTERS)
             for t in draft.tags.get(c, [])]  # fmt: skip
-    return tag_words(tags)
 
 
 def _result(
