@@ -16,16 +16,37 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# Danbooru people-count tags and the words captions use for them.
-# ``_stem`` leaves irregular plurals alone, hence women and men.
-_PEOPLE = {
-    "girl": ("girl", "woman", "women", "lady", "female"),
-    "girls": ("girl", "woman", "women", "lady", "female"),
-    "boy": ("boy", "man", "men", "male", "guy"),
-    "boys": ("boy", "man", "men", "male", "guy"),
-    "other": ("person", "figure", "creature"),
-    "others": ("person", "figure", "creature"),
-}
+# Caption nouns for people, by the Danbooru people-count tag family they belong
+# to. Shared with training data preparation (``training.captions``), which tags
+# captions with count tags by the same nouns.
+PERSON_NOUNS: dict[str, tuple[str, ...]] = {
+    "girl": ("girl", "woman", "lady", "bride", "mother", "daughter", "sister", "queen",
+             "princess", "actress", "waitress", "ballerina", "schoolgirl", "girlfriend",
+             "wife", "grandmother", "businesswoman", "policewoman"),
+    "boy": ("boy", "man", "guy", "gentleman", "groom", "father", "son", "brother", "king",
+            "prince", "actor", "waiter", "schoolboy", "boyfriend", "husband", "grandfather",
+            "businessman", "policeman", "fisherman"),
+}  # fmt: skip
+_IRREGULAR = {"woman": "women", "man": "men", "lady": "ladies", "wife": "wives",
+              "businesswoman": "businesswomen", "businessman": "businessmen",
+              "policewoman": "policewomen", "policeman": "policemen",
+              "fisherman": "fishermen"}  # fmt: skip
+
+
+def person_plural(noun: str) -> str:
+    return _IRREGULAR.get(noun, noun + "s")
+
+
+def _said(family: str, adjective: str) -> tuple[str, ...]:
+    """The words a caption uses for a family's people; irregular plurals listed
+    since ``_stem`` only strips regular endings."""
+    nouns = PERSON_NOUNS[family]
+    return (adjective, *nouns, *(_IRREGULAR[n] for n in nouns if n in _IRREGULAR))
+
+
+_GIRLS, _BOYS, _OTHERS = _said("girl", "female"), _said("boy", "male"), ("person", "figure")
+_PEOPLE = {"girl": _GIRLS, "girls": _GIRLS, "boy": _BOYS, "boys": _BOYS,
+           "other": _OTHERS, "others": _OTHERS}  # fmt: skip
 _COUNT_TAG = re.compile(r"^(?:\d+\+?|multiple)\s*(girls?|boys?|others?)$")
 
 # Words that carry no subject: a caption using them is not about the tags.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from ..caption_fit import PERSON_NOUNS, person_plural
 from ..categories import Category
 
 # A sentence ends at . ! or ? followed by space and an upper-case letter, digit
@@ -123,28 +124,16 @@ def _usable(gram: str, info) -> bool:
     return not info.alias or gram in (name + "s", name + "es", name[:-1] + "ies")
 
 
-# Caption nouns for people and the Danbooru people-count tag family they
-# belong to. Without these a caption set never links "a woman" to ``1girl``,
+# Without count tags for "a woman" a caption set never links her to ``1girl``,
 # the tag nearly every anime prompt starts with, and a model trained on it
 # writes captions from tags that ignore the subject.
-_PERSON_NOUNS = {
-    "girl": ("girl", "woman", "lady", "bride", "mother", "daughter", "sister", "queen",
-             "princess", "actress", "waitress", "ballerina", "schoolgirl", "girlfriend",
-             "wife", "grandmother", "businesswoman", "policewoman"),
-    "boy": ("boy", "man", "guy", "gentleman", "groom", "father", "son", "brother", "king",
-            "prince", "actor", "waiter", "schoolboy", "boyfriend", "husband", "grandfather",
-            "businessman", "policeman", "fisherman"),
-}  # fmt: skip
-_PLURALS = {"woman": "women", "man": "men", "lady": "ladies", "businesswoman": "businesswomen",
-            "businessman": "businessmen", "policewoman": "policewomen",
-            "policeman": "policemen", "fisherman": "fishermen"}  # fmt: skip
 _NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "couple": 2, "pair": 2}
 _CROWD = frozenset({"people", "crowd", "group", "persons", "team", "audience", "family"})
 _NOUN_FAMILY = {
     form: (family, plural)
-    for family, nouns in _PERSON_NOUNS.items()
+    for family, nouns in PERSON_NOUNS.items()
     for noun in nouns
-    for form, plural in ((noun, False), (_PLURALS.get(noun, noun + "s"), True))
+    for form, plural in ((noun, False), (person_plural(noun), True))
 }
 
 
