@@ -133,3 +133,8 @@ def test_task_weights_shift_the_task_mix(records):
     plain = share(SampleConfig())
     assert share(SampleConfig(task_weights=(("tag_to_long", 4.0),))) > plain + 0.1
     assert share(SampleConfig(task_weights=(("tag_to_long", 0.0),))) == 0.0
+    # A record that supports only the task weighted out still gives a sample.
+    tags_only = Record("t", "civitai", {"general": ["smile", "sky", "tree"], "rating": ["general"]})
+    assert [t for t, _ in supported_tasks(tags_only)] == [Task.TAG]
+    out = SampleConfig(task_weights=(("tag", 0.0),))
+    assert make_sample(tags_only, random.Random(0), out).task is Task.TAG

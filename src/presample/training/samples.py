@@ -104,8 +104,10 @@ def make_sample(record: Record, rng: random.Random, config: SampleConfig | None 
     """One random sample from a record that supports at least one task."""
     config = config or SampleConfig()
     scale = dict(config.task_weights)
-    tasks = [(t, w * scale.get(t.value, 1.0)) for t, w in supported_tasks(record)]
-    tasks = [(t, w) for t, w in tasks if w > 0] or tasks
+    supported = supported_tasks(record)
+    tasks = [(t, w * scale.get(t.value, 1.0)) for t, w in supported]
+    # A record whose every task is weighted out still teaches what it can.
+    tasks = [(t, w) for t, w in tasks if w > 0] or supported
     if not tasks:
         raise ValueError(f"record {record.id} supports no task")
     task = rng.choices([t for t, _ in tasks], weights=[w for _, w in tasks])[0]
