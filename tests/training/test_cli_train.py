@@ -65,6 +65,29 @@ def test_a_missing_base_is_a_clear_error(tiny_data: Path, tokenizer, tmp_path: P
     assert code == 0
 
 
+def test_resuming_keeps_the_runs_length_unless_steps_is_given(tiny_data: Path, tmp_path: Path):
+    import json
+
+    run_dir = tmp_path / "r"
+    tiny = ["train", "run", "--run-dir", str(run_dir), "--no-progress"]
+    new = ["--data-dir", str(tiny_data), "--shape", "tiny", "--vocab-size", "400",
+           "--seq-len", "64", "--batch-size", "2"]  # fmt: skip
+    assert run([*tiny, *new, "--steps", "2"]) == 0
+
+    def saved_steps() -> int:
+        return json.loads((run_dir / "config.json").read_text())["steps"]
+
+    # The parser's default length must not stretch a finished run (and its
+    # learning-rate schedule) when the user only names the run folder.
+    assert run(tiny) == 0
+    assert saved_steps() == 2
+    assert run([*tiny, "--steps", "0"]) == 2
+    assert run([*tiny, "--steps", "3"]) == 0
+    assert saved_steps() == 3
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert max(row.get("step", 0) for row in log) == 3
+
+
 def test_gguf_only_needs_a_gguf_type(tmp_path: Path, capsys):
     (tmp_path / "config.json").write_text("{}")
     argv = ["train", "export", "--run-dir", str(tmp_path), "--out", str(tmp_path / "o")]

@@ -151,14 +151,16 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from ..training.records import split_path
-    from ..training.train import config_from_args, train
+    from ..training.train import run_config, train
 
-    config = config_from_args(args)
+    if args.steps is not None and args.steps < 1:
+        raise UserError("--steps must be at least 1")
+    config = run_config(args)
     run_dir = Path(args.run_dir)
-    if not (run_dir / "config.json").is_file():
+    if config is not None and not (run_dir / "config.json").is_file():
         if not split_path(Path(config.data_dir), "train").is_file():
             raise UserError(f"no prepared data in {config.data_dir}; run 'presample train prepare'")
-        for name in ("steps", "batch_size", "seq_len", "vocab_size"):
+        for name in ("batch_size", "seq_len", "vocab_size"):
             if getattr(config, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
     try:

@@ -444,9 +444,10 @@ def build_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
     parser.add_argument(
         "--steps",
         type=int,
-        default=defaults.steps,
+        default=None,
         help="optimizer steps of the whole run; the cosine schedule spans "
-        "them; may be raised on resume (default %(default)s)",
+        f"them (default {defaults.steps} for a new run; a resumed run keeps its "
+        "own unless this is given, to extend it)",
     )
     parser.add_argument(
         "--lr", type=float, default=defaults.lr, help="peak learning rate (default %(default)s)"
@@ -538,6 +539,19 @@ def _source_weight(text: str) -> tuple[str, float]:
     return _weight(text, SOURCE_WEIGHTS, "SOURCE")
 
 
+def run_config(args: argparse.Namespace) -> TrainConfig | None:
+    """The configuration a command line asks for; None to resume a run as saved.
+
+    A run with a checkpoint keeps its saved settings; only an explicit
+    ``--steps`` changes its length (to extend it). Without this, the parser's
+    default length would silently stretch every resumed run's schedule.
+    """
+    run_dir = Path(args.run_dir)
+    if args.steps is None and latest_checkpoint(run_dir) is not None:
+        return None
+    return config_from_args(args)
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         data_dir=args.data_dir,
@@ -547,7 +561,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         base_layers=args.base_layers,
         seq_len=args.seq_len,
         batch_size=args.batch_size,
-        steps=args.steps,
+        steps=args.steps if args.steps is not None else TrainConfig().steps,
         lr=args.lr,
         warmup=args.warmup,
         seed=args.seed,
@@ -565,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     result = train(
         Path(args.run_dir),
-        config_from_args(args),
+        run_config(args),
         threads=args.threads,
         progress_bar=not args.no_progress,
     )
