@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from presample.training.packing import PackedStream
 from presample.training.samples import IGNORE_INDEX
 
@@ -34,3 +36,13 @@ def test_workers_and_seeds_differ(records, tokenizer):
     b = stream(records, tokenizer, seed=1).next_batch()
     c = PackedStream(records, tokenizer, seq_len=96, batch_size=3, seed=0, worker=1).next_batch()
     assert a != b and a != c
+
+
+def test_weighting_every_source_out_is_a_clear_error(records, tokenizer):
+    zero = {record.src: 0.0 for record in records}
+    with pytest.raises(ValueError, match="is weighted 0; give at least one a positive"):
+        PackedStream(records, tokenizer, seq_len=96, batch_size=3, seed=0, weights=zero)
+    # One source left in is enough.
+    kept = {**zero, records[0].src: 1.0}
+    batch = PackedStream(records, tokenizer, seq_len=96, batch_size=3, seed=0, weights=kept)
+    assert batch.next_batch().tokens > 0

@@ -67,6 +67,11 @@ class PackedStream:
         self._sources = sorted(by_src)
         self._by_src = by_src
         self._weights = [weights.get(src, 1.0) for src in self._sources]
+        if not any(w > 0 for w in self._weights):
+            raise ValueError(
+                f"every source of the data ({', '.join(self._sources)}) is weighted 0; "
+                "give at least one a positive --source-weight"
+            )
         self._tokenizer = tokenizer
         self._config = config or SampleConfig()
         self.seq_len = seq_len
