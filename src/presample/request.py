@@ -173,6 +173,13 @@ class PresampleRequest(_Model):
         "call reaches the target. False: the reference's behaviour (end when the model "
         "likes, retry until the minimum is reached).",
     )
+    fill_nl_length: bool = Field(
+        True,
+        description="Refuse to end a caption being written before it holds the sentence "
+        "length's minimum of complete sentences, so one model call reaches the target. "
+        "False: the reference's behaviour (end when the model likes, retry until the "
+        "minimum is reached; a finished one-sentence caption often stays one sentence).",
+    )
     known_tags_only: bool = Field(
         True,
         description="New tags must be tags the tag database knows: on the tag line unknown "

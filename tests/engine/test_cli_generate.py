@@ -139,3 +139,12 @@ def test_tag_floor_is_on_unless_turned_off(flag: list[str], fill: bool) -> None:
 
     parser, _ = build_parser()
     assert build_request(parser.parse_args(["generate", "1girl", *flag])).fill_tag_length is fill
+
+
+@pytest.mark.parametrize(("flag", "fill"), [([], True), (["--no-caption-floor"], False)])
+def test_caption_floor_is_on_unless_turned_off(flag: list[str], fill: bool) -> None:
+    from presample.cli import build_parser
+    from presample.cli.generate import build_request
+
+    parser, _ = build_parser()
+    assert build_request(parser.parse_args(["generate", "1girl", *flag])).fill_nl_length is fill

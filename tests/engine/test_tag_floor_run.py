@@ -1,8 +1,9 @@
-"""Which model calls of a TIPO run carry the tag line's length floor."""
+"""Which model calls of a TIPO run carry the length floors (tag line, caption)."""
 
 from __future__ import annotations
 
 from presample import PresampleRequest
+from presample.caption_floor import CaptionFloor
 from presample.engine.backend import Generation, GenerationJob
 from presample.engine.pipeline import RunOptions, tipo_run
 from presample.engine.sampling import Sampling
@@ -80,3 +81,20 @@ def test_one_seed_draws_different_floors_for_different_prompts(db: TagDatabase) 
         for p in prompts
     }
     assert len(drawn) > 1
+
+
+def caption_floors(job: GenerationJob) -> list[int]:
+    c = job.constraint
+    parts = c.parts if isinstance(c, AllOf) else () if c is None else (c,)
+    return [p.minimum for p in parts if isinstance(p, CaptionFloor)]
+
+
+def test_caption_steps_carry_the_sentence_floor_unless_turned_off(db: TagDatabase) -> None:
+    for length, minimum in [("short", 2), ("long", 4)]:
+        request = PresampleRequest(prompt="1girl, scenery", nl_length=length)
+        jobs = jobs_of(request, db)
+        caption = [j for j in jobs if j.prompt.rstrip().endswith("long:")]
+        assert caption and all(caption_floors(j) == [minimum] for j in caption)
+        assert all(caption_floors(j) == [] for j in jobs if j not in caption)
+    off = PresampleRequest(prompt="1girl, scenery", fill_nl_length=False)
+    assert all(caption_floors(j) == [] for j in jobs_of(off, db))

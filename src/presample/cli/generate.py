@@ -106,6 +106,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and the line may not end, nor repeat a tag, before it holds that many: one call)",
     )
     r.add_argument(
+        "--no-caption-floor",
+        action="store_true",
+        help="let the model end a caption when it likes and retry until the sentence "
+        "length's minimum, as the reference does (default: a caption may not end before "
+        "it holds that many complete sentences)",
+    )
+    r.add_argument(
         "--any-tags",
         action="store_true",
         help="let the model write tags the tag database does not know (default: new tags "
@@ -152,6 +159,8 @@ def build_request(args: argparse.Namespace) -> PresampleRequest:
         base["shuffle_new_tags"] = False
     if args.no_tag_floor:
         base["fill_tag_length"] = False
+    if args.no_caption_floor:
+        base["fill_nl_length"] = False
     if args.any_tags:
         base["known_tags_only"] = False
     try:

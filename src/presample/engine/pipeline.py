@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..bans import BanConstraint, BanMatcher
 from ..caption_fit import caption_fit, names_people, tag_words
+from ..caption_floor import CaptionFloor
 from ..categories import Category
 from ..compose import Draft, format_result, merge_output, reached_minimum
 from ..dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
@@ -23,6 +24,7 @@ from ..request import PresampleResult, StepResult, TagSet
 from ..tag_floor import AllOf, TagFloor, known_only
 from ..tagdb import TagDatabase, normalize_key
 from ..tipo import (
+    NL_MIN,
     TAG_MAX,
     TAG_MIN,
     Step,
@@ -74,9 +76,12 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
         drawn_seeds = 0
         detail = StepResult(task=step.task, length=step.length, expand=step.expand,
                             gen_meta=gen_meta, seed=options.seed, draws=0)  # fmt: skip
-        step_constraint: Constraint | None = constraint
-        if (rule := _tag_rule(prepared, step, db, options.seed, bans)) is not None:
-            step_constraint = rule if constraint is None else AllOf((constraint, rule))
+        rules = (constraint, _tag_rule(prepared, step, db, options.seed, bans),
+                 _caption_rule(prepared, step))  # fmt: skip
+        active = [rule for rule in rules if rule is not None]
+        step_constraint: Constraint | None = (
+            None if not active else active[0] if len(active) == 1 else AllOf(tuple(active))
+        )
         while True:
             meta = build_meta(
                 draft.meta_source(),
@@ -169,6 +174,14 @@ def _tag_rule(
         return None
     banned = bans.tag_banned if bans else None
     return TagFloor(minimum, vocabulary, prepared.protected(), banned)
+
+
+def _caption_rule(prepared: Prepared, step: Step) -> CaptionFloor | None:
+    """The caption's sentence floor (caption-writing steps), as the request asks."""
+    request = prepared.request
+    if not request.fill_nl_length or step.task.output != "long":
+        return None
+    return CaptionFloor(step.task.output, NL_MIN[request.nl_length])
 
 
 def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
