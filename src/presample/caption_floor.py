@@ -6,7 +6,9 @@ thought ("a photo of a beautiful woman.") then meets end of sequence on every
 retry, and the run returns one sentence where two to four were asked for.
 Refusing the end of the field (end of sequence or a newline) until the caption
 holds enough complete sentences makes the model write the next one in the same
-call, the way ``tag_floor.TagFloor`` does for the tag line.
+call, the way ``tag_floor.TagFloor`` does for the tag line. The floor covers
+the caption a step writes (``long:``) and the user's text a step continues (the
+expanded text the prompt shows).
 """
 
 from __future__ import annotations
@@ -27,17 +29,17 @@ def complete_sentences(text: str) -> int:
 
 @dataclass(frozen=True)
 class CaptionFloor:
-    """A ``Constraint`` (engine/backend.py) for the caption field ``field``."""
+    """A ``Constraint`` (engine/backend.py) for the caption fields ``fields``."""
 
-    field: str
-    """The field the step writes (``long``)."""
+    fields: frozenset[str]
+    """The caption fields the step writes or continues (``long``, ``short``)."""
     minimum: int
     """Complete sentences the field must hold before it may end."""
 
     def allowed(self, text: str, candidates: Sequence[str | None]) -> list[bool]:
         line = text[text.rfind("\n") + 1 :]
         key, sep, value = line.partition(":")
-        if not sep or key.strip() != self.field or complete_sentences(value) >= self.minimum:
+        if not sep or key.strip() not in self.fields or complete_sentences(value) >= self.minimum:
             return [True] * len(candidates)
         return [self._ok(value, piece) for piece in candidates]
 

@@ -119,15 +119,28 @@ def merge_output(
     return Draft(tags=tags, extended=new_extended, generated=new_generated)
 
 
-def reached_minimum(draft: Draft, task: Task, tag_length: Length, nl_length: Length) -> bool:
-    """Whether the field this step writes is long enough to stop retrying."""
+def reached_minimum(
+    draft: Draft, task: Task, tag_length: Length, nl_length: Length, *, written: str = ""
+) -> bool:
+    """Whether the field this step writes is long enough to stop retrying.
+
+    ``written`` is the ``long:`` field as the model wrote it. A caption written
+    after the user's text usually opens by restating it (the training captions
+    begin with their short caption); the draft keeps only the new sentences, but
+    the length counts the whole field, as the reference does. Counting only the
+    new ones retried (up to ten times, a thousand tokens) a caption the prompt
+    does not even show when there is an expanded text.
+    """
     target = task.output
     if target == "long" and not draft.generated:
         target = "short"
     if target == "tag":
         return len(draft.tag_line_tags()) >= TAG_MIN[tag_length]
-    text = draft.generated if target == "long" else draft.extended
-    return len(sentences(text)) >= NL_MIN[nl_length]
+    if target == "long":
+        count = max(len(sentences(draft.generated)), len(sentences(written)))
+    else:
+        count = len(sentences(draft.extended))
+    return count >= NL_MIN[nl_length]
 
 
 def format_result(draft: Draft, prepared: Prepared, *, user_only: bool = False) -> str:

@@ -98,3 +98,13 @@ def test_caption_steps_carry_the_sentence_floor_unless_turned_off(db: TagDatabas
         assert all(caption_floors(j) == [] for j in jobs if j not in caption)
     off = PresampleRequest(prompt="1girl, scenery", fill_nl_length=False)
     assert all(caption_floors(j) == [] for j in jobs_of(off, db))
+
+
+def test_the_users_text_continued_by_a_step_is_floored(db: TagDatabase) -> None:
+    request = PresampleRequest(prompt="a cat sitting on a windowsill", nl_length="long")
+    first = jobs_of(request, db)[0]
+    # The first step continues the user's text under ``long:``: the expanded text
+    # the prompt shows must reach four sentences before the line may end.
+    assert first.prompt.split("\n")[-1].startswith("long: a cat")
+    assert caption_floors(first) == [4]
+    assert first.constraint.allowed(first.prompt, [None, "\n", "."]) == [False, False, True]

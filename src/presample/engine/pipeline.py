@@ -125,7 +125,8 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
                     protected=prepared.protected(),
                     rng=rng,
                 )
-                reached = reached_minimum(merged, step.task, request.tag_length, request.nl_length)
+                reached = reached_minimum(merged, step.task, request.tag_length,
+                                          request.nl_length, written=output.generated)  # fmt: skip
                 caption = merged.generated
                 named = names_people(caption, given) is not False
                 candidates.append((named, reached, caption_fit(caption, words), merged, drawn))
@@ -177,11 +178,18 @@ def _tag_rule(
 
 
 def _caption_rule(prepared: Prepared, step: Step) -> CaptionFloor | None:
-    """The caption's sentence floor (caption-writing steps), as the request asks."""
+    """The sentence floor of the caption lines the step writes, as the request asks.
+
+    That is the caption a ``long`` step writes, and the user's text when the step
+    continues it (``expand``): the expanded text is the caption the prompt shows.
+    """
     request = prepared.request
-    if not request.fill_nl_length or step.task.output != "long":
+    fields = {"long"} if step.task.output == "long" else set()
+    if step.expand and prepared.nl:
+        fields.add("short" if "short" in step.task.fields else "long")
+    if not request.fill_nl_length or not fields:
         return None
-    return CaptionFloor(step.task.output, NL_MIN[request.nl_length])
+    return CaptionFloor(frozenset(fields), NL_MIN[request.nl_length])
 
 
 def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
