@@ -28,3 +28,18 @@ def test_default_model_needs_no_configuration(monkeypatch: pytest.MonkeyPatch) -
 def test_default_model_card_names_its_data() -> None:
     card = (default_model_dir() / "README.md").read_text(encoding="utf-8")
     assert "civitai" in card.lower() and "licen" in card.lower()
+
+
+@pytest.mark.parametrize("prompt", ["1girl, scenery", "a cat sitting on a windowsill"])
+def test_default_model_captions_reach_the_requested_sentences(prompt: str) -> None:
+    from presample.compose import sentences
+
+    # The two prompts the project promises a first-time user; "short" asks for
+    # two to four sentences, and the caption floor keeps a finished first
+    # sentence from ending the caption.
+    with Presampler() as p:
+        for seed in (0, 1):
+            result = p(PresampleRequest(prompt=prompt, seed=seed, nl_length="short"))
+            caption = result.generated or result.extended
+            assert len(sentences(caption)) >= 2, caption
+            assert all(step.reached_target for step in result.steps if step.task != "tag")
