@@ -16,15 +16,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .compose import sentences
+
 
 def complete_sentences(text: str) -> int:
-    """Sentences closed by a full stop, counted as ``compose.sentences`` counts them.
+    """Sentences closed by a full stop, counted as the length targets count them.
 
     A trailing fragment does not count: ending there would leave the caption
     cut mid-sentence.
     """
-    closed = text[: text.rfind(".") + 1]
-    return sum(1 for part in closed.split(".") if part.strip())
+    return len(sentences(text[: text.rfind(".") + 1]))
 
 
 @dataclass(frozen=True)
