@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..bans import BanConstraint, BanMatcher
 from ..caption_fit import caption_fit, names_people, tag_words
 from ..caption_floor import CaptionFloor
+from ..caption_loops import NoLoops
 from ..categories import Category
 from ..compose import Draft, format_result, merge_output, reached_minimum
 from ..dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
@@ -43,6 +44,9 @@ MAX_RETRIES = 10
 MAX_SAME_OUTPUTS = 5
 DTG_MAX_RETRIES = 20
 DTG_MAX_SAME_OUTPUTS = 15
+# Every caption line, whatever the step: a caption never says the same words
+# three times in a row (``caption_loops.py``; the reference lets such loops run).
+CAPTION_LOOPS = NoLoops(frozenset({"short", "long"}))
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
         detail = StepResult(task=step.task, length=step.length, expand=step.expand,
                             gen_meta=gen_meta, seed=options.seed, draws=0)  # fmt: skip
         rules = (constraint, _tag_rule(prepared, step, db, options.seed, bans),
-                 _caption_rule(prepared, step))  # fmt: skip
+                 _caption_rule(prepared, step), CAPTION_LOOPS)  # fmt: skip
         active = [rule for rule in rules if rule is not None]
         step_constraint: Constraint | None = (
             None if not active else active[0] if len(active) == 1 else AllOf(tuple(active))
