@@ -1,14 +1,16 @@
-"""A generation-time rule against captions that loop: no word or short phrase
-three times in a row.
+"""A generation-time rule against captions that loop: no word twice in a row,
+no phrase of two to four words three times in a row.
 
 A small model that falls into "A panoramic view of the ruins of the Buddhist
 temple. The temple is a Buddhist Buddhist Buddhist Buddhist ..." does not climb
 out: the repetition penalty only dampens each token, and the loop runs to the
-token budget, a wasted caption and hundreds of wasted tokens. No caption says
-the same word, or the same two to four words, three times over, so a token that
-would make it do so is refused and the model takes its next choice. Phrases
-repeated further apart ("a black and white cat ... a black and white dog") are
-left alone: real captions do that.
+token budget, a wasted caption and hundreds of wasted tokens; tags such as
+``hot, balloon`` gave "A hot hot hot hot balloon" on every seed. A caption does
+not say a word twice in a row ("that that" is the rare exception worth losing),
+nor the same two to four words three times over, so a token that would make it
+do so is refused and the model takes its next choice. Phrases repeated further
+apart ("a black and white cat ... a black and white dog") are left alone: real
+captions do that.
 
 Hand-written because the library rule closest to it, Hugging Face's
 ``no_repeat_ngram_size``, forbids any repeated n-gram anywhere in the text,
@@ -23,19 +25,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 TIMES = 3
-"""A phrase this many times in a row is a loop."""
+"""A phrase this many times in a row is a loop (a single word: twice)."""
 LONGEST = 4
 """Longest phrase, in words, checked for loops."""
 # Enough of the line's end to hold TIMES x LONGEST words and the one being written.
 _TAIL_CHARS = 240
-_WORD = re.compile(r"[^\W_]+")
+# Words, and sentence ends as words of their own: "... in the park. Park benches"
+# does not say "park" twice in a row; "hot, hot" does.
+_WORD = re.compile(r"[^\W_]+|[.!?]")
+_ENDS = frozenset(".!?")
 
 
 def _words(text: str) -> list[str]:
-    """The words of the tail of ``text``, the last one possibly unfinished.
-
-    Punctuation does not separate repeats: "hot, hot, hot" loops as "hot hot hot".
-    """
+    """The words and sentence ends of the tail of ``text``, lowercased; the last
+    word possibly unfinished."""
     tail = text[-_TAIL_CHARS:]
     words = _WORD.findall(tail.lower())
     if len(text) > _TAIL_CHARS and words and tail[:1].isalnum():
@@ -44,18 +47,20 @@ def _words(text: str) -> list[str]:
 
 
 def loops(text: str) -> bool:
-    """Whether ``text`` ends with a word or phrase of up to ``LONGEST`` words
-    repeated ``TIMES`` times in a row."""
+    """Whether ``text`` ends with a word repeated, or a phrase of up to ``LONGEST``
+    words repeated ``TIMES`` times, in a row."""
     return _ends_in_loop(_words(text))
 
 
 def _ends_in_loop(words: list[str]) -> bool:
     for size in range(1, LONGEST + 1):
-        span = size * TIMES
+        span = size * (2 if size == 1 else TIMES)
         if len(words) < span:
             break
         end = words[-span:]
         phrase = end[:size]
+        if size == 1 and phrase[0] in _ENDS:
+            continue  # "..." and "!!" are punctuation, not a repeated word
         if all(end[i : i + size] == phrase for i in range(size, span, size)):
             return True
     return False
