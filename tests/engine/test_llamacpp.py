@@ -118,12 +118,21 @@ def test_wrong_uses_are_clear(tiny_model_dir: Path, tiny_gguf: Path) -> None:
 
 
 def test_cli_converts_the_model_and_runs_it(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import gguf
+
+    folder = tmp_path / "ours"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "presample.json").write_text('{"name": "tiny-tipo-test", "layout": "tipo"}')
     out = tmp_path / "tiny.gguf"
     cli = [sys.executable, "-m", "presample"]
-    made = subprocess.run([*cli, "train", "gguf", str(tiny_model_dir), "-o", str(out),
+    made = subprocess.run([*cli, "train", "gguf", str(folder), "-o", str(out),
                            "--type", "q8_0"], capture_output=True, text=True)  # fmt: skip
     assert made.returncode == 0, made.stderr
-    again = subprocess.run([*cli, "train", "gguf", str(tiny_model_dir), "-o", str(out)],
+    # The name GGUF tools show is the model card's.
+    assert gguf.GGUFReader(out).fields["general.name"].contents() == "tiny-tipo-test"
+    again = subprocess.run([*cli, "train", "gguf", str(folder), "-o", str(out)],
                            capture_output=True, text=True)  # fmt: skip
     assert again.returncode == 2 and "--force" in again.stderr
     run = subprocess.run(

@@ -103,6 +103,15 @@ def test_gguf_of_a_gguf_only_folder_points_at_its_file(tmp_path: Path, capsys):
     assert not (tmp_path / "out.gguf").exists()
 
 
+def test_gguf_of_a_folder_with_a_broken_card_says_so(tmp_path: Path, capsys):
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "presample.json").write_text("{not json")
+    assert run(["train", "gguf", str(tmp_path), "-o", str(tmp_path / "out.gguf")]) == 2
+    assert "presample.json is not valid JSON" in capsys.readouterr().out
+    assert not (tmp_path / "out.gguf").exists()
+
+
 def test_task_and_source_weights_reach_the_config(capsys):
     from presample.training.train import build_arg_parser, config_from_args
 

@@ -193,7 +193,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_gguf(args: argparse.Namespace) -> int:
-    from ..engine.registry import default_model_dir
+    from ..engine.backend import ModelError
+    from ..engine.registry import default_model_dir, resolve
     from ..training.gguf_export import export_gguf
 
     model_dir = args.model_dir or default_model_dir()
@@ -205,20 +206,17 @@ def run_gguf(args: argparse.Namespace) -> int:
         if shipped.is_file():
             raise UserError(f"{model_dir} holds its weights as GGUF already: use {shipped}")
         raise UserError(f"{model_dir} has no safetensors weights to convert")
-    card = model_dir / "presample.json"
     try:
-        name = json.loads(card.read_text(encoding="utf-8")).get("name") if card.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        name = None  # the folder's name then
+        name = resolve(str(model_dir)).name  # the card's name, as `presample` shows it
+    except ModelError as exc:
+        raise UserError(str(exc)) from None
     if args.out.suffix.lower() != ".gguf":
         raise UserError(f"{args.out}: the output name must end in .gguf")
     if args.out.exists() and not args.force:
         raise UserError(f"{args.out} exists; pass --force to overwrite it")
     partial = args.out.with_name(args.out.name + ".partial")
     try:
-        export_gguf(
-            model_dir, partial, dtype=args.type, name=name if isinstance(name, str) else None
-        )
+        export_gguf(model_dir, partial, dtype=args.type, name=str(name))
         partial.replace(args.out)  # never leave a half-written file under the real name
     except ValueError as exc:
         partial.unlink(missing_ok=True)
