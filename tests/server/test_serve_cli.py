@@ -36,6 +36,19 @@ def test_unsafe_or_bad_options_are_refused_in_one_line(capsys, monkeypatch, args
     assert err.count("\n") == 1
 
 
+def test_without_limit_flags_the_server_runs_with_its_own_defaults(monkeypatch) -> None:
+    import argparse
+
+    from presample.cli import serve
+    from presample.server.settings import Limits
+
+    monkeypatch.delenv("PRESAMPLE_API_KEY", raising=False)
+    parser = argparse.ArgumentParser()
+    serve.add_parser(parser.add_subparsers())
+    _, limits = serve.settings_from(parser.parse_args(["serve"]))
+    assert limits == Limits()
+
+
 def test_an_unknown_model_fails_before_listening(capsys) -> None:
     assert main(["serve", "--model", "/no/such/model"]) == 1
     assert "no model '/no/such/model'" in capsys.readouterr().err

@@ -30,7 +30,9 @@ see docs/server.md for the endpoints and limits.
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..server.settings import DEFAULT_HOST, DEFAULT_PORT
+    from ..server.settings import DEFAULT_HOST, DEFAULT_PORT, Limits
+
+    limits = Limits()  # the flags' defaults are the server's own
 
     p = sub.add_parser(
         "serve",
@@ -59,20 +61,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="with --expose: serve without an API key (only behind your own access control)",
     )
     lim = p.add_argument_group("limits")
-    lim.add_argument("--max-batch", type=int, default=32, help="requests per batch call (32)")
+    lim.add_argument(
+        "--max-batch",
+        type=int,
+        default=limits.max_batch,
+        help="requests per batch call (%(default)s)",
+    )
     lim.add_argument(
         "--max-caption-candidates",
         type=int,
-        default=3,
-        help="most captions a request may have drawn per caption written from tags (3)",
+        default=limits.max_caption_candidates,
+        help="most captions a request may have drawn per caption written from tags (%(default)s)",
     )
-    lim.add_argument("--queue-size", type=int, default=128, help="waiting requests (128)")
-    lim.add_argument("--timeout", type=float, default=300.0, help="seconds per request (300)")
+    lim.add_argument(
+        "--queue-size",
+        type=int,
+        default=limits.queue_size,
+        help="waiting requests (%(default)s)",
+    )
+    lim.add_argument(
+        "--timeout",
+        type=float,
+        default=limits.timeout_seconds,
+        help="seconds per request (%(default)s)",
+    )
     lim.add_argument(
         "--batch-window-ms",
         type=float,
-        default=20.0,
-        help="when the model is idle, how long the first request waits for others (20)",
+        default=limits.batch_window_seconds * 1000,
+        help="when the model is idle, how long the first request waits for others (%(default)s)",
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_model_options(p)
