@@ -53,6 +53,11 @@ def loops(text: str) -> bool:
 
 
 def _ends_in_loop(words: list[str]) -> bool:
+    # A loop's last word repeats one of the LONGEST words before it. Checked first
+    # because it settles nearly every candidate, which matters when a row keeps
+    # the whole vocabulary (top_k 0): the rule then runs on every token id.
+    if not words or words[-1] not in words[-(LONGEST + 1) : -1]:
+        return False
     for size in range(1, LONGEST + 1):
         span = size * (2 if size == 1 else TIMES)
         if len(words) < span:
