@@ -44,8 +44,9 @@ MAX_RETRIES = 10
 MAX_SAME_OUTPUTS = 5
 DTG_MAX_RETRIES = 20
 DTG_MAX_SAME_OUTPUTS = 15
-# Every caption line, whatever the step: a caption never says the same words
-# three times in a row (``caption_loops.py``; the reference lets such loops run).
+# Every caption line, whatever the step: a caption never loops, a word twice in a
+# row or a short phrase three times (``caption_loops.py``; the reference lets
+# such loops run to the token budget).
 CAPTION_LOOPS = NoLoops(frozenset({"short", "long"}))
 
 
