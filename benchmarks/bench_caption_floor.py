@@ -23,9 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from presample import Presampler, PresampleRequest  # noqa: E402
-from presample.compose import sentences  # noqa: E402
+from presample.evaluation.metrics import nl_length_hit  # noqa: E402
 from presample.evaluation.run import select_items, select_tag_caption_items  # noqa: E402
-from presample.tipo import NL_MAX, NL_MIN  # noqa: E402
 from presample.training.records import read_records, split_path  # noqa: E402
 
 
@@ -35,12 +34,6 @@ def requests(data_dir: Path, items: int, seed: int) -> list[PresampleRequest]:
     tag_captions = select_tag_caption_items(read_records(test), items // 2)
     chosen = [*captions[:items], *tag_captions]
     return [item.request(seed) for item in chosen]
-
-
-def hit(request: PresampleRequest, text: str) -> bool:
-    count = len(sentences(text))
-    top = NL_MAX[request.nl_length]
-    return count >= NL_MIN[request.nl_length] and (top is None or count <= top)
 
 
 def main() -> int:
@@ -68,7 +61,8 @@ def main() -> int:
                 result = sampler(req)
                 stats[on]["seconds"].append(time.perf_counter() - start)
                 stats[on]["tokens"].append(result.timings["generated_tokens"])
-                stats[on]["hits"].append(float(hit(req, result.extended or result.generated)))
+                caption = result.extended or result.generated
+                stats[on]["hits"].append(float(nl_length_hit(caption, req.nl_length)))
 
     print(f"{'floor':<6}{'s/prompt':>10}{'tokens/prompt':>15}{'s/token':>10}{'sentence hits':>15}")
     means = {}
