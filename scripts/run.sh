@@ -3,6 +3,6 @@
 # e.g. `scripts/run.sh "1girl, scenery"`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$root/scripts/venv.sh" torch
+bash "$root/scripts/venv.sh" onnx
 venv="${PRESAMPLE_VENV:-$root/.venv}"
 exec "$venv/bin/presample" "$@"

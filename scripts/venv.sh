@@ -27,7 +27,7 @@ wanted="$(printf '%s\n' $have "$@" | grep -v '^core$' | sort -u | paste -sd, -)"
 # PyTorch first and pinned: 2.13.0 is the CPU wheel on this kind of machine's
 # disk; an unpinned torch would pull a multi-GB CUDA build from PyPI.
 case ",$wanted," in
-  *,torch,*|*,train,*|*,dev,*|*,gguf,*)
+  *,torch,*|*,onnx,*|*,train,*|*,dev,*|*,gguf,*)
     "$venv/bin/python" -m pip install -q "torch==${PRESAMPLE_TORCH_VERSION:-2.13.0}" ;;
 esac
 "$venv/bin/python" -m pip install -q -e "$root${wanted:+[$wanted]}"

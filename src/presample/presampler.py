@@ -11,6 +11,8 @@ Importing this module is cheap; PyTorch loads when the model does.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -37,7 +39,8 @@ def as_request(request: RequestLike) -> PresampleRequest:
     return PresampleRequest.model_validate(request)
 
 
-BACKENDS = ("auto", "transformers", "llama.cpp")
+BACKENDS = ("auto", "onnx", "transformers", "llama.cpp")
+log = logging.getLogger("presample")
 
 
 def load_backend(
@@ -45,26 +48,39 @@ def load_backend(
 ) -> Backend:
     """Load a model with the chosen engine.
 
-    ``auto`` runs a GGUF file with llama.cpp when ``llama-cpp-python`` is
-    installed (it reads the file as is, quantised weights included) and with
-    transformers otherwise; folders and Hub ids always run with transformers.
+    ``auto`` is ONNX Runtime on the CPU for LLaMA-family models when
+    ``presample[onnx]`` is installed (the fastest engine that needs no
+    compiler; README, ``benchmarks/bench_engines.py``), else transformers. It
+    never depends on llama.cpp being installed: a seed's prompt must not change
+    because some other command installed an engine (``--backend llama.cpp``
+    asks for it). When ``auto`` picked ONNX Runtime and it cannot run the
+    model, transformers runs it and one line says why; an engine the user
+    named is never swapped.
     """
     backend = "llama.cpp" if backend == "llamacpp" else backend
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
-    gguf_folder = source.kind == "folder" and _gguf_only(Path(source.location))
-    if backend == "auto" and (source.kind == "gguf" or gguf_folder):
-        from .engine import llamacpp_backend
-
-        backend = "llama.cpp" if llamacpp_backend.available() else "transformers"
     if backend == "llama.cpp":
         return _load_llamacpp(source, device=device, dtype=dtype)
+    if backend == "onnx":
+        return _load_onnx(source, device=device, dtype=dtype)
+    if backend == "auto" and _onnx_fits(source, device=device, dtype=dtype):
+        try:
+            return _load_onnx(source, device=device, dtype=dtype)
+        except ModelError as exc:
+            log.warning("presample: ONNX Runtime cannot run %s (%s); using transformers",
+                        source.name, exc)  # fmt: skip
+    return _load_transformers(source, device=device, dtype=dtype)
+
+
+def _load_transformers(source: ModelSource, *, device: str, dtype: str) -> Backend:
     try:
         from .engine.torch_backend import TorchBackend
     except ImportError as exc:
         raise ModelError(
             f"the transformers backend needs PyTorch: pip install 'presample[torch]' ({exc})"
         ) from None
+    gguf_folder = source.kind == "folder" and _gguf_only(Path(source.location))
     if source.kind == "hub":
         try:
             return TorchBackend.load(source.location, device=device, dtype=dtype, name=source.name)
@@ -78,6 +94,76 @@ def load_backend(
     return TorchBackend.load(
         source.location, gguf_file=gguf_file, device=device, dtype=dtype, name=source.name
     )
+
+
+def _onnx_fits(source: ModelSource, *, device: str, dtype: str) -> bool:
+    """Whether ``auto`` should try ONNX Runtime: installed, on the CPU, at the
+    default precision, for a model its builder writes (LLaMA family)."""
+    from .engine import onnx_export
+
+    if device not in ("auto", "cpu") or dtype != "auto" or not onnx_export.available():
+        return False
+    if device == "auto":
+        try:
+            import torch
+        except ImportError:
+            pass
+        else:
+            if torch.cuda.is_available():
+                return False
+    return _model_type(source) in (*onnx_export.SUPPORTED_MODEL_TYPES, "")
+
+
+def _model_type(source: ModelSource) -> str:
+    """The architecture of a local model, "" when it cannot be told without loading it."""
+    from .engine.llamacpp_backend import gguf_architecture
+
+    folder = Path(source.location)
+    if source.kind == "gguf" and source.gguf_file:
+        return gguf_architecture(folder / source.gguf_file)
+    if source.kind == "folder" and (folder / "config.json").is_file():
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return ""
+        return str(config.get("model_type", "")) if isinstance(config, dict) else ""
+    return ""
+
+
+def _load_onnx(source: ModelSource, *, device: str, dtype: str) -> Backend:
+    from .engine import onnx_export
+    from .engine.onnx_backend import OnnxBackend
+
+    if device not in ("auto", "cpu"):
+        raise ModelError("presample runs ONNX Runtime on the CPU only; use --backend transformers")
+    precisions = {"auto": onnx_export.DEFAULT_PRECISION, "int8": "int8", "float32": "fp32"}
+    if dtype not in precisions:
+        raise ModelError(f"ONNX Runtime runs int8 or float32, not {dtype}; use --dtype auto")
+    precision = precisions[dtype]
+    folder = Path(source.location)
+    gguf_file = source.gguf_file
+    if source.kind == "folder" and _gguf_only(folder):
+        gguf_file = FOLDER_GGUF
+    if source.kind == "hub":
+        identity = {"hub": source.location}
+    else:
+        target = folder / gguf_file if gguf_file else folder
+        identity = onnx_export.file_identity(target)
+    announce = lambda line: log.warning("presample: %s", line)  # noqa: E731
+    try:
+        converted = onnx_export.convert(
+            source.location, gguf_file=gguf_file, identity=identity, precision=precision,
+            announce=announce,
+        )  # fmt: skip
+    except ModelError:
+        if source.kind != "hub":
+            raise
+        # No network: the Hub copy cached by an earlier download, if any.
+        converted = onnx_export.convert(
+            source.location, identity=identity, precision=precision,
+            local_files_only=True, announce=announce,
+        )  # fmt: skip
+    return OnnxBackend.load(converted, name=source.name)
 
 
 def _gguf_only(folder: Path) -> bool:

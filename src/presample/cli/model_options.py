@@ -27,18 +27,19 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--backend",
         default="auto",
-        choices=["auto", "transformers", "llama.cpp"],
-        help="inference engine: transformers (PyTorch) or llama.cpp (GGUF files, needs "
-        "presample[llamacpp]); auto runs GGUF files with llama.cpp when it is installed "
-        "(default: auto)",
+        choices=["auto", "onnx", "transformers", "llama.cpp"],
+        help="inference engine: onnx (ONNX Runtime, int8, CPU; the model is converted once "
+        "and cached; needs presample[onnx]), transformers (PyTorch; CPU/CUDA/MPS, batched) or "
+        "llama.cpp (GGUF files; needs presample[llamacpp], which compiles); auto is onnx on "
+        "the CPU for LLaMA-family models when installed, else transformers (default: auto)",
     )
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default: auto)")
     g.add_argument(
         "--dtype",
         default="auto",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        help="weights precision (default: batch-invariant bfloat16 on CPUs with bf16 "
-        "support, else float32; float16 on GPU)",
+        choices=["auto", "int8", "float32", "bfloat16", "float16"],
+        help="weights precision (default: int8 on onnx; on transformers batch-invariant "
+        "bfloat16 on CPUs with bf16 support, else float32; float16 on GPU)",
     )
     s = p.add_argument_group("sampling (defaults: the model family's usual settings)")
     s.add_argument("--temperature", type=float, help="0 = greedy")

@@ -233,6 +233,11 @@ def gguf_file_type(path: Path) -> str:
     return _gguf_info(path)[0]
 
 
+def gguf_architecture(path: Path) -> str:
+    """The architecture a GGUF file declares (``llama``, ``dots1`` ...), or "" if unknown."""
+    return _gguf_info(path)[1]
+
+
 def _gguf_info(path: Path) -> tuple[str, str]:
     """(weight type, architecture) from a GGUF header; "" where unreadable."""
     try:

@@ -1,0 +1,246 @@
+"""The ONNX Runtime backend: the default engine on the CPU, with no compiler.
+
+ONNX Runtime installs as a prebuilt wheel and runs small decoders near
+llama.cpp's speed on a CPU (int8 weights and activations; the table is in
+the README, ``benchmarks/bench_engines.py``). The model is converted once
+(``engine/onnx_export.py``); here we only drive its forward pass.
+
+Our own decode loop, for the reasons the transformers backend gives: the
+logits come back as NumPy and each row's token is drawn by
+``engine/choose.py`` with its own settings, random stream and constraint,
+exactly as on the llama.cpp backend. Jobs with the same prompt (the draws of
+one caption, a batch of identical requests) read the prompt once and decode
+as one batch: the prompt's key/value cache is copied to every row. A row's
+bits do not depend on its neighbours: every operator of the graph works row
+by row (checked in the tests, logits compared bit for bit at batch 1 and 3).
+Jobs with different prompts run one after another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backend import BackendInfo, Generation, GenerationJob, ModelError, ProgressCallback
+from .choose import choose
+from .onnx_export import MODEL_FILE, SOURCE_FILE, TOKENIZER_FILE
+
+
+def _threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class OnnxBackend:
+    """A decoder-only model converted for ONNX Runtime, run on the CPU."""
+
+    def __init__(
+        self, session: Any, tokenizer: Any, card: dict[str, Any], *, name: str, precision: str
+    ) -> None:
+        self.session = session
+        self.tokenizer = tokenizer
+        self.layers = int(card["layers"])
+        self.kv_heads = int(card["kv_heads"])
+        self.head_size = int(card["head_size"])
+        eos = card.get("eos_token_id")
+        if eos is None and card.get("eos_token"):
+            eos = tokenizer.token_to_id(card["eos_token"])
+        if eos is None:
+            raise ModelError(f"{name}: the model names no end-of-sequence token")
+        self.eos_id = int(eos)
+        self.vocab = int(tokenizer.get_vocab_size(with_added_tokens=True))
+        self._markers = tuple(t for t in (card.get("eos_token"), card.get("bos_token")) if t)
+        self._outputs = [o.name for o in session.get_outputs()]
+        self._past_names = [
+            name.replace("present", "past_key_values") for name in self._outputs[1:]
+        ]
+        self._pieces: dict[int, str] = {}
+        anchor = tokenizer.encode("a", add_special_tokens=False).ids
+        self._anchor = anchor[-1] if anchor else 0
+        self._anchor_text = tokenizer.decode([self._anchor], skip_special_tokens=False)
+        self.info = BackendInfo(
+            name="onnx",
+            model=name,
+            device="cpu",
+            dtype=precision,
+            context_length=int(card.get("context_length", 2048)),
+        )
+
+    @classmethod
+    def load(cls, folder: str | Path, *, name: str, threads: int | None = None) -> OnnxBackend:
+        try:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise ModelError(
+                f"the ONNX Runtime engine needs onnxruntime: pip install 'presample[onnx]' ({exc})"
+            ) from None
+        folder = Path(folder)
+        try:
+            source = json.loads((folder / SOURCE_FILE).read_text(encoding="utf-8"))
+            card = source["model"]
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads or _threads()
+            options.inter_op_num_threads = 1
+            session = ort.InferenceSession(
+                str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            )
+            tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+        except Exception as exc:
+            # onnxruntime raises its own exception classes (Fail, InvalidGraph ...).
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load the ONNX model in {folder}: {first}") from None
+        return cls(session, tokenizer, card, name=name, precision=source.get("precision", ""))
+
+    # ------------------------------------------------------------------ public
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text))
+
+    def single_tokens(self, texts: Sequence[str]) -> list[bool]:
+        return [len(self.tokenizer.encode(t, add_special_tokens=False).ids) == 1 for t in texts]
+
+    def generate(
+        self, jobs: Sequence[GenerationJob], progress: ProgressCallback | None = None
+    ) -> list[Generation]:
+        groups: dict[str, list[int]] = {}
+        for index, job in enumerate(jobs):
+            groups.setdefault(job.prompt, []).append(index)
+        results: dict[int, Generation] = {}
+        for indices in groups.values():
+            for index, generation in zip(
+                indices, self._generate_group([jobs[i] for i in indices], progress), strict=True
+            ):
+                results[index] = generation
+        return [results[i] for i in range(len(jobs))]
+
+    # ----------------------------------------------------------------- decoding
+
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text).ids)
+
+    def _empty_cache(self) -> dict[str, np.ndarray]:
+        shape = (1, self.kv_heads, 0, self.head_size)
+        return {name: np.zeros(shape, dtype=np.float32) for name in self._past_names}
+
+    def _forward(
+        self, tokens: np.ndarray, length: int, cache: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """A pass of ``tokens`` (rows x new) after ``cache``; rows are ``length`` long after it."""
+        rows = tokens.shape[0]
+        outputs = self.session.run(
+            self._outputs,
+            {
+                "input_ids": tokens.astype(np.int64, copy=False),
+                "attention_mask": np.ones((rows, length), dtype=np.int64),
+                **cache,
+            },
+        )
+        return outputs[0][:, -1, :], dict(zip(self._past_names, outputs[1:], strict=True))
+
+    def _generate_group(
+        self, jobs: Sequence[GenerationJob], progress: ProgressCallback | None
+    ) -> list[Generation]:
+        """Jobs sharing one prompt: read it once, then decode every row in lockstep."""
+        prompt = self._tokenize(jobs[0].prompt)
+        context = self.info.context_length
+        if len(prompt) >= context:
+            raise ModelError(
+                f"the model input is {len(prompt)} tokens, longer than the model's "
+                f"context of {context}; shorten the prompt"
+            )
+        budgets = [min(job.sampling.max_new_tokens, context - len(prompt)) for job in jobs]
+        logits, cache = self._forward(np.asarray([prompt]), len(prompt), self._empty_cache())
+        rows = len(jobs)
+        if rows > 1:
+            logits = np.repeat(logits, rows, axis=0)
+            cache = {name: np.repeat(value, rows, axis=0) for name, value in cache.items()}
+
+        rngs = [np.random.default_rng(job.seed % 2**63) for job in jobs]
+        history = [list(prompt) for _ in jobs]
+        generated: list[list[int]] = [[] for _ in jobs]
+        finish = ["length"] * rows
+        texts = [job.prompt for job in jobs]  # kept for constrained rows only
+        active = list(range(rows))
+        length = len(prompt)
+        while True:
+            keep: list[int] = []
+            for slot, row in enumerate(active):
+                job = jobs[row]
+                token = choose(
+                    logits[slot],
+                    job.sampling,
+                    history[row],
+                    rngs[row],
+                    eos_id=self.eos_id,
+                    constraint=job.constraint,
+                    text=texts[row],
+                    piece=self._candidate,
+                )
+                if token == self.eos_id:
+                    finish[row] = "eos"
+                    continue
+                generated[row].append(token)
+                history[row].append(token)
+                if job.constraint is not None:
+                    texts[row] += self._piece(token)
+                if len(generated[row]) < budgets[row]:
+                    keep.append(slot)
+            if progress is not None and len(keep) < len(active):
+                progress(len(active) - len(keep))
+            if not keep:
+                break
+            if len(keep) < len(active):
+                index = np.asarray(keep)
+                cache = {name: value[index] for name, value in cache.items()}
+                active = [active[s] for s in keep]
+            length += 1
+            step = np.asarray([[generated[row][-1]] for row in active])
+            logits, cache = self._forward(step, length, cache)
+
+        return [
+            Generation(
+                text=self._continuation(prompt, generated[i]),
+                prompt_tokens=len(prompt),
+                new_tokens=len(generated[i]) + (finish[i] == "eos"),
+                finish="eos" if finish[i] == "eos" else "length",
+            )
+            for i in range(rows)
+        ]
+
+    def _continuation(self, prompt: list[int], new: list[int]) -> str:
+        """The generated text with the spacing it has after the prompt (see TorchBackend)."""
+        head = self.tokenizer.decode(prompt, skip_special_tokens=False)
+        whole = self.tokenizer.decode(prompt + new, skip_special_tokens=False)
+        text = (
+            whole[len(head) :]
+            if whole.startswith(head)
+            else self.tokenizer.decode(new, skip_special_tokens=False)
+        )
+        for marker in self._markers:
+            text = text.replace(marker, "")
+        return text
+
+    def _candidate(self, token: int) -> str | None:
+        return None if token == self.eos_id else self._piece(token)
+
+    def _piece(self, token: int) -> str:
+        """The text a token appends, leading space included: decoded after an
+        anchor token, since decoding a token alone loses a SentencePiece space."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            if token >= self.vocab:
+                piece = ""
+            else:
+                text = self.tokenizer.decode([self._anchor, token], skip_special_tokens=False)
+                base = self._anchor_text
+                piece = text[len(base) :] if text.startswith(base) else text
+            self._pieces[token] = piece
+        return piece

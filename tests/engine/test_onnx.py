@@ -1,0 +1,152 @@
+"""The ONNX Runtime backend (the default engine on the CPU) on the tiny model.
+
+The tiny random LLaMA is converted with onnxruntime-genai's builder in float32
+(so logits can be compared with transformers to float tolerance) and in int8
+(what users run).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime_genai", reason="presample[onnx] is not installed")
+
+from conftest import FIXTURES, read_jsonl  # noqa: E402
+
+from presample import PresampleRequest  # noqa: E402
+from presample.engine import onnx_export  # noqa: E402
+from presample.engine.backend import GenerationJob, ModelError  # noqa: E402
+from presample.engine.onnx_backend import OnnxBackend  # noqa: E402
+from presample.engine.registry import resolve  # noqa: E402
+from presample.engine.sampling import Sampling  # noqa: E402
+from presample.presampler import Presampler, load_backend  # noqa: E402
+
+GREEDY = Sampling(temperature=0, max_new_tokens=20, repetition_penalty=1.0)
+TEXT = "rating: general\ntarget: <|short|>\ntag: 1girl, long hair, smile"
+
+
+def _convert(folder: Path, precision: str) -> Path:
+    return onnx_export.convert(
+        folder, identity=onnx_export.file_identity(folder), precision=precision
+    )
+
+
+@pytest.fixture(scope="module")
+def fp32(tiny_model_dir: Path) -> OnnxBackend:
+    return OnnxBackend.load(_convert(tiny_model_dir, "fp32"), name="tiny")
+
+
+@pytest.fixture(scope="module")
+def int8(tiny_model_dir: Path) -> OnnxBackend:
+    return OnnxBackend.load(_convert(tiny_model_dir, "int8"), name="tiny")
+
+
+def test_token_ids_equal_the_transformers_tokenizer(fp32: OnnxBackend,
+                                                    tiny_model_dir: Path) -> None:  # fmt: skip
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    inputs = [r["expected"] for r in read_jsonl(FIXTURES / "kgen_0.3.1" / "tipo_inputs.jsonl")]
+    inputs.append("héllo wörld, 日本語, (smile:1.2)  double  space\nnew line")
+    for text in inputs:
+        assert fp32._tokenize(text) == tokenizer(text)["input_ids"], text
+
+
+def test_float32_logits_match_the_transformers_model(fp32: OnnxBackend,
+                                                     tiny_model_dir: Path) -> None:  # fmt: skip
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
+    ids = fp32._tokenize(TEXT)
+    ours, _ = fp32._forward(np.asarray([ids]), len(ids), fp32._empty_cache())
+    with torch.no_grad():
+        reference = model(torch.tensor([ids])).logits[0, -1].numpy()
+    np.testing.assert_allclose(ours[0], reference, atol=2e-3, rtol=1e-3)
+
+
+def test_decoding_with_the_cache_equals_reading_the_whole_text(int8: OnnxBackend) -> None:
+    ids = int8._tokenize(TEXT)
+    whole, _ = int8._forward(np.asarray([ids]), len(ids), int8._empty_cache())
+    _, cache = int8._forward(np.asarray([ids[:-1]]), len(ids) - 1, int8._empty_cache())
+    step, _ = int8._forward(np.asarray([ids[-1:]]), len(ids), cache)
+    np.testing.assert_allclose(step, whole, atol=1e-4, rtol=1e-4)
+
+
+def test_a_row_computes_the_same_bits_alone_and_in_a_batch(int8: OnnxBackend) -> None:
+    # What makes a seed reproduce in any batch position: the copies of one
+    # prompt's cache decode together, and each row must not see the others.
+    ids = int8._tokenize(TEXT)
+    logits, cache = int8._forward(np.asarray([ids]), len(ids), int8._empty_cache())
+    alone, _ = int8._forward(np.asarray([[5]]), len(ids) + 1, cache)
+    rows = {name: np.repeat(value, 3, axis=0) for name, value in cache.items()}
+    batched, _ = int8._forward(np.asarray([[7], [5], [9]]), len(ids) + 1, rows)
+    assert np.array_equal(batched[1], alone[0])
+
+
+def test_same_seed_same_text_alone_and_among_draws(int8: OnnxBackend) -> None:
+    sampling = Sampling(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, max_new_tokens=24)
+    alone = int8.generate([GenerationJob(TEXT, sampling, seed=11)])[0]
+    batch = int8.generate(
+        [GenerationJob(TEXT, sampling, seed=s) for s in (10, 11, 12)]
+        + [GenerationJob(TEXT + ", blue eyes", sampling, seed=11)]
+    )
+    assert batch[1].text == alone.text
+    assert batch[3].text != alone.text or batch[3].prompt_tokens != alone.prompt_tokens
+    assert len({g.text for g in batch[:3]}) > 1  # different seeds, different draws
+
+
+def test_greedy_float32_output_equals_the_transformers_backend(tiny_model_dir: Path) -> None:
+    request = PresampleRequest(prompt="1girl, scenery", seed=3, tag_length="very_short",
+                               nl_length="very_short")  # fmt: skip
+    torch_result = Presampler(str(tiny_model_dir), backend="transformers", dtype="float32",
+                              sampling=GREEDY)(request)  # fmt: skip
+    onnx_result = Presampler(str(tiny_model_dir), backend="onnx", dtype="float32",
+                             sampling=GREEDY)(request)  # fmt: skip
+    assert [s.model_output for s in onnx_result.steps] == [
+        s.model_output for s in torch_result.steps
+    ]
+    assert onnx_result.prompt == torch_result.prompt
+
+
+def test_constraints_and_bans_hold_on_onnx(tiny_model_dir: Path) -> None:
+    request = PresampleRequest(prompt="1girl", seed=0, ban=[{"pattern": "hair", "kind": "substring"}],
+                               tag_length="short")  # fmt: skip
+    result = Presampler(str(tiny_model_dir), backend="onnx")(request)
+    assert not any("hair" in tag for tag in result.tags.general)
+    assert result.tags.special[0] == "1girl"
+
+
+def test_auto_picks_onnx_on_the_cpu_and_not_llamacpp(tiny_model_dir: Path) -> None:
+    backend = load_backend(resolve(str(tiny_model_dir)))
+    assert backend.info.name == "onnx" and backend.info.dtype == "int8"
+    # An explicit precision ONNX Runtime does not run goes to transformers under auto.
+    assert load_backend(resolve(str(tiny_model_dir)), dtype="bfloat16").info.name == (
+        "transformers"
+    )
+
+
+def test_conversion_is_kept_and_reused(tiny_model_dir: Path) -> None:
+    first = _convert(tiny_model_dir, "int8")
+    stamp = (first / onnx_export.MODEL_FILE).stat().st_mtime_ns
+    assert _convert(tiny_model_dir, "int8") == first
+    assert (first / onnx_export.MODEL_FILE).stat().st_mtime_ns == stamp
+    card = json.loads((first / onnx_export.SOURCE_FILE).read_text(encoding="utf-8"))
+    assert card["precision"] == "int8" and card["model"]["layers"] >= 1
+
+
+def test_an_explicit_onnx_request_fails_in_one_line_for_other_architectures(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "gpt2ish"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2"}), encoding="utf-8")
+    (folder / "tokenizer.json").write_text("{}", encoding="utf-8")
+    source = resolve(str(folder))
+    with pytest.raises(ModelError) as info:
+        load_backend(source, backend="onnx")
+    assert "\n" not in str(info.value)
