@@ -81,7 +81,7 @@ def test_a_row_computes_the_same_bits_alone_and_in_a_batch(int8: OnnxBackend) ->
     # What makes a seed reproduce in any batch position: the copies of one
     # prompt's cache decode together, and each row must not see the others.
     ids = int8._tokenize(TEXT)
-    logits, cache = int8._forward(np.asarray([ids]), len(ids), int8._empty_cache())
+    _, cache = int8._forward(np.asarray([ids]), len(ids), int8._empty_cache())
     alone, _ = int8._forward(np.asarray([[5]]), len(ids) + 1, cache)
     rows = {name: np.repeat(value, 3, axis=0) for name, value in cache.items()}
     batched, _ = int8._forward(np.asarray([[7], [5], [9]]), len(ids) + 1, rows)
@@ -114,8 +114,8 @@ def test_greedy_float32_output_equals_the_transformers_backend(tiny_model_dir: P
 
 
 def test_constraints_and_bans_hold_on_onnx(tiny_model_dir: Path) -> None:
-    request = PresampleRequest(prompt="1girl", seed=0, ban=[{"pattern": "hair", "kind": "substring"}],
-                               tag_length="short")  # fmt: skip
+    ban = [{"pattern": "hair", "kind": "substring"}]
+    request = PresampleRequest(prompt="1girl", seed=0, ban=ban, tag_length="short")
     result = Presampler(str(tiny_model_dir), backend="onnx")(request)
     assert not any("hair" in tag for tag in result.tags.general)
     assert result.tags.special[0] == "1girl"
