@@ -238,6 +238,12 @@ class Presampler:
     def __call__(self, request: RequestLike) -> PresampleResult:
         return self.presample(request)
 
+    @property
+    def engine(self) -> str:
+        """The engine and precision running the model, e.g. ``onnx int8``."""
+        info = self.backend.info
+        return f"{info.name} {info.dtype}".strip()
+
     def run_for(
         self, request: RequestLike, on_step: Callable[[StepResult], None] | None = None
     ) -> Run:
@@ -248,6 +254,7 @@ class Presampler:
             sampling=self.sampling,
             seed=seed,
             model=self.source.name,
+            engine=self.engine,
             quality=self.source.quality,
             on_step=on_step,
         )

@@ -255,6 +255,11 @@ class PresampleResult(_Model):
     user_prompt: str = Field("", description="The user's own prompt, formatted the same way.")
     seed: int = 0
     model: str = ""
+    engine: str = Field(
+        "",
+        description="The engine and precision that ran the model (onnx int8, transformers "
+        "bfloat16, llama.cpp q5_0 ...): a seed reproduces the same text on the same engine.",
+    )
     steps: list[StepResult] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
 

@@ -21,9 +21,12 @@ REQ = PresampleRequest(prompt="1girl, scenery", seed=9, tag_length="very_short",
                        nl_length="very_short")  # fmt: skip
 
 
-def test_gguf_path_gives_the_same_prompt_as_the_folder(tiny_model_dir: Path, tiny_gguf: Path):
-    from_folder = Presampler(str(tiny_model_dir), sampling=SHORT)(REQ)
-    from_gguf = Presampler(str(tiny_gguf), backend="transformers", sampling=SHORT)(REQ)
+@pytest.mark.parametrize("engine", ["transformers", "auto"])
+def test_gguf_path_gives_the_same_prompt_as_the_folder(tiny_model_dir: Path, tiny_gguf: Path,
+                                                       engine: str) -> None:  # fmt: skip
+    from_folder = Presampler(str(tiny_model_dir), backend=engine, sampling=SHORT)(REQ)
+    from_gguf = Presampler(str(tiny_gguf), backend=engine, sampling=SHORT)(REQ)
+    assert from_gguf.engine == from_folder.engine
     assert from_gguf.prompt == from_folder.prompt
     assert [s.model_input for s in from_gguf.steps] == [s.model_input for s in from_folder.steps]
 

@@ -150,3 +150,21 @@ def test_an_explicit_onnx_request_fails_in_one_line_for_other_architectures(
     with pytest.raises(ModelError) as info:
         load_backend(source, backend="onnx")
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("rules", [True, False])
+def test_a_seed_gives_the_same_text_alone_and_at_any_batch_position(
+    tiny_model_dir: Path, rules: bool
+) -> None:
+    # The default path (auto: ONNX Runtime on the CPU), as a user meets it.
+    sampler = Presampler(str(tiny_model_dir))
+    assert sampler.engine == "onnx int8"
+    fields = {"fill_tag_length": rules, "fill_nl_length": rules, "known_tags_only": rules,
+              "tag_length": "very_short", "nl_length": "very_short"}  # fmt: skip
+    prompts = ["1girl, scenery", "a cat", "1boy", "2girls, beach"] * 2
+    requests = [PresampleRequest(prompt=p, seed=s, **fields) for s, p in enumerate(prompts)]
+    batch = sampler.presample_many(requests)
+    alone = sampler(requests[5])
+    assert batch[5].prompt == alone.prompt
+    assert [s.model_output for s in batch[5].steps] == [s.model_output for s in alone.steps]
+    assert alone.engine == "onnx int8"

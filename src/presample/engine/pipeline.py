@@ -55,6 +55,8 @@ class RunOptions:
     sampling: Sampling
     seed: int
     model: str = ""
+    engine: str = ""
+    """Which engine and precision run the model (the result says so)."""
     quality: bool = True
     """DanTagGen: the model was trained with a quality line."""
     on_step: Callable[[StepResult], None] | None = None
@@ -307,6 +309,7 @@ def _result(
         user_prompt=format_result(Draft.start(prepared), prepared, user_only=True),
         seed=options.seed,
         model=options.model,
+        engine=options.engine,
         steps=details,
         timings={
             "total_seconds": time.perf_counter() - started,

@@ -176,6 +176,7 @@ def _single_task(
         sampling=presampler.sampling,
         seed=seed,
         model=presampler.source.name,
+        engine=presampler.engine,
         quality=presampler.source.quality,
     )
     (result,) = run_all(presampler.backend, [tipo_run(one, presampler.db, options)])

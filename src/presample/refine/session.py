@@ -399,7 +399,8 @@ class RefineSession:
         runner = dtg_run if p.source.layout == "dtg" else tipo_run
         runs = [
             runner(prepared, p.db, RunOptions(
-                sampling=sampling, seed=seed, model=p.source.name, quality=p.source.quality,
+                sampling=sampling, seed=seed, model=p.source.name, engine=p.engine,
+                quality=p.source.quality,
             ))
             for seed in seeds
         ]  # fmt: skip
