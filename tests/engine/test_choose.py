@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from presample.engine.choose import candidates, choose  # noqa: E402
+from presample.engine.choose import candidates, choose, top_k  # noqa: E402
 from presample.engine.sampling import Sampling  # noqa: E402
 from presample.engine.torch_backend import filtered  # noqa: E402
 
@@ -34,6 +34,18 @@ def test_numpy_and_torch_keep_the_same_candidates_with_the_same_probabilities(se
         np.testing.assert_allclose(
             probs_t[row][keep_t].numpy(), probs_n[keep_n], rtol=1e-4, atol=1e-6
         )
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_top_k_is_the_exact_best_k_with_ties_to_the_lower_id(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    vocab = int(rng.integers(1, 3000))
+    # Rounded scores make ties, -inf ones masked tokens; both must not change the answer.
+    scores = np.round(rng.normal(0, 3, size=vocab), int(rng.integers(0, 3))).astype(np.float32)
+    scores[rng.random(vocab) < rng.random() * 0.9] = -np.inf
+    for k in (1, 3, 60, 64, vocab // 2 + 1, vocab, vocab + 5):
+        expected = np.lexsort((np.arange(vocab), -scores))[:k]
+        assert top_k(scores, k).tolist() == expected.tolist(), (vocab, k)
 
 
 def test_greedy_takes_the_best_and_a_seed_reproduces() -> None:
