@@ -168,3 +168,18 @@ def test_a_seed_gives_the_same_text_alone_and_at_any_batch_position(
     assert batch[5].prompt == alone.prompt
     assert [s.model_output for s in batch[5].steps] == [s.model_output for s in alone.steps]
     assert alone.engine == "onnx int8"
+
+
+def test_threads_spin_only_on_a_quiet_machine() -> None:
+    import subprocess
+    import sys
+
+    from presample.engine.onnx_backend import foreign_load, thread_policy
+
+    assert thread_policy(load=0.0).spinning and not thread_policy(load=1.0).spinning
+    # A process keeping a core busy is seen (this one's own work is not counted).
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        assert max(foreign_load(0.3) for _ in range(3)) > 0.5
+    finally:
+        hog.kill()

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,63 @@ def _threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadPolicy:
+    threads: int
+    spinning: bool
+
+
+# Other work on the machine, in cores, from which ONNX Runtime's threads wait
+# passively instead of spinning.
+BUSY_LOAD = 0.5
+# How long the machine is watched at load time to tell (seconds).
+LOAD_SAMPLE_SECONDS = 0.1  # /proc/stat counts in 10 ms ticks
+
+
+def foreign_load(seconds: float = LOAD_SAMPLE_SECONDS) -> float:
+    """Cores kept busy by other processes right now.
+
+    The machine's busy time from /proc/stat over a short sleep, minus this
+    process's own (NumPy's threads may still spin after import). Not the load
+    average: it remembers this process's own last minute of work (the previous
+    prompts of a batch), which is no reason to stop spinning. Elsewhere than
+    Linux the load average is all there is.
+    """
+    def sample() -> tuple[float, float, float]:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        own = os.times()
+        return (sum(fields) - idle) / ticks, own.user + own.system, time.monotonic()
+
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        busy0, own0, at0 = sample()
+        time.sleep(seconds)
+        busy1, own1, at1 = sample()
+    except (OSError, ValueError, IndexError, AttributeError):
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return 0.0
+    return max(0.0, (busy1 - busy0) - (own1 - own0)) / max(at1 - at0, 1e-3)
+
+
+def thread_policy(load: float | None = None) -> ThreadPolicy:
+    """Threads for ONNX Runtime: every usable core; spinning between operators
+    only on a quiet machine.
+
+    Measured on the shipped model (benchmarks/bench_threads.py, 2-core AMD
+    EPYC, benchmarks/results/threads-2026-12-05.txt): quiet, spinning threads
+    are 1.2x faster than passive ones; with one core busy elsewhere they are
+    1.5x slower (a spinning thread fights the foreign process for its core),
+    and passive threads do as well as one thread.
+    """
+    if load is None:
+        load = foreign_load()
+    return ThreadPolicy(threads=_threads(), spinning=load < BUSY_LOAD)
 
 
 class OnnxBackend:
@@ -61,6 +120,8 @@ class OnnxBackend:
         self._past_names = [
             name.replace("present", "past_key_values") for name in self._outputs[1:]
         ]
+        self.folder: Path | None = None
+        """The converted model's folder (``engine/onnx_export.py``), when loaded from one."""
         self._pieces: dict[int, str] = {}
         anchor = tokenizer.encode("a", add_special_tokens=False).ids
         self._anchor = anchor[-1] if anchor else 0
@@ -74,7 +135,14 @@ class OnnxBackend:
         )
 
     @classmethod
-    def load(cls, folder: str | Path, *, name: str, threads: int | None = None) -> OnnxBackend:
+    def load(
+        cls,
+        folder: str | Path,
+        *,
+        name: str,
+        threads: int | None = None,
+        spinning: bool | None = None,
+    ) -> OnnxBackend:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -87,8 +155,11 @@ class OnnxBackend:
             source = json.loads((folder / SOURCE_FILE).read_text(encoding="utf-8"))
             card = source["model"]
             options = ort.SessionOptions()
-            options.intra_op_num_threads = threads or _threads()
+            options.intra_op_num_threads = threads or thread_policy().threads
             options.inter_op_num_threads = 1
+            spin = thread_policy().spinning if spinning is None else spinning
+            spin_entry = "1" if spin else "0"
+            options.add_session_config_entry("session.intra_op.allow_spinning", spin_entry)
             session = ort.InferenceSession(
                 str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
             )
@@ -97,7 +168,9 @@ class OnnxBackend:
             # onnxruntime raises its own exception classes (Fail, InvalidGraph ...).
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load the ONNX model in {folder}: {first}") from None
-        return cls(session, tokenizer, card, name=name, precision=source.get("precision", ""))
+        backend = cls(session, tokenizer, card, name=name, precision=source.get("precision", ""))
+        backend.folder = folder
+        return backend
 
     # ------------------------------------------------------------------ public
 
