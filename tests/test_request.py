@@ -67,6 +67,8 @@ def test_tags_are_tidied_and_deduplicated() -> None:
         ({"width": 512}, "give both width and height"),
         ({"width": 512, "height": 512, "aspect_ratio": 2.0}, "contradicts"),
         ({"ban": [{"kind": "regex", "pattern": "("}]}, "invalid regex"),
+        ({"ban": [{"kind": "regex", "pattern": r"(a)\1"}]}, r"invalid regex '(a)\\1'"),
+        ({"ban": [{"kind": "regex", "pattern": "(?<!x)hair"}]}, "no backreferences or lookaround"),
         ({"ban": [{"kind": "category", "pattern": "hair"}]}, "unknown category 'hair'"),
         ({"template": "fancy"}, "unknown template 'fancy'"),
         ({"nl_prompt": "a\x00b"}, "NUL"),

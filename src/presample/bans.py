@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .categories import TAG_GROUPS, Category
+from .patterns import compile_user_regex
 from .request import BanRule
 from .tagdb import normalize_key
 
@@ -33,7 +34,7 @@ class BanMatcher:
         self.rules = tuple(rules)
         self._exact = {normalize_key(r.pattern) for r in rules if r.kind == "exact"}
         self._substrings = [normalize_key(r.pattern) for r in rules if r.kind == "substring"]
-        self._regexes = [re.compile(r.pattern, re.IGNORECASE) for r in rules if r.kind == "regex"]
+        self._regexes = [compile_user_regex(r.pattern) for r in rules if r.kind == "regex"]
         self._groups = [
             re.compile(TAG_GROUPS[r.pattern], re.IGNORECASE) for r in rules if r.kind == "group"
         ]

@@ -8,7 +8,6 @@ message that says which field and why.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,6 +21,7 @@ from pydantic import (
 
 from .categories import TAG_GROUPS, Category
 from .formatting import DEFAULT_TEMPLATE, Target, resolve_template
+from .patterns import compile_user_regex
 from .tipo import Length, Task
 
 MAX_TAGS = 512
@@ -105,10 +105,7 @@ class BanRule(_Model):
     @model_validator(mode="after")
     def _check(self) -> BanRule:
         if self.kind == "regex":
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {self.pattern!r}: {exc}") from None
+            compile_user_regex(self.pattern)  # refused here, before any work starts
         if self.kind == "group" and self.pattern not in TAG_GROUPS:
             raise ValueError(f"unknown tag group {self.pattern!r}; valid: {', '.join(TAG_GROUPS)}")
         if self.kind == "category":
