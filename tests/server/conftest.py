@@ -23,6 +23,8 @@ ANSWERS = Path(__file__).resolve().parents[1] / "fixtures" / "omost"
 # Short lengths and few tokens keep a random tiny model's retries cheap.
 FAST = {"tag_length": "very_short", "nl_length": "very_short"}
 MAX_NEW_TOKENS = 8
+# The server answers loopback Host headers only (TestClient's default is "testserver").
+LOCAL_URL = "http://127.0.0.1:7878"
 
 
 def dragon_answer() -> str:
@@ -41,7 +43,7 @@ def settings(tiny_model_dir: Path) -> ServerSettings:
 
 @pytest.fixture(scope="module")
 def client(settings: ServerSettings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings), base_url=LOCAL_URL) as test_client:
         yield test_client
 
 
@@ -54,7 +56,7 @@ def make_client(settings: ServerSettings) -> Iterator[Callable[..., TestClient]]
         configured = replace(settings, **changes)
         if limits:
             configured = replace(configured, limits=replace(configured.limits, **limits))
-        test_client = TestClient(create_app(configured))
+        test_client = TestClient(create_app(configured), base_url=LOCAL_URL)
         test_client.__enter__()
         opened.append(test_client)
         return test_client

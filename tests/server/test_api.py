@@ -297,3 +297,24 @@ def test_several_models_can_be_served_and_picked(make_client, settings, tmp_path
     assert picked["prompt"] == client.post("/api/presample", json=body).json()["prompt"]
     stats = client.get("/health").json()["models"]
     assert stats["second-model"]["requests"] == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [("127.0.0.1:7878", 200), ("localhost", 200), ("[::1]:7878", 200),
+     ("attacker.example", 400), ("localhost.attacker.example", 400)],
+)
+def test_only_loopback_host_headers_are_answered(client: TestClient, host: str,
+                                                 status: int) -> None:  # fmt: skip
+    # DNS rebinding: a page on attacker.example whose name resolves to
+    # 127.0.0.1 must not drive the API.
+    assert client.get("/health", headers={"Host": host}).status_code == status
+    assert client.get("/api/models", headers={"Host": host}).status_code == status
+
+
+def test_answers_carry_security_headers(client: TestClient) -> None:
+    for path in ("/", "/api/models", "/no/such/page"):
+        headers = client.get(path).headers
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]

@@ -26,6 +26,7 @@ from .conftest import free_port
         (["--port", "70000"], "--port must be between 1 and 65535"),
         (["--max-batch", "500"], "max_batch must be at most 64"),
         (["--max-caption-candidates", "9"], "max_caption_candidates must be between 1 and 8"),
+        (["--allowed-host", "presample.lan"], "--allowed-host is for --expose"),
     ],
 )
 def test_unsafe_or_bad_options_are_refused_in_one_line(capsys, monkeypatch, args, message) -> None:
@@ -47,6 +48,31 @@ def test_without_limit_flags_the_server_runs_with_its_own_defaults(monkeypatch) 
     serve.add_parser(parser.add_subparsers())
     _, limits = serve.settings_from(parser.parse_args(["serve"]))
     assert limits == Limits()
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [
+        ([], {"localhost", "127.0.0.1"}),
+        (["--host", "0.0.0.0", "--expose", "--api-key", "k" * 16], {"*"}),
+        (["--host", "192.168.1.5", "--expose", "--api-key", "k" * 16], {"192.168.1.5"}),
+        (["--host", "0.0.0.0", "--expose", "--api-key", "k" * 16,
+          "--allowed-host", "presample.lan"], {"presample.lan"}),
+    ],
+)
+def test_the_host_allowlist_follows_the_network_options(monkeypatch, args, allowed) -> None:
+    import argparse
+
+    from presample.cli import serve
+
+    monkeypatch.delenv("PRESAMPLE_API_KEY", raising=False)
+    parser = argparse.ArgumentParser()
+    serve.add_parser(parser.add_subparsers())
+    settings, _ = serve.settings_from(parser.parse_args(["serve", *args]))
+    assert allowed <= set(settings.allowed_hosts)
+    assert "localhost" in settings.allowed_hosts
+    if "*" not in allowed:
+        assert "*" not in settings.allowed_hosts
 
 
 def test_an_unknown_model_fails_before_listening(capsys) -> None:

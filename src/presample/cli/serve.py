@@ -56,6 +56,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(default: $PRESAMPLE_API_KEY if set)",
     )
     n.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --expose: a Host header the server answers, e.g. presample.lan or "
+        "*.example.org (repeatable; default: the --host address, or any host when it is "
+        "0.0.0.0 / ::). Loopback names are always answered; other Host headers get 400",
+    )
+    n.add_argument(
         "--no-auth",
         action="store_true",
         help="with --expose: serve without an API key (only behind your own access control)",
@@ -104,7 +113,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def settings_from(args: argparse.Namespace):  # -> ServerSettings (imported lazily)
-    from ..server.settings import LOCAL_HOSTS, Limits, ServerSettings
+    from ..server.settings import LOCAL_HOST_NAMES, LOCAL_HOSTS, Limits, ServerSettings
 
     key = args.api_key or os.environ.get("PRESAMPLE_API_KEY") or None
     if args.host not in LOCAL_HOSTS:
@@ -118,6 +127,14 @@ def settings_from(args: argparse.Namespace):  # -> ServerSettings (imported lazi
                 "--expose needs an API key (--api-key KEY or $PRESAMPLE_API_KEY), "
                 "or --no-auth to serve without one"
             )
+    if args.allowed_host and not args.expose:
+        raise UserError("--allowed-host is for --expose; a loopback server answers loopback names")
+    allowed = LOCAL_HOST_NAMES
+    if args.expose:
+        named = tuple(args.allowed_host) or (
+            ("*",) if args.host in ("0.0.0.0", "::") else (args.host,)
+        )
+        allowed = (*LOCAL_HOST_NAMES, *named)
     if not 0 < args.port < 65536:
         raise UserError("--port must be between 1 and 65535")
     try:
@@ -136,6 +153,7 @@ def settings_from(args: argparse.Namespace):  # -> ServerSettings (imported lazi
             dtype=args.dtype,
             sampling=sampling_overrides(args),
             api_key=key,
+            allowed_hosts=allowed,
         ), limits
     except ValueError as exc:
         raise UserError(str(exc)) from None

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
 from ..engine.backend import ModelError
@@ -25,7 +26,7 @@ from ..engine.sampling import Sampling
 from ..presampler import Presampler
 from ..tagdb import TagDatabase
 from .engine import Engine
-from .middleware import AccessLog, ApiKey, BodyLimit
+from .middleware import AccessLog, ApiKey, BodyLimit, SecurityHeaders
 from .settings import ServerSettings
 from .state import ServerState
 
@@ -142,9 +143,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     if settings.serve_page:
         app.mount("/", StaticFiles(directory=static_dir(), html=True), name="page")
 
-    # Outermost first: log everything, then check the key, then the body size.
+    # Outermost first: log everything, add the security headers to every
+    # answer, refuse foreign Host headers, then check the key, then the body size.
     app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
     if settings.api_key:
         app.add_middleware(ApiKey, key=settings.api_key)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
     return app

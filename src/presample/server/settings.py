@@ -14,6 +14,9 @@ from ..request import MAX_CAPTION_CANDIDATES
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7878
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# Host headers a loopback server answers: a web page the user visits could
+# otherwise reach it through DNS rebinding (its own name resolving to 127.0.0.1).
+LOCAL_HOST_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 # Hard ceilings of the request schemas; a server may be configured lower, not higher.
 SCHEMA_MAX_BATCH = 64
@@ -80,9 +83,14 @@ class ServerSettings:
     """When set, every ``/api`` call needs ``X-API-Key: <key>`` (or ``Authorization: Bearer``)."""
     limits: Limits = field(default_factory=Limits)
     serve_page: bool = True
+    allowed_hosts: tuple[str, ...] = LOCAL_HOST_NAMES
+    """Host header values answered (``*.example.org`` patterns; ``*`` for any);
+    others get 400."""
 
     def __post_init__(self) -> None:
         if not self.models:
             raise ValueError("at least one model is needed")
+        if not self.allowed_hosts:
+            raise ValueError("at least one allowed host is needed")
         if self.api_key is not None and len(self.api_key) < 8:
             raise ValueError("an API key must be at least 8 characters")
