@@ -15,9 +15,11 @@ import json
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .engine import hub
 from .engine.backend import Backend, ModelError, generate_samples
 from .engine.pipeline import Run, RunOptions, dtg_run, tipo_run
 from .engine.registry import FOLDER_GGUF, ModelSource, resolve
@@ -60,6 +62,11 @@ def load_backend(
     backend = "llama.cpp" if backend == "llamacpp" else backend
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    if source.kind == "hub":
+        # The cached copy or one download, failing fast offline (engine/hub.py);
+        # every engine then reads a local folder.
+        folder = hub.model_folder(source.location)
+        source = replace(source, kind="folder", location=str(folder))
     if backend == "llama.cpp":
         return _load_llamacpp(source, device=device, dtype=dtype)
     if backend == "onnx":
@@ -81,15 +88,6 @@ def _load_transformers(source: ModelSource, *, device: str, dtype: str) -> Backe
             f"the transformers backend needs PyTorch: pip install 'presample[torch]' ({exc})"
         ) from None
     gguf_folder = source.kind == "folder" and _gguf_only(Path(source.location))
-    if source.kind == "hub":
-        try:
-            return TorchBackend.load(source.location, device=device, dtype=dtype, name=source.name)
-        except ModelError:
-            # No network: use the copy cached by an earlier download, if any.
-            return TorchBackend.load(
-                source.location, device=device, dtype=dtype, name=source.name,
-                local_files_only=True,
-            )  # fmt: skip
     gguf_file = FOLDER_GGUF if gguf_folder else source.gguf_file
     return TorchBackend.load(
         source.location, gguf_file=gguf_file, device=device, dtype=dtype, name=source.name
@@ -144,25 +142,11 @@ def _load_onnx(source: ModelSource, *, device: str, dtype: str) -> Backend:
     gguf_file = source.gguf_file
     if source.kind == "folder" and _gguf_only(folder):
         gguf_file = FOLDER_GGUF
-    if source.kind == "hub":
-        identity = {"hub": source.location}
-    else:
-        target = folder / gguf_file if gguf_file else folder
-        identity = onnx_export.file_identity(target)
-    announce = lambda line: log.warning("presample: %s", line)  # noqa: E731
-    try:
-        converted = onnx_export.convert(
-            source.location, gguf_file=gguf_file, identity=identity, precision=precision,
-            announce=announce,
-        )  # fmt: skip
-    except ModelError:
-        if source.kind != "hub":
-            raise
-        # No network: the Hub copy cached by an earlier download, if any.
-        converted = onnx_export.convert(
-            source.location, identity=identity, precision=precision,
-            local_files_only=True, announce=announce,
-        )  # fmt: skip
+    identity = onnx_export.file_identity(folder / gguf_file if gguf_file else folder)
+    converted = onnx_export.convert(
+        source.location, gguf_file=gguf_file, identity=identity, precision=precision,
+        announce=lambda line: log.warning("presample: %s", line),
+    )  # fmt: skip
     return OnnxBackend.load(converted, name=source.name)
 
 

@@ -114,13 +114,12 @@ def convert(
     gguf_file: str | None = None,
     identity: dict[str, str],
     precision: str = DEFAULT_PRECISION,
-    local_files_only: bool = False,
     announce: Any = None,
 ) -> Path:
-    """The ONNX folder for a model, converting it the first time.
+    """The ONNX folder for a local model, converting it the first time.
 
-    ``source`` is a transformers folder, a folder holding ``gguf_file``, or a
-    Hub id; ``announce`` (a callable taking one line) hears that a conversion
+    ``source`` is a transformers folder or a folder holding ``gguf_file``;
+    ``announce`` (a callable taking one line) hears that a conversion
     starts, since it takes a while (about 20 s for the shipped model on 2 cores).
     """
     if precision not in PRECISIONS:
@@ -143,7 +142,7 @@ def convert(
     work = Path(tempfile.mkdtemp(prefix=".partial-", dir=parent))
     try:
         hf = work / "hf"
-        _write_float32_folder(source, hf, gguf_file=gguf_file, local_files_only=local_files_only)
+        _write_float32_folder(source, hf, gguf_file=gguf_file)
         out = work / "onnx"
         _run_builder(hf, out, work / "builder-cache", precision)
         tokenizer = hf / TOKENIZER_FILE
@@ -199,9 +198,7 @@ def _token_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _write_float32_folder(
-    source: str | Path, out: Path, *, gguf_file: str | None, local_files_only: bool
-) -> None:
+def _write_float32_folder(source: str | Path, out: Path, *, gguf_file: str | None) -> None:
     """The model as a float32 transformers folder with its tokenizer.
 
     Loaded and written by us rather than handed to the builder as is: the
@@ -217,12 +214,12 @@ def _write_float32_folder(
             f"preparing a model for ONNX Runtime needs PyTorch and transformers: "
             f"pip install 'presample[onnx]' ({exc})"
         ) from None
-    kwargs: dict[str, Any] = {"local_files_only": local_files_only}
+    kwargs: dict[str, Any] = {"local_files_only": True}
     if gguf_file is not None:
         kwargs["gguf_file"] = gguf_file
     # Our GGUF-only folders keep the exact tokenizer beside model.gguf (see TorchBackend.load).
     folder_tokenizer = gguf_file is not None and (Path(source) / TOKENIZER_FILE).is_file()
-    tokenizer_kwargs = {"local_files_only": local_files_only} if folder_tokenizer else kwargs
+    tokenizer_kwargs = {"local_files_only": True} if folder_tokenizer else kwargs
     where = f"{source}/{gguf_file}" if gguf_file else str(source)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(source), **tokenizer_kwargs)

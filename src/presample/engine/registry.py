@@ -105,6 +105,9 @@ def models_dirs(extra: tuple[Path, ...] = ()) -> tuple[Path, ...]:
 
 def resolve(spec: str | None, *, search: tuple[Path, ...] = ()) -> ModelSource:
     """Turn what the user wrote into a loadable source, with a clear error if none."""
+    for folder in search:
+        if not folder.is_dir():
+            raise ModelError(f"models folder {folder} does not exist (--models-dir)")
     spec = (spec or DEFAULT_MODEL).strip()
     if spec == DEFAULT_MODEL:
         folder = default_model_dir()
