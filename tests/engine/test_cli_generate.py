@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("torch")
 
 from presample.cli import main
-from presample.cli.run import done_lines
+from presample.cli.run import answered
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -118,7 +118,7 @@ def test_batch_run_writes_every_line_and_resumes(
     # A kill mid-write leaves a torn line: it is cut and that request redone.
     first_two = _lines(out)[:2]
     out.write_text("\n".join(first_two) + '\n{"line": 5, "resu')
-    assert done_lines(out) == {json.loads(x)["line"] for x in first_two}
+    assert set(answered(out)) == {json.loads(x)["line"] for x in first_two}
     code, _, _ = cli(
         capsys, "run", str(requests), "-o", str(out), "--seed", "5", "--no-progress", *model
     )
@@ -128,8 +128,26 @@ def test_batch_run_writes_every_line_and_resumes(
         "timings": again[5]["result"]["timings"],
         "steps": again[5]["result"]["steps"],
     }
+    # Resumed with nothing left, the output still holds the two error rows: exit 1.
     code, _, err = cli(capsys, "run", str(requests), "-o", str(out), "--no-progress", *model)
-    assert code == 0 and "nothing to do" in err
+    assert code == 1 and "nothing to do" in err and "2 of them failed" in err
+
+    # A torn row in the middle (rows after it are good) loses only itself.
+    rows_now = _lines(out)
+    out.write_text("\n".join([rows_now[0], '{"line": 9, "res', *rows_now[1:]]) + "\n")
+    assert set(answered(out)) == {1, 2, 3, 5, 6}
+    assert _lines(out) == rows_now
+
+
+def test_run_never_writes_over_a_file_it_did_not_make(tmp_path: Path, capsys) -> None:
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text(json.dumps("1girl") + "\n")
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"note": "buy milk"}\n{"note": "call mum"}\n')
+    before = notes.read_bytes()
+    code, _, err = cli(capsys, "run", str(requests), "-o", str(notes), "--no-progress")
+    assert code == 2 and "is not the output of 'presample run'" in err
+    assert notes.read_bytes() == before
 
 
 @pytest.mark.parametrize(("flag", "fill"), [([], True), (["--no-tag-floor"], False)])

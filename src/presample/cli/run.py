@@ -24,7 +24,10 @@ Presample every request of a JSON Lines file (one request object per line, the
 same JSON as the Python API; a bare string is a prompt). Results go to the
 output file, one JSON object per input line: {"line": N, "result": {...}} or
 {"line": N, "error": "..."}, in the order they finish. Re-running the command
-resumes: lines already answered in the output are skipped.
+resumes: lines already answered in the output are skipped, rows torn by a kill
+are dropped, and an existing file that is not such an output is never written.
+Exit status: 0 when every request has a result in the output, 1 when any has an
+error row (from this run or an earlier one), 2 for bad options or files.
 """
 
 
@@ -56,7 +59,8 @@ def read_requests(path: Path) -> list[tuple[int, PresampleRequest | str]]:
         raise UserError(f"{path}: no such file")
     out: list[tuple[int, PresampleRequest | str]] = []
     try:
-        with path.open(encoding="utf-8") as fh:
+        # utf-8-sig: a byte-order mark (Windows editors) is not part of line 1.
+        with path.open(encoding="utf-8-sig") as fh:
             for number, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
@@ -81,28 +85,56 @@ def _parse_line(line: str) -> PresampleRequest | str:
         return f"invalid request: {describe_validation_error(exc)}"
 
 
-def done_lines(path: Path) -> set[int]:
-    """Lines already answered; a torn last line (a kill mid-write) is cut off."""
+def _is_our_row(raw: bytes) -> int | None:
+    """The input line a row of ours answers, or ``None`` for anything else."""
+    try:
+        row = json.loads(raw)
+    except ValueError:
+        return None
+    if (
+        isinstance(row, dict)
+        and isinstance(row.get("line"), int)
+        and not isinstance(row.get("line"), bool)
+        and ("result" in row or "error" in row)
+    ):
+        return int(row["line"])
+    return None
+
+
+def answered(path: Path) -> dict[int, bool]:
+    """Lines already answered in the output: line -> whether it failed.
+
+    Only a file this command wrote is touched: an existing file whose first
+    row is not one of ours (``{"line": N, "result"|"error": ...}``) is refused,
+    so ``-o notes.jsonl`` cannot wipe someone's notes. Rows torn by a kill are
+    dropped, wherever they are; every complete row is kept.
+    """
     if not path.exists():
-        return set()
-    done: set[int] = set()
-    keep = 0
-    with path.open("rb") as fh:
-        data = fh.read()
-    for raw in data.splitlines(keepends=True):
-        try:
-            row = json.loads(raw)
-            done.add(int(row["line"]))
-        except (ValueError, KeyError, TypeError):
-            break
-        keep += len(raw)
-    if keep < len(data):
-        with path.open("r+b") as fh:
-            fh.truncate(keep)
-            if keep and not data[:keep].endswith(b"\n"):
-                fh.seek(keep)
-                fh.write(b"\n")
-    return done
+        return {}
+    if not path.is_file():
+        raise UserError(f"{path} is not a file")
+    data = path.read_bytes()
+    rows = data.splitlines(keepends=True)
+    if rows and _is_our_row(rows[0]) is None:
+        raise UserError(
+            f"{path} exists and is not the output of 'presample run' (its first line is not "
+            '{"line": N, "result"/"error": ...}); choose another -o file, or delete it'
+        )
+    found: dict[int, bool] = {}
+    kept: list[bytes] = []
+    for raw in rows:
+        number = _is_our_row(raw)
+        if number is None:
+            continue
+        found[number] = "error" in json.loads(raw)
+        kept.append(raw if raw.endswith(b"\n") else raw + b"\n")
+    cleaned = b"".join(kept)
+    if cleaned != data:
+        # Rewritten whole and swapped in, so a second kill cannot lose the good rows.
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(cleaned)
+        partial.replace(path)
+    return found
 
 
 def _write(out: TextIO, row: dict[str, Any]) -> None:
@@ -117,11 +149,16 @@ def run(args: argparse.Namespace) -> int:
     if source.resolve() == target.resolve():
         raise UserError("the output file must not be the input file")
     items = read_requests(source)
-    done = done_lines(target)
+    done = answered(target)
     todo = [(n, r) for n, r in items if n not in done]
+    # Error rows from an earlier attempt still count: the exit status says
+    # whether the output, as it stands at the end, answers every request.
+    failures = sum(1 for n, _ in items if done.get(n))
     if not todo:
         print(f"nothing to do: all {len(items)} requests are in {target}", file=sys.stderr)
-        return 0
+        if failures:
+            print(f'{failures} of them failed; see the "error" lines in {target}', file=sys.stderr)
+        return 1 if failures else 0
     if args.seed is not None:
         todo = [
             (n, r.model_copy(update={"seed": args.seed}) if isinstance(r, PresampleRequest)
@@ -129,7 +166,6 @@ def run(args: argparse.Namespace) -> int:
             for n, r in todo
         ]  # fmt: skip
 
-    failures = 0
     from tqdm import tqdm
 
     with target.open("a", encoding="utf-8") as out, tqdm(
@@ -143,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(1)
         valid = [(n, r) for n, r in todo if isinstance(r, PresampleRequest)]
         if not valid:
+            print(f'{failures} request(s) failed; see the "error" lines in {target}',
+                  file=sys.stderr)  # fmt: skip
             return 1
         presampler = open_presampler(args)
         with presampler:
