@@ -124,11 +124,18 @@ def test_batch_answers_in_order_and_matches_single_calls(client: TestClient) -> 
 def test_batch_limits(client: TestClient, make_client) -> None:
     response = client.post("/api/presample/batch", json={"requests": []})
     assert response.status_code == 422 and "requests" in response.json()["detail"]
-    bad = client.post(
+    # A bad item gets its own error; the others still run.
+    mixed = client.post(
         "/api/presample/batch",
-        json={"requests": [{"prompt": "1girl"}, {"prompt": "x", "seed": -9}]},
-    )
-    assert bad.status_code == 422 and "requests.1.seed" in bad.json()["detail"]
+        json={"requests": [{**FAST, "prompt": "1girl", "seed": 1}, {"prompt": "x", "seed": -9},
+                           {**FAST, "prompt": "a cat", "caption_candidates": 99}, "not a request"]},
+    )  # fmt: skip
+    assert mixed.status_code == 200, mixed.text
+    results = mixed.json()["results"]
+    assert results[0]["error"] is None and results[0]["result"]["seed"] == 1
+    assert results[1]["result"] is None and "requests.1.seed" in results[1]["error"]
+    assert "requests.2.caption_candidates" in results[2]["error"]
+    assert results[3]["error"] is not None
     small = make_client(limits={"max_batch": 2})
     response = small.post("/api/presample/batch", json={"requests": [{"prompt": "a"}] * 3})
     assert response.status_code == 422

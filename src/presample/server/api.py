@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import ValidationError
 
 from .. import __version__
 from ..categories import Category
@@ -163,22 +164,33 @@ async def presample_batch(call: BatchCall, request: Request, state: State) -> Ba
     limit = state.settings.limits.max_batch
     if len(call.requests) > limit:
         raise HTTPException(422, f"requests: at most {limit} per batch on this server")
+    # Each item is checked on its own: a bad one gets its error, the others run.
     by_engine: dict[str, list[tuple[int, PresampleRequest, Sampling | None]]] = {}
+    refused: dict[int, str] = {}
     for index, item in enumerate(call.requests):
-        engine, req, sampling = _checked(state, item, f"requests.{index}")
+        what = f"requests.{index}"
+        try:
+            checked = item if isinstance(item, PresampleCall) else _validated(item, what)
+            engine, req, sampling = _checked(state, checked, what)
+        except HTTPException as exc:
+            refused[index] = str(exc.detail)
+            continue
         by_engine.setdefault(engine.name, []).append((index, req, sampling))
-    futures: list[asyncio.Future | None] = [None] * len(call.requests)
+    futures: dict[int, asyncio.Future] = {}
     for name, work in by_engine.items():
         submitted = _submit(state.engines[name], [(r, s) for _, r, s in work])
         for (index, _, _), future in zip(work, submitted, strict=True):
             futures[index] = future
-    ready = [f for f in futures if f is not None]
     try:
-        await _wait(request, ready, state.settings.limits.timeout_seconds)
+        await _wait(request, list(futures.values()), state.settings.limits.timeout_seconds)
     except ClientGone:
         return Response(status_code=499)  # type: ignore[return-value]
     items = []
-    for future in ready:
+    for index in range(len(call.requests)):
+        if index in refused:
+            items.append(BatchItem(error=refused[index]))
+            continue
+        future = futures[index]
         exc = future.exception()
         if exc is None:
             items.append(BatchItem(result=future.result()))
@@ -187,6 +199,21 @@ async def presample_batch(call: BatchCall, request: Request, state: State) -> Ba
         else:
             raise exc
     return BatchAnswer(results=items)
+
+
+def _validated(item: object, what: str) -> PresampleCall:
+    """An item the schema did not take as a request: the one-line reason, as a 422 would say."""
+    if not isinstance(item, dict):
+        raise HTTPException(422, f"{what}: expected a request object, got {type(item).__name__}")
+    try:
+        return PresampleCall.model_validate(item)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{what}.{'.'.join(str(p) for p in e.get('loc', ()))}: "
+            f"{str(e.get('msg', 'invalid')).removeprefix('Value error, ')}"
+            for e in exc.errors(include_url=False)
+        )
+        raise HTTPException(422, problems or f"{what}: invalid request") from None
 
 
 @router.post(

@@ -68,7 +68,12 @@ class PresampleCall(PresampleRequest):
 
 
 class BatchCall(_Model):
-    requests: list[PresampleCall] = Field(min_length=1, max_length=SCHEMA_MAX_BATCH)
+    requests: list[PresampleCall | Any] = Field(
+        min_length=1,
+        max_length=SCHEMA_MAX_BATCH,
+        description="Presample requests (PresampleCall). An item that is not a valid one "
+        "gets its own error in the answer; the others still run.",
+    )
 
 
 class BatchItem(_Model):
