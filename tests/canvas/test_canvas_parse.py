@@ -224,3 +224,22 @@ def test_lenient_keeps_the_first_global_description() -> None:
 def test_crlf_answers_read_like_lf() -> None:
     text = answer()
     assert parse_canvas(text.replace("\n", "\r\n")) == parse_canvas(text)
+
+
+def test_a_second_python_block_is_reported_not_silently_ignored() -> None:
+    from presample.canvas.parse import CanvasParseError, parse_answer
+
+    block = (
+        "```python\ncanvas = Canvas()\ncanvas.set_global_description(description='a {0}', "
+        "detailed_descriptions=['x'], tags='x', HTML_web_color_name='red')\n```\n"
+    )
+    answer = "Here it is:\n" + block.format("cat") + "\nOr:\n" + block.format("dog")
+    lenient = parse_answer(answer, lenient=True)
+    assert lenient.canvas.global_description.description == "a cat"
+    assert any("2 ```python blocks" in p.message for p in lenient.problems)
+    try:
+        parse_answer(answer)
+    except CanvasParseError as exc:
+        assert "only the first is read" in str(exc)
+    else:
+        raise AssertionError("strict parsing accepted an ambiguous answer")

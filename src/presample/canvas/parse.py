@@ -264,6 +264,17 @@ def _extract_code(answer: str, lenient: bool) -> tuple[str, int, list[Problem]]:
         if not lenient:
             raise CanvasParseError([Problem(message, opening[0] + 1)])
         problems.append(Problem(message, opening[0] + 1))
+    closing = opening[0] + 1 + len(body)
+    later = [i for i, lang in fences if i > closing and lang in _PYTHON_LANGS]
+    if closed and later:
+        # Which block is the canvas is a guess: the first, as Omost's own UI reads it.
+        message = (
+            f"the answer has {len(later) + 1} ```python blocks (also at line "
+            f"{', '.join(str(i + 1) for i in later)}); only the first is read"
+        )
+        if not lenient:
+            raise CanvasParseError([Problem(message, opening[0] + 1)])
+        problems.append(Problem(message, opening[0] + 1))
     return "\n".join(body), opening[0] + 2, problems
 
 
