@@ -25,6 +25,8 @@ from .patterns import compile_user_regex
 from .tipo import Length, Task
 
 MAX_TAGS = 512
+# The end of the "too many tags" message (servers with a lower limit recognise it).
+TOO_MANY_TAGS = "tags in all"
 MAX_TAG_CHARS = 200
 MAX_NL_CHARS = 20_000
 MAX_PROMPT_CHARS = 100_000
@@ -70,7 +72,7 @@ class TagSet(_Model):
     def _limit(self) -> TagSet:
         total = self.count()
         if total > MAX_TAGS:
-            raise ValueError(f"at most {MAX_TAGS} tags in all, got {total}")
+            raise ValueError(f"at most {MAX_TAGS} {TOO_MANY_TAGS}, got {total}")
         return self
 
     def count(self) -> int:

@@ -325,3 +325,20 @@ def test_answers_carry_security_headers(client: TestClient) -> None:
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
+
+
+def test_too_many_typed_tags_is_one_line_naming_the_servers_limit(client: TestClient,
+                                                                   settings) -> None:  # fmt: skip
+    prompt = ", ".join(f"tag{i}" for i in range(1000))
+    response = client.post("/api/presample", json={"prompt": prompt})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "\n" not in detail and f"at most {settings.limits.max_tags} on this server" in detail
+
+
+def test_an_undecodable_body_is_a_documented_422(client: TestClient) -> None:
+    response = client.post("/api/presample", content=b"\xff\xfe{",
+                           headers={"content-type": "application/json"})  # fmt: skip
+    assert response.status_code == 422 and "not a JSON document" in response.json()["detail"]
+    schema = client.get("/api/openapi.json").json()["components"]["schemas"]["ErrorAnswer"]
+    assert "problems" in schema["properties"]  # canvas errors carry their problems

@@ -17,7 +17,12 @@ from ..engine.backend import ModelError
 from ..engine.sampling import Sampling
 from ..formatting import TEMPLATES, Target
 from ..prepare import Prepared, prepare
-from ..request import PresampleRequest, PresampleResult
+from ..request import (
+    TOO_MANY_TAGS,
+    PresampleRequest,
+    PresampleResult,
+    describe_validation_error,
+)
 from ..tipo import Length, Step
 from .engine import Engine, QueueFull
 from .schemas import (
@@ -71,7 +76,14 @@ def _checked(state: ServerState, call: PresampleCall, what: str = "request") -> 
     request = call.request()
     try:
         prepared = prepare(request, state.db)
-    except ValueError as exc:  # prompt syntax, too many tags for the schema
+    except ValidationError as exc:  # the typed tags broke the schema's own ceiling
+        if any(TOO_MANY_TAGS in str(e.get("msg", "")) for e in exc.errors()):
+            raise HTTPException(
+                422, f"{what}: more than {limits.max_tags} tags; at most {limits.max_tags} "
+                "on this server",
+            ) from None  # fmt: skip
+        raise HTTPException(422, f"{what}.prompt: {describe_validation_error(exc)}") from None
+    except ValueError as exc:  # prompt syntax
         raise HTTPException(422, f"{what}.prompt: {exc}") from None
     count = len(prepared.user_order)  # typed and given tags, deduplicated
     if count > limits.max_tags:

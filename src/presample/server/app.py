@@ -75,6 +75,10 @@ def _error_line(err: dict) -> str:
     return f"{'.'.join(loc) or 'request'}: {message}"
 
 
+# What FastAPI says (as a 400) when it cannot decode a request body.
+BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
 
@@ -124,6 +128,11 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:
+            # FastAPI's own answer to a body that is not JSON text: a documented 422.
+            return JSONResponse(
+                {"detail": "body: not a JSON document (or not UTF-8 text)"}, status_code=422
+            )
         # A dict detail carries a one-line "message" plus structured extras (problems).
         if isinstance(exc.detail, dict):
             body = {"detail": exc.detail.get("message", ""), **exc.detail}

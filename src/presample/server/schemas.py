@@ -215,5 +215,10 @@ class Health(_Model):
 
 
 class ErrorAnswer(_Model):
-    detail: str
-    errors: list[dict[str, Any]] | None = None
+    detail: str = Field(description="One line saying what is wrong.")
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="Validation errors, one per field (422 from the schema)."
+    )
+    problems: list[dict[str, Any]] | None = Field(
+        None, description="A canvas answer's problems, with their lines (canvas endpoints)."
+    )
