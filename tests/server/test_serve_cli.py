@@ -115,3 +115,49 @@ def test_serve_prints_a_url_that_serves_the_page(tiny_model_dir: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_sigterm_with_a_request_in_flight_answers_503_and_exits_cleanly(
+    tiny_model_dir: Path,
+) -> None:
+    import signal
+    import threading
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "presample", "serve", "--model", str(tiny_model_dir),
+         "--port", str(port), "--dtype", "float32", "--shutdown-grace", "0.3"],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        answers: list[httpx.Response] = []
+        slow = {"prompt": "1girl, scenery", "tag_length": "very_long", "nl_length": "very_long",
+                "caption_candidates": 3, "sampling": {"max_new_tokens": 512}}  # fmt: skip
+        def ask() -> None:
+            answers.append(httpx.post(f"{url}/api/presample", json=slow, timeout=60))
+
+        client = threading.Thread(target=ask)
+        client.start()
+        time.sleep(0.5)  # the request is being worked on
+        process.send_signal(signal.SIGTERM)
+        client.join(timeout=60)
+        _, rest = process.communicate(timeout=60)
+        assert process.returncode == 0
+        (answer,) = answers
+        if answer.status_code != 200:  # it may finish within the grace period on a fast CPU
+            assert answer.status_code == 503 and "shutting down" in answer.json()["detail"]
+            assert answer.headers["retry-after"]
+        assert "Traceback" not in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

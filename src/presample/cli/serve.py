@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -95,6 +96,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="seconds per request (%(default)s)",
     )
     lim.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=SHUTDOWN_GRACE_SECONDS,
+        help="on Ctrl+C / SIGTERM, seconds requests in flight may still finish; after that "
+        "they are answered 503 (%(default)s)",
+    )
+    lim.add_argument(
         "--batch-window-ms",
         type=float,
         default=limits.batch_window_seconds * 1000,
@@ -110,6 +118,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="load this model too (repeatable); the page and the API's `model` field pick one",
     )
     p.set_defaults(handler=run)
+
+
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def settings_from(args: argparse.Namespace):  # -> ServerSettings (imported lazily)
@@ -135,6 +150,8 @@ def settings_from(args: argparse.Namespace):  # -> ServerSettings (imported lazi
             ("*",) if args.host in ("0.0.0.0", "::") else (args.host,)
         )
         allowed = (*LOCAL_HOST_NAMES, *named)
+    if not 0 <= args.shutdown_grace <= 3600:
+        raise UserError("--shutdown-grace must be between 0 and 3600 seconds")
     if not 0 < args.port < 65536:
         raise UserError("--port must be between 1 and 65535")
     try:
@@ -183,6 +200,10 @@ def run(args: argparse.Namespace) -> int:
     configure(args.log_level)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"presample: serving on http://{host}:{args.port}/ (Ctrl+C to stop)", file=sys.stderr)
+    # uvicorn drains requests on SIGTERM, then raises the signal again for the
+    # handler that was there before it: this one makes that a clean exit 0
+    # (the default handler would end the process as killed by the signal).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         uvicorn.run(
             create_app(settings),
@@ -190,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=5,
+            timeout_graceful_shutdown=args.shutdown_grace,
         )
     except SystemExit as exc:  # uvicorn exits this way when startup (model loading) fails
         return EXIT_FAILURE if exc.code else 0

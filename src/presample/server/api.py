@@ -118,7 +118,16 @@ async def _wait(request: Request, futures: Sequence[asyncio.Future], timeout: fl
             left = deadline - loop.time()
             if left <= 0:
                 raise HTTPException(504, f"not answered within {timeout:g} seconds")
-            _, pending = await asyncio.wait(pending, timeout=min(0.25, left))
+            try:
+                _, pending = await asyncio.wait(pending, timeout=min(0.25, left))
+            except asyncio.CancelledError:
+                # The server stops (SIGTERM) and its grace period ran out: the
+                # client gets a clear, retryable answer instead of a bare 500.
+                raise HTTPException(
+                    503,
+                    "the server is shutting down; retry in a moment",
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                ) from None
             if pending and await request.is_disconnected():
                 raise ClientGone
     finally:
