@@ -166,3 +166,12 @@ def test_caption_floor_is_on_unless_turned_off(flag: list[str], fill: bool) -> N
 
     parser, _ = build_parser()
     assert build_request(parser.parse_args(["generate", "1girl", *flag])).fill_nl_length is fill
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_request(tmp_path: Path) -> None:
+    from presample.cli.run import read_requests
+
+    requests = tmp_path / "requests.jsonl"
+    requests.write_bytes(b"\xef\xbb\xbf" + json.dumps({"prompt": "1girl"}).encode() + b"\n")
+    ((number, request),) = read_requests(requests)
+    assert number == 1 and not isinstance(request, str) and request.prompt == "1girl"
