@@ -5,4 +5,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/venv.sh" onnx
 venv="${PRESAMPLE_VENV:-$root/.venv}"
+# Once per venv: convert the shipped model for ONNX Runtime (about 25 s), so no
+# prompt pays for it. A cleared cache is refilled by the next prompt instead.
+if [ ! -f "$venv/.presample-prepared" ]; then
+  echo "preparing the default model (once) ..." >&2
+  "$venv/bin/presample" prepare && touch "$venv/.presample-prepared"
+fi
 exec "$venv/bin/presample" "$@"

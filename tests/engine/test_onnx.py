@@ -183,3 +183,13 @@ def test_threads_spin_only_on_a_quiet_machine() -> None:
         assert max(foreign_load(0.3) for _ in range(3)) > 0.5
     finally:
         hog.kill()
+
+
+def test_prepare_converts_once_and_says_where(tiny_model_dir: Path, capsys) -> None:
+    from presample.cli import main
+
+    assert main(["prepare", "--model", str(tiny_model_dir)]) == 0
+    err = capsys.readouterr().err
+    assert "ready: " in err and "on onnx int8" in err
+    folder = Path(err.split("(")[-1].split(")")[0])
+    assert (folder / onnx_export.MODEL_FILE).is_file()

@@ -16,7 +16,7 @@ from .. import __version__
 from ..engine.backend import ModelError
 from ..syntax import PromptSyntaxError
 from ..tagdb import TagDatabaseError
-from . import canvas, evaluate, generate, refine, run, serve, show_input, tags, train
+from . import canvas, evaluate, generate, prepare, refine, run, serve, show_input, tags, train
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UserError
 
 DESCRIPTION = """\
@@ -29,7 +29,7 @@ prompt a text-to-image model was trained on, using TIPO / DanTagGen layouts.
   presample serve                     web page and JSON API on 127.0.0.1
 """
 
-COMMANDS = (generate, run, refine, show_input, tags, canvas, train, evaluate, serve)
+COMMANDS = (generate, run, refine, show_input, tags, canvas, train, evaluate, serve, prepare)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, frozenset[str]]:
