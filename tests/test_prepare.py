@@ -70,3 +70,22 @@ def test_the_users_text_is_never_rewritten() -> None:
     assert merged("a cat sitting on a windowsill in the sun. It sleeps.") == (
         "a cat sitting on a windowsill in the sun. It sleeps"
     )
+
+
+@pytest.mark.parametrize(
+    ("prompt", "mode", "banned"),
+    [
+        ("1girl, long hair, smile", "auto", {"artist", "characters", "copyrights"}),
+        ("1girl, hatsune miku", "auto", {"artist"}),
+        ("1girl, genshin impact", "auto", {"artist"}),
+        ("1girl, hatsune miku, wlop", "auto", set()),
+        ("1girl, hatsune miku, wlop", "never", {"artist", "characters", "copyrights"}),
+        ("1girl, long hair", "always", set()),
+    ],
+)
+def test_names_are_added_only_where_the_request_allows(db, prompt: str, mode: str,
+                                                       banned: set[str]) -> None:  # fmt: skip
+    prepared = prepare(PresampleRequest(prompt=prompt, new_names=mode), db)
+    rules = prepared.name_bans()
+    assert {r.pattern for r in rules} == banned and all(r.kind == "category" for r in rules)
+    assert all(r in prepared.ban_rules() for r in rules)

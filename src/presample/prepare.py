@@ -72,6 +72,33 @@ class Prepared:
             nl_length=req.nl_length,
         )
 
+    def ban_rules(self) -> list[BanRule]:
+        """Every rule keeping things out of the result: the request's own bans,
+        what its rating keeps out, and the names it does not want added."""
+        return [*self.request.ban, *self.rating_bans(), *self.name_bans()]
+
+    def name_bans(self) -> list[BanRule]:
+        """Categories of names the model may not add (``new_names``).
+
+        A model asked to expand ``1girl, long hair, smile`` otherwise adds
+        characters and artists nobody asked for (three characters and seven
+        artists were seen for that prompt), which changes the picture's subject
+        and style. ``auto`` adds artists only to a prompt that names one, and
+        characters and copyrights only to one that names a character or a
+        copyright (a character's series is useful, and the other way round).
+        """
+        mode = self.request.new_names
+        if mode == "always":
+            return []
+        given = {c for c in (Category.ARTIST, Category.CHARACTERS, Category.COPYRIGHTS)
+                 if self.tags.get(c)}  # fmt: skip
+        banned = []
+        if mode == "never" or Category.ARTIST not in given:
+            banned.append(Category.ARTIST)
+        if mode == "never" or not given & {Category.CHARACTERS, Category.COPYRIGHTS}:
+            banned += [Category.CHARACTERS, Category.COPYRIGHTS]
+        return [BanRule(kind="category", pattern=c.value) for c in banned]
+
     def rating_bans(self) -> list[BanRule]:
         """What the requested rating keeps out of the result."""
         ratings = {t.lower() for t in self.tags.get(Category.RATING)}

@@ -179,6 +179,13 @@ class PresampleRequest(_Model):
         "False: the reference's behaviour (end when the model likes, retry until the "
         "minimum is reached; a finished one-sentence caption often stays one sentence).",
     )
+    new_names: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Which names the model may add. auto: artists only when the request "
+        "names an artist, characters and copyrights only when it names a character or a "
+        "copyright; always: any (the reference's behaviour); never: none. The user's own "
+        "tags are always kept.",
+    )
     known_tags_only: bool = Field(
         True,
         description="New tags must be tags the tag database knows: on the tag line unknown "

@@ -16,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from presample import PresampleRequest  # noqa: E402
+from presample.categories import Category  # noqa: E402
 from presample.engine.sampling import Sampling  # noqa: E402
 from presample.prepare import prepare  # noqa: E402
 from presample.presampler import Presampler  # noqa: E402
@@ -204,3 +205,17 @@ def test_async_api(presampler: Presampler) -> None:
 
     req = request("1girl, scenery", seed=8)
     assert asyncio.run(presampler.apresample(req)).prompt == presampler(req).prompt
+
+
+def test_no_names_are_invented_for_a_plain_prompt(tiny_model_dir: Path, db) -> None:
+    # The tiny random model writes any known tag, artists and characters among them.
+    sampler = Presampler(str(tiny_model_dir), backend="transformers", dtype="float32",
+                         sampling=Sampling(max_new_tokens=48))  # fmt: skip
+    names = (Category.ARTIST, Category.CHARACTERS, Category.COPYRIGHTS)
+    for seed in range(2):
+        request = PresampleRequest(prompt="1girl, long hair, smile", seed=seed, new_names="auto",
+                                   tag_length="long", nl_length="very_short")  # fmt: skip
+        result = sampler(request)
+        added = [t for c in names for t in getattr(result.tags, c.value)]
+        assert added == [], (seed, added)
+        assert not any(db.category_of(t) in names for t in result.tags.general)

@@ -55,11 +55,26 @@ def page(browser, page_url: str):
     # The browser logs every 4xx response; refusing bad input is the page's job, not an error.
     expected = "the server responded with a status of 4"
     page.goto(page_url)
-    page.wait_for_function("document.getElementById('model').options.length > 0")
+    wait_until(page, "document.getElementById('model').options.length > 0")
     yield page
     context.close()
     errors = [e for e in errors if expected not in e]
     assert errors == [], f"errors in the page: {errors}"
+
+
+def wait_until(page, expression: str, timeout: float = 30.0) -> None:
+    """Poll a JavaScript expression until it is true.
+
+    Not ``page.wait_for_function``: it compiles its predicate inside the page,
+    which the page's Content-Security-Policy (no eval) rightly refuses;
+    ``page.evaluate`` runs through the browser's protocol instead.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(50)
 
 
 def shoot(page, name: str) -> Path:
@@ -93,17 +108,17 @@ def test_presample_from_the_page_shows_coloured_tags_and_history(page) -> None:
 
     copied = "document.getElementById('status').textContent === 'Copied the {}'"
     page.get_by_role("button", name="Copy for A1111").click()
-    page.wait_for_function(copied.format("A1111 prompt"))
+    wait_until(page, copied.format("A1111 prompt"))
     assert page.evaluate("navigator.clipboard.readText()") == page.evaluate(
         "document.getElementById('result-prompt').textContent"
     )
     page.get_by_role("button", name="Copy for ComfyUI").click()
-    page.wait_for_function(copied.format("ComfyUI prompt"))
+    wait_until(page, copied.format("ComfyUI prompt"))
     assert "hatsune miku" in page.evaluate("navigator.clipboard.readText()")
 
     # Reloading keeps the history; clicking it shows the result again.
     page.reload()
-    page.wait_for_function("document.getElementById('model').options.length > 0")
+    wait_until(page, "document.getElementById('model').options.length > 0")
     page.locator("#history button").first.click()
     assert page.inner_text("#result-prompt") == prompt
 
@@ -112,7 +127,7 @@ def test_phone_width_has_no_horizontal_scroll(browser, page_url: str) -> None:
     context = browser.new_context(viewport={"width": 375, "height": 740})
     page = context.new_page()
     page.goto(page_url)
-    page.wait_for_function("document.getElementById('model').options.length > 0")
+    wait_until(page, "document.getElementById('model').options.length > 0")
     width = page.evaluate("document.documentElement.scrollWidth")
     nothing_yet = page.locator("#result").is_hidden()
     shoot(page, "phone")
@@ -129,25 +144,25 @@ def test_refine_view_picks_a_candidate_by_keyboard_and_undoes(page) -> None:
     page.get_by_label("Start from a coarse prompt").press("Control+Enter")
     page.wait_for_selector("#refine-session:not([hidden])", timeout=60_000)
     idle = "!document.body.hasAttribute('aria-busy')"
-    page.wait_for_function(idle, timeout=60_000)
+    wait_until(page, idle, timeout=60_000)
     page.evaluate("document.activeElement.blur()")  # number keys pick outside text fields
     cards = page.locator("#candidates .card")
     for _ in range(12):  # a random model's draws may all be filtered: draw again
         if cards.count():
             break
         page.keyboard.press("r")
-        page.wait_for_function(idle, timeout=60_000)
+        wait_until(page, idle, timeout=60_000)
     assert cards.count() > 0
     chosen = cards.first.locator(".base").inner_text()
     shoot(page, "refine")
     page.keyboard.press("1")
-    page.wait_for_function(
+    wait_until(page,
         "document.getElementById('refine-current').textContent === " + repr(chosen),
         timeout=60_000,
     )
     assert "round 1" in page.inner_text("#refine-meta")
     page.get_by_role("button", name="Undo").click()
-    page.wait_for_function(
+    wait_until(page,
         "document.getElementById('refine-current').textContent === '1girl, scenery'",
         timeout=60_000,
     )
@@ -159,7 +174,7 @@ def test_canvas_view_draws_labelled_regions_over_the_composition(page) -> None:
     page.get_by_label("An Omost answer", exact=False).fill(dragon_answer())
     page.get_by_role("button", name="Draw").click()
     page.wait_for_selector("#canvas-out:not([hidden])", timeout=60_000)
-    page.wait_for_function(
+    wait_until(page,
         "document.getElementById('canvas-image').complete && "
         "document.getElementById('canvas-image').naturalWidth > 0"
     )
@@ -192,8 +207,8 @@ def test_a_server_with_a_key_asks_for_it_once(browser, settings: ServerSettings)
         assert page.locator("#model option").count() == 0
         page.get_by_label("API key").fill("browser-key-123")
         page.get_by_role("button", name="Save").click()
-        page.wait_for_function("document.getElementById('model').options.length > 0")
+        wait_until(page, "document.getElementById('model').options.length > 0")
         assert page.locator("#keybox").is_hidden()
         page.reload()  # kept in this browser
-        page.wait_for_function("document.getElementById('model').options.length > 0")
+        wait_until(page, "document.getElementById('model').options.length > 0")
         context.close()

@@ -120,6 +120,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "always kept)",
     )
     r.add_argument(
+        "--new-names",
+        choices=["auto", "always", "never"],
+        help="which names the model may add: auto (default) adds artists only when you "
+        "name an artist, characters and copyrights only when you name a character or a "
+        "copyright; always: any; never: none",
+    )
+    r.add_argument(
         "--caption-candidates",
         type=int,
         metavar="N",
@@ -163,6 +170,8 @@ def build_request(args: argparse.Namespace) -> PresampleRequest:
         base["fill_nl_length"] = False
     if args.any_tags:
         base["known_tags_only"] = False
+    if args.new_names:
+        base["new_names"] = args.new_names
     try:
         return PresampleRequest.model_validate(base)
     except ValidationError as exc:

@@ -67,7 +67,7 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
     """Every planned step, each retried until its field reaches the minimum length."""
     request = prepared.request
     started = time.perf_counter()
-    bans = BanMatcher([*request.ban, *prepared.rating_bans()], db.category_of)
+    bans = BanMatcher(prepared.ban_rules(), db.category_of)
     constraint = BanConstraint(bans, prepared.protected()) if bans else None
     rng = random.Random(options.seed) if request.shuffle_new_tags else None
     steps = prepared.steps()
@@ -203,7 +203,7 @@ def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
     """DanTagGen: continue the general tags until the minimum total is reached."""
     request = prepared.request
     started = time.perf_counter()
-    bans = BanMatcher([*request.ban, *prepared.rating_bans()], db.category_of)
+    bans = BanMatcher(prepared.ban_rules(), db.category_of)
     constraint = BanConstraint(bans, prepared.protected()) if bans else None
     rng = random.Random(options.seed)
     tags = prepared.tags.as_dict()

@@ -298,7 +298,7 @@ class RefineSession:
         sampling = self.options.sampling(p.sampling).with_(
             max_new_tokens=limit + max(4, limit // 2)
         )
-        bans = BanMatcher([*prepared.request.ban, *prepared.rating_bans()], p.db.category_of)
+        bans = BanMatcher(prepared.ban_rules(), p.db.category_of)
         constraint = BanConstraint(bans, prepared.protected()) if bans else None
         if p.source.layout == "dtg":
             opening = dtg_opening(prepared, limit, quality=p.source.quality)
