@@ -149,3 +149,29 @@ def test_the_model_card_sets_lengths_a_request_leaves_out(tiny_model_dir: Path,
 def test_the_shipped_model_asks_for_short_lengths_by_default() -> None:
     source = resolve("default")
     assert dict(source.defaults) == {"tag_length": "short", "nl_length": "short"}
+
+
+def test_a_model_that_needs_custom_code_is_refused_without_asking(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "custom"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="tipo_custom", architectures=["TipoCustom"],
+                  auto_map={"AutoConfig": "modeling.TipoConfig",
+                            "AutoModelForCausalLM": "modeling.TipoCustom"})  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "modeling.py").write_text("raise SystemExit('custom code ran')\n")
+    # Standard input open and empty: a prompt would read it; a hang would time out.
+    done = subprocess.run(
+        [sys.executable, "-m", "presample", "1girl", "--model", str(folder)],
+        input="", capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "never runs" in done.stderr and "custom code ran" not in done.stderr
+    assert "[y/N]" not in done.stdout + done.stderr

@@ -107,6 +107,24 @@ class ModelError(RuntimeError):
     """A model could not be found, loaded or run; the message says which and why."""
 
 
+# Passed to every transformers ``from_pretrained``: a model folder or repo whose
+# config names its own Python code (``auto_map``) is refused, never run, and
+# never makes transformers ask "Do you wish to run the custom code? [y/N]" on
+# standard input, which would hang a server, a batch job or a plug-in.
+NO_REMOTE_CODE = {"trust_remote_code": False}
+
+
+def load_error(where: str, exc: BaseException) -> ModelError:
+    """A one-line ``ModelError`` for a transformers loading failure."""
+    text = str(exc)
+    if "custom code" in text or "trust_remote_code" in text:
+        return ModelError(
+            f"cannot load model from {where}: it needs its own Python code (auto_map in its "
+            "config), which presample never runs"
+        )
+    return ModelError(f"cannot load model from {where}: {first_line(exc)}")
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (library errors can run to pages)."""
     text = str(exc).strip().splitlines()

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import gguf_cache
-from .backend import ModelError, first_line
+from .backend import NO_REMOTE_CODE, ModelError, load_error
 
 # Bumped when what we hand the builder changes, so older conversions are not reused.
 CONVERSION_VERSION = "1"
@@ -214,18 +214,18 @@ def _write_float32_folder(source: str | Path, out: Path, *, gguf_file: str | Non
             f"preparing a model for ONNX Runtime needs PyTorch and transformers: "
             f"pip install 'presample[onnx]' ({exc})"
         ) from None
-    kwargs: dict[str, Any] = {"local_files_only": True}
+    kwargs: dict[str, Any] = {"local_files_only": True, **NO_REMOTE_CODE}
     if gguf_file is not None:
         kwargs["gguf_file"] = gguf_file
     # Our GGUF-only folders keep the exact tokenizer beside model.gguf (see TorchBackend.load).
     folder_tokenizer = gguf_file is not None and (Path(source) / TOKENIZER_FILE).is_file()
-    tokenizer_kwargs = {"local_files_only": True} if folder_tokenizer else kwargs
+    tokenizer_kwargs = {"local_files_only": True, **NO_REMOTE_CODE} if folder_tokenizer else kwargs
     where = f"{source}/{gguf_file}" if gguf_file else str(source)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(source), **tokenizer_kwargs)
         model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise ModelError(f"cannot load model from {where}: {first_line(exc)}") from exc
+        raise load_error(where, exc) from exc
     model_type = getattr(model.config, "model_type", "")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ModelError(

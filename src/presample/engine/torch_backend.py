@@ -19,12 +19,13 @@ import torch
 
 from . import gguf_cache, int8, invariant
 from .backend import (
+    NO_REMOTE_CODE,
     BackendInfo,
     Generation,
     GenerationJob,
     ModelError,
     ProgressCallback,
-    first_line,
+    load_error,
 )
 from .choose import FALLBACK_CANDIDATES, GREEDY_CANDIDATES
 from .sampling import Sampling
@@ -114,14 +115,16 @@ class TorchBackend:
         device = pick_device(device)
         precision = pick_dtype(dtype, device)
         torch_dtype = torch.float32 if precision == "int8" else DTYPES[precision]
-        kwargs: dict[str, Any] = {"local_files_only": local_files_only}
+        kwargs: dict[str, Any] = {"local_files_only": local_files_only, **NO_REMOTE_CODE}
         if gguf_file is not None:
             kwargs["gguf_file"] = gguf_file
         # Our GGUF-only folders keep the tokenizer files next to model.gguf: they
         # hold the exact pre-tokenizer, which transformers' GGUF reader rebuilds
         # only approximately (it drops SmolLM2's digit splitting).
         folder_tokenizer = gguf_file is not None and (Path(source) / "tokenizer.json").is_file()
-        tokenizer_kwargs = {"local_files_only": local_files_only} if folder_tokenizer else kwargs
+        tokenizer_kwargs = (
+            {"local_files_only": local_files_only, **NO_REMOTE_CODE} if folder_tokenizer else kwargs
+        )
         local_gguf = Path(source, gguf_file) if gguf_file is not None else None
         cached = None
         if local_gguf is not None and local_gguf.is_file():
@@ -129,7 +132,9 @@ class TorchBackend:
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(source), **tokenizer_kwargs)
             if gguf_cache.ready(cached):
-                model = AutoModelForCausalLM.from_pretrained(str(cached), dtype=torch_dtype)
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(cached), dtype=torch_dtype, **NO_REMOTE_CODE
+                )
             else:
                 model = AutoModelForCausalLM.from_pretrained(
                     str(source), dtype=torch_dtype, **kwargs
@@ -138,7 +143,7 @@ class TorchBackend:
                     gguf_cache.store(model, cached, local_gguf)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             where = f"{source}/{gguf_file}" if gguf_file else str(source)
-            raise ModelError(f"cannot load model from {where}: {first_line(exc)}") from exc
+            raise load_error(where, exc) from exc
         model = model.to(device)
         if precision == "int8":
             model = int8.quantize_int8(model)

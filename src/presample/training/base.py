@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..engine.backend import first_line
+from ..engine.backend import NO_REMOTE_CODE, first_line
 from ..tipo import SPECIAL_TOKENS
 
 # Padding the embedding rows to a multiple of 64 keeps the matrix products aligned.
@@ -61,9 +61,9 @@ def resolve_base(base: str | Path) -> Path:
 
 def _from_pretrained_args(path: Path) -> tuple[str, dict[str, Any]]:
     if path.is_file() and path.suffix.lower() == ".gguf":
-        return str(path.parent), {"gguf_file": path.name}
+        return str(path.parent), {"gguf_file": path.name, **NO_REMOTE_CODE}
     if path.is_dir():
-        return str(path), {}
+        return str(path), dict(NO_REMOTE_CODE)
     raise FileNotFoundError(f"base model {path} is neither a .gguf file nor a model folder")
 
 

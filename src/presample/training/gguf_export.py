@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.backend import NO_REMOTE_CODE
+
 GGUF_DTYPES = ("f32", "f16", "bf16", "q8_0", "q5_0")
 QUANTS = {"q8_0": "Q8_0", "q5_0": "Q5_0"}
 QUANT_BLOCK = 32  # values per Q8_0/Q5_0 block: rows of other lengths stay f32
@@ -77,10 +79,10 @@ def export_gguf(
     if dtype not in GGUF_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(GGUF_DTYPES)}")
     model_dir, out = Path(model_dir), Path(out)
-    config = AutoConfig.from_pretrained(model_dir)
+    config = AutoConfig.from_pretrained(model_dir, **NO_REMOTE_CODE)
     if config.model_type != "llama":
         raise ValueError(f"only LLaMA models can be exported, not {config.model_type!r}")
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, **NO_REMOTE_CODE)
     state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
 
     writer = gguf.GGUFWriter(str(out), "llama")
