@@ -270,3 +270,20 @@ def test_show_input_dtg_matches_reference_for_every_fixture(
         assert out == case["expected"] + "\n", case
         compared += 1
     assert compared >= 150
+
+
+def test_no_sfw_leaves_an_unrated_request_unrated(capsys: pytest.CaptureFixture[str]) -> None:
+    # The reference's input (no rating line) for comparing with tipo-kgen.
+    code, out, _ = run(capsys, "show-input", "--prompt", "1girl, scenery", "--task", "tag")
+    assert code == 0 and out.startswith("rating: general\n")
+    code, out, _ = run(capsys, "show-input", "--prompt", "1girl, scenery", "--task", "tag",
+                       "--no-sfw")  # fmt: skip
+    assert code == 0 and "rating:" not in out
+
+
+def test_a_tag_in_two_categories_reaches_the_model_once(capsys, monkeypatch) -> None:
+    request = {"tags": {"special": ["multiple girls"], "general": ["multiple girls", "dinosaur"]},
+               "sfw": False}  # fmt: skip
+    code, out, _ = run(capsys, "show-input", "-", "--task", "tag",
+                       stdin=json.dumps(request), monkeypatch=monkeypatch)  # fmt: skip
+    assert code == 0 and "tag: multiple girls, dinosaur" in out

@@ -131,6 +131,10 @@ def prepare(request: PresampleRequest, db: TagDatabase) -> Prepared:
     later: set[str] = set()
 
     def add(name: str, category: Category, key: str) -> None:
+        # Deviation: the reference writes a tag given in two categories twice
+        # (``special`` and ``general`` both holding ``multiple girls`` gives
+        # ``tag: multiple girls, multiple girls, ...``), which no training sample
+        # has; we keep the first, so a tag reaches the model once.
         if name in order:
             return
         order.append(name)

@@ -120,6 +120,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "always kept)",
     )
     r.add_argument(
+        "--no-sfw",
+        action="store_true",
+        help="leave an unrated request unrated, as the reference does (default: a request "
+        "without a rating tag asks for a general-rated image and keeps explicit and "
+        "suggestive tags out)",
+    )
+    r.add_argument(
         "--new-names",
         choices=["auto", "always", "never"],
         help="which names the model may add: auto (default) adds artists only when you "
@@ -172,6 +179,8 @@ def build_request(args: argparse.Namespace) -> PresampleRequest:
         base["known_tags_only"] = False
     if args.new_names:
         base["new_names"] = args.new_names
+    if args.no_sfw:
+        base["sfw"] = False
     try:
         return PresampleRequest.model_validate(base)
     except ValidationError as exc:

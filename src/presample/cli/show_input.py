@@ -78,6 +78,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_false",
         help="dtg: the model has no quality line (DanTagGen alpha/beta/gamma)",
     )
+    p.add_argument(
+        "--no-sfw",
+        action="store_true",
+        help="leave an unrated request unrated, as the reference does (default: it is "
+        "asked for as general)",
+    )
     p.add_argument("--plan", action="store_true", help="list the automatic plan's steps and exit")
     p.add_argument("--json", action="store_true", help="print a JSON object instead of plain text")
     p.set_defaults(handler=run)
@@ -111,6 +117,8 @@ def _choose_step(prepared: Prepared, args: argparse.Namespace) -> tuple[Step, bo
 
 def run(args: argparse.Namespace) -> int:
     request = load_request(args.request, args.prompt)
+    if args.no_sfw:
+        request = request.model_copy(update={"sfw": False})
     with TagDatabase() as db:
         prepared = prepare(request, db)
     if args.plan:
