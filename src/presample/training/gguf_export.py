@@ -1,4 +1,4 @@
-"""Write a LLaMA model and its byte-level BPE tokenizer as a GGUF file.
+"""Write a LLaMA model and its tokenizer as a GGUF file.
 
 GGUF is what llama.cpp and its front ends load, and what the reference
 extension downloads. We write it with the ``gguf`` package (the llama.cpp
@@ -146,15 +146,44 @@ def _pre_tokenizer(tokenizer_json: dict[str, Any]) -> str:
 
 
 def _add_tokenizer(writer: Any, model_dir: Path, vocab_size: int) -> None:
-    """Byte-level BPE as llama.cpp's "gpt2" tokenizer model.
+    """The tokenizer as the model llama.cpp knows it by.
+
+    Byte-level BPE (our own tokenizers, SmolLM2's) is llama.cpp's "gpt2";
+    SentencePiece-style BPE with byte fallback (LLaMA's, the published TIPO
+    models') is its "llama" model, with scores. Writing the latter as "gpt2"
+    made a ``.gguf`` unreadable without the ``tokenizer.json`` beside it
+    (transformers: ``BPE: Token '▁' out of vocabulary``).
 
     A model whose embedding has more rows than the tokenizer has pieces gets
     unused filler pieces, so llama.cpp's vocabulary matches the embedding.
     """
     data = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
     vocab: dict[str, int] = data["model"]["vocab"]
     added = {t["content"]: t["id"] for t in data.get("added_tokens", [])}
-    size = max(max([*vocab.values(), *added.values()]) + 1, vocab_size)
+    if data["model"].get("byte_fallback"):
+        _add_sentencepiece_vocab(writer, model_dir, vocab_size)
+    else:
+        _add_byte_level_vocab(writer, data, vocab, added, vocab_size)
+    for setter, key in (
+        (writer.add_bos_token_id, "bos_token"),
+        (writer.add_eos_token_id, "eos_token"),
+        (writer.add_pad_token_id, "pad_token"),
+        (writer.add_unk_token_id, "unk_token"),
+    ):
+        token = config.get(key)
+        if isinstance(token, dict):
+            token = token.get("content")
+        if token in added or token in vocab:
+            setter(added.get(token, vocab.get(token)))
+    writer.add_add_bos_token(True)
+    writer.add_add_eos_token(False)
+
+
+def _add_byte_level_vocab(
+    writer: Any, data: dict[str, Any], vocab: dict[str, int], added: dict[str, int], size: int
+) -> None:
+    size = max(max([*vocab.values(), *added.values()]) + 1, size)
     tokens = [f"[PAD{i}]" for i in range(size)]
     types = [5] * size  # unused, until a piece fills the slot
     for text, index in vocab.items():
@@ -164,22 +193,30 @@ def _add_tokenizer(writer: Any, model_dir: Path, vocab_size: int) -> None:
         tokens[index] = text
         types[index] = 3  # control
     merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"]["merges"]]
-    config = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
-
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre(_pre_tokenizer(data))
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)
-    for setter, key in (
-        (writer.add_bos_token_id, "bos_token"),
-        (writer.add_eos_token_id, "eos_token"),
-        (writer.add_pad_token_id, "pad_token"),
-    ):
-        token = config.get(key)
-        if isinstance(token, dict):
-            token = token.get("content")
-        if token in added or token in vocab:
-            setter(added.get(token, vocab.get(token)))
-    writer.add_add_bos_token(True)
-    writer.add_add_eos_token(False)
+
+
+def _add_sentencepiece_vocab(writer: Any, model_dir: Path, size: int) -> None:
+    """Pieces, scores and types as llama.cpp's converter reads them (gguf's ``LlamaHfVocab``)."""
+    import gguf
+
+    tokens: list[bytes] = []
+    scores: list[float] = []
+    types: list[int] = []
+    for text, score, kind in gguf.LlamaHfVocab(model_dir).all_tokens():
+        tokens.append(text)
+        scores.append(score)
+        types.append(int(kind))
+    for i in range(len(tokens), size):
+        tokens.append(f"[PAD{i}]".encode())
+        scores.append(-1000.0)
+        types.append(int(gguf.TokenType.UNUSED))
+    writer.add_tokenizer_model("llama")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
