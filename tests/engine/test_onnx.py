@@ -63,7 +63,7 @@ def test_float32_logits_match_the_transformers_model(fp32: OnnxBackend,
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
     ids = fp32._tokenize(TEXT)
-    ours, _ = fp32._forward(np.asarray([ids]), len(ids), fp32._empty_cache())
+    ours = fp32._forward(np.asarray([ids]), len(ids), fp32._empty_cache(len(ids)))
     with torch.no_grad():
         reference = model(torch.tensor([ids])).logits[0, -1].numpy()
     np.testing.assert_allclose(ours[0], reference, atol=2e-3, rtol=1e-3)
@@ -71,9 +71,10 @@ def test_float32_logits_match_the_transformers_model(fp32: OnnxBackend,
 
 def test_decoding_with_the_cache_equals_reading_the_whole_text(int8: OnnxBackend) -> None:
     ids = int8._tokenize(TEXT)
-    whole, _ = int8._forward(np.asarray([ids]), len(ids), int8._empty_cache())
-    _, cache = int8._forward(np.asarray([ids[:-1]]), len(ids) - 1, int8._empty_cache())
-    step, _ = int8._forward(np.asarray([ids[-1:]]), len(ids), cache)
+    whole = int8._forward(np.asarray([ids]), len(ids), int8._empty_cache(len(ids)))
+    cache = int8._empty_cache(len(ids))
+    int8._forward(np.asarray([ids[:-1]]), len(ids) - 1, cache)
+    step = int8._forward(np.asarray([ids[-1:]]), len(ids), cache)
     np.testing.assert_allclose(step, whole, atol=1e-4, rtol=1e-4)
 
 
@@ -81,10 +82,11 @@ def test_a_row_computes_the_same_bits_alone_and_in_a_batch(int8: OnnxBackend) ->
     # What makes a seed reproduce in any batch position: the copies of one
     # prompt's cache decode together, and each row must not see the others.
     ids = int8._tokenize(TEXT)
-    _, cache = int8._forward(np.asarray([ids]), len(ids), int8._empty_cache())
-    alone, _ = int8._forward(np.asarray([[5]]), len(ids) + 1, cache)
-    rows = {name: np.repeat(value, 3, axis=0) for name, value in cache.items()}
-    batched, _ = int8._forward(np.asarray([[7], [5], [9]]), len(ids) + 1, rows)
+    cache = int8._empty_cache(len(ids) + 1)
+    int8._forward(np.asarray([ids]), len(ids), cache)
+    rows = cache.rows(np.zeros(3, dtype=np.int64))  # before the next pass writes to cache
+    alone = int8._forward(np.asarray([[5]]), len(ids) + 1, cache)
+    batched = int8._forward(np.asarray([[7], [5], [9]]), len(ids) + 1, rows)
     assert np.array_equal(batched[1], alone[0])
 
 
