@@ -105,3 +105,21 @@ def test_the_fallback_never_takes_a_token_that_writes_nothing() -> None:
         piece=lambda t: names[t],
     )
     assert pick == 2
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_fallback_takes_the_best_allowed_token_of_the_whole_vocabulary(seed: int) -> None:
+    from presample.engine.choose import _fallback
+
+    rng = np.random.default_rng(seed)
+    vocab = 5000
+    scores = np.round(rng.normal(0, 3, size=vocab), 1).astype(np.float32)  # with ties
+    allowed_ids = set(rng.choice(vocab, size=int(rng.integers(0, 4)), replace=False).tolist())
+
+    class Only:
+        def allowed(self, text: str, candidates: list) -> list[bool]:
+            return [c is not None and int(c) in allowed_ids for c in candidates]
+
+    order = np.lexsort((np.arange(vocab), -scores))  # best first, ties to the lower id
+    expected = next((int(t) for t in order if int(t) in allowed_ids), 2)
+    assert _fallback(Only(), "", scores, lambda t: str(t), eos_id=2) == expected
