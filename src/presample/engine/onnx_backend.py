@@ -104,7 +104,8 @@ class KVCache:
     ONNX Runtime's attention writes each step's keys and values in place when a
     layer's past and present are the same buffer (how ONNX Runtime GenAI runs
     these models), instead of returning a longer copy of the whole cache at
-    every step: 1.1-1.2x the decoding speed here, the same logits bit for bit.
+    every step: the same logits bit for bit, 1.1-1.2x the decoding speed at 200-340
+    tokens of context, about 1.02x on a whole default prompt (mostly shorter).
     """
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
