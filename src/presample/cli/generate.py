@@ -207,5 +207,6 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"note: the length target was not reached in: {', '.join(short)}", file=sys.stderr
             )
-        print(f"\n(seed {result.seed}, {seconds:.1f} s, {presampler.source.name})", file=sys.stderr)
+        made = f"{presampler.source.name} on {result.engine}"
+        print(f"\n(seed {result.seed}, {seconds:.1f} s, {made})", file=sys.stderr)
     return 0
