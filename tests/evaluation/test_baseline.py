@@ -77,3 +77,24 @@ def test_captions_come_from_training() -> None:
     assert result.generated in longs
     assert "dog" in result.generated.lower()  # the best word overlap wins here
     assert db.presample(request) == result
+
+
+def test_frequent_tags_adds_the_most_frequent_allowed_tags_the_input_lacks() -> None:
+    from collections import Counter
+
+    db = make_db()
+    frequent = db.frequent_tags()
+    assert frequent.name == "frequent tags" and db.name == "baseline"  # the index is shared
+    result = frequent.presample(tag_request(3))
+    given = {"1girl", "smile", "hat"}
+    new = [t for t in [*result.tags.special, *result.tags.general] if t not in given]
+    counts: Counter = Counter()
+    for record in [*tag_records(30), *caption_records()]:  # general-rated records only
+        counts.update({t for c in ("special", "general") for t in record.tags.get(c, [])})
+    ranked = [t for t, _ in sorted(counts.items(), key=lambda kv: -kv[1]) if t not in given]
+    assert new and set(new) <= set(ranked[: len(new) + 3])  # ties may swap neighbours
+    assert "nude" not in new  # the explicit record's tags are not allowed for a general request
+    # No sampling in the choice: another seed draws only another count, a prefix.
+    other = frequent.presample(tag_request(4)).tags.general
+    short, long = sorted([other, result.tags.general], key=len)
+    assert long[: len(short)] == short

@@ -26,7 +26,10 @@ def test_baseline_only_writes_the_report(data_dir: Path, tmp_path: Path, capsys)
                     "--no-progress")  # fmt: skip
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert list(metrics["samplers"]) == ["baseline"]
+    assert list(metrics["samplers"]) == ["baseline", "frequent"]
+    frequent = metrics["samplers"]["frequent"]
+    assert frequent["name"] == "frequent tags" and frequent["failures"] == 0
+    assert frequent["tag_length_hit"] == 1.0 and frequent["input_tags_preserved"] == 1.0
     assert metrics["items"]["tag_items"] == 3 and metrics["items"]["caption_items"] == 3
     baseline = metrics["samplers"]["baseline"]
     assert metrics["items"]["tag_caption_items"] == 1
@@ -51,12 +54,13 @@ def test_model_and_baseline(data_dir: Path, tmp_path: Path, tiny_model_dir: Path
                     "--tag-captions", "0")  # fmt: skip
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert set(metrics["samplers"]) == {"baseline", "model"}
+    assert set(metrics["samplers"]) == {"baseline", "frequent", "model"}
     model = metrics["samplers"]["model"]
     assert model["runs"] == 2 and model["failures"] == 0
     assert model["input_tags_preserved"] == 1.0  # the engine never drops the user's tags
     report = (out / "report.md").read_text(encoding="utf-8")
-    assert "## Targets (issue 4)" in report and "![" in report
+    assert "## Targets" in report and "![" in report
+    assert "beats the frequent-tags baseline on tag precision" in report
     assert (out / "metrics.png").is_file()
 
 

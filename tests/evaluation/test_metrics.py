@@ -98,3 +98,11 @@ def test_frechet_distance() -> None:
     assert m.frechet_distance(z, z + np.array([1.0, 2.0, 0.0, 0.0])) == pytest.approx(5.0)
     with pytest.raises(ValueError):
         m.frechet_distance(x, np.zeros((2, 3)))
+
+
+def test_precision_is_the_share_of_new_tags_that_were_held_out() -> None:
+    from presample.evaluation.metrics import continuation_precision
+
+    assert continuation_precision(["a", "b", "c", "d"], ["b", "d", "x"]) == 0.5
+    assert continuation_precision([], ["b"]) is None
+    assert continuation_precision(["a"], []) is None

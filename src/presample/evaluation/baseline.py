@@ -22,7 +22,9 @@ a request's seed reproduces its answer.
 
 from __future__ import annotations
 
+import copy
 import heapq
+import itertools
 import math
 import random
 from collections import Counter, defaultdict
@@ -76,6 +78,8 @@ class PromptDB:
     """The training records, indexed for the baseline sampler."""
 
     name = "baseline"
+    frequent_only = False
+    """Add the most frequent training tags instead of those of similar prompts."""
 
     def __init__(self, records: Iterable[Record]) -> None:
         self.tag_lists: list[tuple[str, ...]] = []
@@ -115,6 +119,15 @@ class PromptDB:
         self.tag_idf = _idf({k: len(v) for k, v in self.by_tag.items()}, len(self.tag_lists))
         self.word_idf = _idf({k: len(v) for k, v in self.by_word.items()}, len(self.captions))
 
+    def frequent_tags(self) -> PromptDB:
+        """The trivial baseline on the same index: new tags are the training records'
+        most frequent tags (allowed by the rating) that the input lacks, most frequent
+        first, as many as the Prompt-DB baseline adds. A model should beat it."""
+        other = copy.copy(self)
+        other.name = "frequent tags"
+        other.frequent_only = True
+        return other
+
     def known(self, tag: str) -> bool:
         """Whether a tag appears in some training record (the baseline emits no other)."""
         return tag_key(tag) in self.by_tag
@@ -133,6 +146,9 @@ class PromptDB:
         if need <= 0:
             return []
         level = rating_level(rating)
+        if self.frequent_only:
+            ranked = (k for k in self.frequent[level] if k not in have)  # most frequent first
+            return [self._spelling[k] for k in itertools.islice(ranked, need)]
         overlap: defaultdict[int, float] = defaultdict(float)
         for key in have:
             for index in self.by_tag.get(key, ()):

@@ -65,6 +65,16 @@ def continuation_recall(output: Sequence[str], held_out: Sequence[str]) -> float
     return sum(1 for k in wanted if k in got) / len(wanted)
 
 
+def continuation_precision(new: Sequence[str], held_out: Sequence[str]) -> float | None:
+    """Share of the new tags that are among the held-out tags (``None`` when none are new
+    or nothing was held out): recall rewards adding many tags, this does not."""
+    added = _keys(new)
+    wanted = set(_keys(held_out))
+    if not added or not wanted:
+        return None
+    return sum(1 for k in added if k in wanted) / len(added)
+
+
 def preserved(output: Sequence[str], given: Sequence[str]) -> tuple[int, int]:
     """``(kept, given)``: how many input tags are still in the output."""
     wanted = _keys(given)

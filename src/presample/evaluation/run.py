@@ -281,6 +281,7 @@ def tag_metrics(
     """Tag metrics over every (item, seed) run; failed runs count as misses."""
     new_total = new_real = kept = given_total = 0
     recalls: list[float | None] = []
+    precisions: list[float | None] = []
     hits: list[float] = []
     ratings: list[float] = []
     distinct: list[float | None] = []
@@ -303,6 +304,8 @@ def tag_metrics(
             new_real += m.real_tag_count(new, is_known)
             recall = m.continuation_recall(line, item.held_out)
             recalls.append(recall)
+            precision = m.continuation_precision(new, item.held_out)
+            precisions.append(precision)
             hit = m.tag_length_hit(len(line), item.length)
             hits.append(float(hit))
             got, wanted = m.preserved(everything, given)
@@ -316,6 +319,7 @@ def tag_metrics(
                 "kind": "tag", "id": item.id, "seed": seed, "length": item.length.value,
                 "rating": item.rating, "given": given, "held_out": item.held_out,
                 "new": new, "tag_count": len(line), "length_hit": hit, "recall": recall,
+                "precision": precision,
             })  # fmt: skip
         distinct.append(m.distinct_share(outputs) if len(outputs) == len(seeds) else None)
         jaccard.append(m.mean_pairwise_jaccard(outputs))
@@ -324,6 +328,7 @@ def tag_metrics(
         "real_tag_share": m.share(new_real, new_total),
         "new_tags_per_run": m.share(new_total, len(recalls)),
         "tag_recall": m.mean(recalls),
+        "tag_precision": m.mean(precisions),
         "tag_length_hit": m.mean(hits),
         "input_tags_preserved": m.share(kept, given_total),
         "rating_respected": m.mean(ratings),
@@ -539,7 +544,10 @@ def evaluate(
         except EmbeddingUnavailable as exc:
             notes.append(f"caption embedding metrics skipped: {exc}")
 
-    samplers: list[tuple[str, Any]] = [("baseline", baseline)]
+    samplers: list[tuple[str, Any]] = [
+        ("baseline", baseline),
+        ("frequent", baseline.frequent_tags()),
+    ]
     if model is not None:
         samplers.append(("model", model))
     runs = (len(tag_items) + len(caption_items) + len(tag_caption_items)) * len(config.seeds)
