@@ -195,3 +195,22 @@ def test_prepare_converts_once_and_says_where(tiny_model_dir: Path, capsys) -> N
     assert "ready: " in err and "on onnx int8" in err
     folder = Path(err.split("(")[-1].split(")")[0])
     assert (folder / onnx_export.MODEL_FILE).is_file()
+
+
+def test_a_converted_model_runs_without_importing_pytorch(tiny_model_dir: Path) -> None:
+    # PyTorch's import alone costs 1.5 s of a fresh command; ONNX Runtime needs none
+    # of it once the model is converted (this machine has no GPU driver to look for).
+    import subprocess
+    import sys
+
+    _convert(tiny_model_dir, "int8")
+    code = (
+        "import sys\n"
+        "from presample import Presampler, PresampleRequest\n"
+        f"p = Presampler({str(tiny_model_dir)!r})\n"
+        "p(PresampleRequest(prompt='1girl', tag_length='very_short', nl_length='very_short'))\n"
+        "print(p.engine, 'torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=True)  # fmt: skip
+    assert done.stdout.split() == ["onnx", "int8", "False", "False"], done.stderr[-500:]
