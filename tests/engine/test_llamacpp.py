@@ -94,13 +94,14 @@ def test_the_kv_cache_of_a_shared_prefix_changes_nothing(backend: LlamaCppBacken
 def test_quantised_q8_file_loads_runs_and_reproduces(q8_gguf: Path) -> None:
     assert gguf_file_type(q8_gguf) == "Q8_0"
     request = PresampleRequest(prompt="1girl, scenery", seed=9, tag_length="very_short")
-    first = Presampler(str(q8_gguf), sampling=Sampling(max_new_tokens=24))
+    first = Presampler(str(q8_gguf), backend="llama.cpp", sampling=Sampling(max_new_tokens=24))
     assert first.backend.info.name == "llama.cpp" and first.backend.info.dtype == "q8_0"
     assert first(request).prompt == first(request).prompt
     code = (
         "from presample import PresampleRequest; from presample.presampler import Presampler;"
         "from presample.engine.sampling import Sampling;"
-        f"p = Presampler({str(q8_gguf)!r}, sampling=Sampling(max_new_tokens=24));"
+        f"p = Presampler({str(q8_gguf)!r}, backend='llama.cpp', "
+        "sampling=Sampling(max_new_tokens=24));"
         "print(p(PresampleRequest(prompt='1girl, scenery', seed=9,"
         " tag_length='very_short')).prompt, end='')"
     )
