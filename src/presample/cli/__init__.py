@@ -27,6 +27,7 @@ prompt a text-to-image model was trained on, using TIPO / DanTagGen layouts.
   presample run in.jsonl -o out.jsonl presample many, batched and resumable
   presample refine "a cat"            grow a prompt by picking among candidates
   presample serve                     web page and JSON API on 127.0.0.1
+  presample prepare                   convert the model once for ONNX Runtime
 """
 
 COMMANDS = (generate, run, refine, show_input, tags, canvas, train, evaluate, serve, prepare)
