@@ -73,3 +73,13 @@ def test_bad_options(data_dir: Path, tmp_path: Path) -> None:
         eval_cli("--data-dir", str(data_dir), "--limit", "0", "--baseline-only")
     with pytest.raises(UserError, match="prepare"):
         eval_cli("--data-dir", str(tmp_path), "--out", str(tmp_path / "o"), "--baseline-only")
+
+
+def test_quick_is_a_small_run_whose_sizes_each_option_overrides(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "quick"
+    assert eval_cli("--data-dir", str(data_dir), "--out", str(out), "--quick", "--limit", "4",
+                    "--baseline-only", "--no-embeddings", "--no-progress") == 0  # fmt: skip
+    config = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["config"]
+    assert config["seeds"] == [0] and config["limit"] == 4 and config["tag_captions"] == 30

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..request import MAX_CAPTION_CANDIDATES
 from .common import EXIT_FAILURE, UserError
@@ -40,20 +41,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the prepared records (default %(default)s)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("artifacts/eval"),
                    help="output folder (default %(default)s)")  # fmt: skip
-    p.add_argument("--limit", type=int, default=200,
+    p.add_argument("--limit", type=int, default=None,
                    help="test records to use, half tag and half caption items "
-                   "(default %(default)s)")  # fmt: skip
-    p.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)),
+                   "(default 200; 60 with --quick)")  # fmt: skip
+    p.add_argument("--seeds", default=None,
                    help="comma-separated seeds, each item runs once per seed "
-                   "(default %(default)s)")  # fmt: skip
+                   f"(default {','.join(map(str, DEFAULT_SEEDS))}; 0 with --quick)")  # fmt: skip
+    p.add_argument("--quick", action="store_true",
+                   help=f"a small run for comparing changes: {QUICK['limit']} records, seed 0, "
+                   f"{QUICK['tag_captions']} tag-caption records (about 2 minutes for the "
+                   "shipped model on 2 cores); --limit, --seeds and --tag-captions still win")
     p.add_argument("--batch-size", type=int, default=8,
                    help="requests per model batch (default %(default)s)")  # fmt: skip
     p.add_argument("--given", type=int, default=DEFAULT_GIVEN,
                    help="tags given from each test prompt; the rest are held out "
                    "(default %(default)s)")  # fmt: skip
-    p.add_argument("--tag-captions", type=int, default=60,
+    p.add_argument("--tag-captions", type=int, default=None,
                    help="test records with tags and a real caption on which to caption the "
-                   "tags alone, half Civitai prompts; 0 skips (default %(default)s)")  # fmt: skip
+                   "tags alone, half Civitai prompts; 0 skips (default 60; 30 with "
+                   "--quick)")  # fmt: skip
     p.add_argument("--caption-candidates", type=int, metavar="N",
                    help="captions the model draws when it writes one from tags alone, the "
                    "one that fits the tags kept (default: the request default, 3)")  # fmt: skip
@@ -63,6 +69,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_options(p)
     p.set_defaults(handler=run_eval)
+
+
+# The sizes of a full run and of --quick (each overridden by its own option).
+FULL: dict[str, Any] = {"limit": 200, "tag_captions": 60}  # seeds: evaluation's default
+QUICK: dict[str, Any] = {"limit": 60, "seeds": "0", "tag_captions": 30}
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -80,7 +91,12 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..evaluation.run import EvalConfig, evaluate
+    from ..evaluation.run import DEFAULT_SEEDS, EvalConfig, evaluate
+
+    sizes = QUICK if args.quick else {**FULL, "seeds": ",".join(map(str, DEFAULT_SEEDS))}
+    for name in ("limit", "seeds", "tag_captions"):
+        if getattr(args, name) is None:
+            setattr(args, name, sizes[name])
 
     if not 1 <= args.limit <= MAX_LIMIT:
         raise UserError(f"--limit must be between 1 and {MAX_LIMIT}")
