@@ -214,3 +214,17 @@ def test_a_converted_model_runs_without_importing_pytorch(tiny_model_dir: Path) 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, check=True)  # fmt: skip
     assert done.stdout.split() == ["onnx", "int8", "False", "False"], done.stderr[-500:]
+
+
+def test_a_replaced_model_file_leaves_one_conversion(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    first = _convert(folder, "int8")
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.unlink()
+    weights.write_bytes(data)  # the same bytes in a new file: a new identity
+    second = _convert(folder, "int8")
+    assert second != first and second.is_dir() and not first.exists()

@@ -7,6 +7,7 @@ this line (layouts, retries, bans, formatting) is backend-agnostic.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
@@ -123,6 +124,14 @@ def load_error(where: str, exc: BaseException) -> ModelError:
             "config), which presample never runs"
         )
     return ModelError(f"cannot load model from {where}: {first_line(exc)}")
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity), for an engine's threads."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def first_line(exc: BaseException) -> str:

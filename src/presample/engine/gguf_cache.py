@@ -85,7 +85,7 @@ def store(model: Any, folder: Path, source: Path | None = None) -> None:
     origin = {"path": str(source.resolve()) if source else "", "dtype": dtype}
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        _prune(folder.parent, origin, keep=folder)
+        prune(folder.parent, origin, keep=folder)
         staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=folder.parent))
         try:
             save_model(model, str(staging / WEIGHTS), metadata={"format": "pt"})
@@ -98,9 +98,10 @@ def store(model: Any, folder: Path, source: Path | None = None) -> None:
         return
 
 
-def _prune(root: Path, origin: dict[str, str], keep: Path) -> None:
-    """Remove copies of the same file and precision other than ``keep``, and
-    half-written copies a killed process left behind."""
+def prune(root: Path, origin: dict[str, str], keep: Path) -> None:
+    """Remove copies of the same file and precision other than ``keep`` (folders
+    whose ``source.json`` holds every item of ``origin``), and half-written
+    copies a killed process left behind. Also used by the ONNX conversions."""
     now = time.time()
     for entry in root.iterdir():
         if entry == keep or not entry.is_dir():
@@ -110,7 +111,8 @@ def _prune(root: Path, origin: dict[str, str], keep: Path) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
             continue
         try:
-            same = origin["path"] and json.loads((entry / SOURCE).read_text("utf-8")) == origin
+            recorded = json.loads((entry / SOURCE).read_text("utf-8"))
+            same = origin["path"] and all(recorded.get(k) == v for k, v in origin.items())
         except (OSError, ValueError):
             continue  # not ours to judge
         if same:

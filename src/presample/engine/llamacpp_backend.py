@@ -14,7 +14,6 @@ between jobs, so the meta lines of a multi-step run are not re-read.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from .backend import BackendInfo, Generation, GenerationJob, ModelError, ProgressCallback
+from .backend import (
+    BackendInfo,
+    Generation,
+    GenerationJob,
+    ModelError,
+    ProgressCallback,
+    usable_cores,
+)
 from .choose import choose
 
 # Quantised weights crash llama.cpp's AMX matmul path on Xeons with AMX on the
@@ -39,13 +45,6 @@ def available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 @contextlib.contextmanager
@@ -112,7 +111,7 @@ class LlamaCppBackend:
                     model_path=str(path),
                     n_ctx=0,  # the model's own context length
                     n_batch=512,
-                    n_threads=threads or _threads(),
+                    n_threads=threads or usable_cores(),
                     logits_all=False,
                     verbose=False,
                 )

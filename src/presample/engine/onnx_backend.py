@@ -2,7 +2,8 @@
 
 ONNX Runtime installs as a prebuilt wheel and runs small decoders near
 llama.cpp's speed on a CPU (int8 weights and activations; the table is in
-the README, ``benchmarks/bench_engines.py``). The model is converted once
+the README, ``benchmarks/bench_default_path.py`` and
+``benchmarks/results/engines-prebuilt-2026-12-05.md``). The model is converted once
 (``engine/onnx_export.py``); here we only drive its forward pass.
 
 Our own decode loop, for the reasons the transformers backend gives: the
@@ -28,16 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from .backend import BackendInfo, Generation, GenerationJob, ModelError, ProgressCallback
+from .backend import (
+    BackendInfo,
+    Generation,
+    GenerationJob,
+    ModelError,
+    ProgressCallback,
+    usable_cores,
+)
 from .choose import choose
 from .onnx_export import MODEL_FILE, SOURCE_FILE, TOKENIZER_FILE
-
-
-def _threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,7 @@ def thread_policy(load: float | None = None) -> ThreadPolicy:
     """
     if load is None:
         load = foreign_load()
-    return ThreadPolicy(threads=_threads(), spinning=load < BUSY_LOAD)
+    return ThreadPolicy(threads=usable_cores(), spinning=load < BUSY_LOAD)
 
 
 class KVCache:
@@ -131,7 +132,6 @@ class OnnxBackend:
     ) -> None:
         self.session = session
         self.tokenizer = tokenizer
-        self.layers = int(card["layers"])
         self.kv_heads = int(card["kv_heads"])
         self.head_size = int(card["head_size"])
         eos = card.get("eos_token_id")
@@ -181,9 +181,11 @@ class OnnxBackend:
             source = json.loads((folder / SOURCE_FILE).read_text(encoding="utf-8"))
             card = source["model"]
             options = ort.SessionOptions()
-            options.intra_op_num_threads = threads or thread_policy().threads
+            # The machine is watched once (0.1 s), and only when a setting is left open.
+            policy = thread_policy() if threads is None or spinning is None else None
+            options.intra_op_num_threads = threads or policy.threads  # type: ignore[union-attr]
             options.inter_op_num_threads = 1
-            spin = thread_policy().spinning if spinning is None else spinning
+            spin = policy.spinning if spinning is None else spinning  # type: ignore[union-attr]
             spin_entry = "1" if spin else "0"
             options.add_session_config_entry("session.intra_op.allow_spinning", spin_entry)
             session = ort.InferenceSession(

@@ -14,7 +14,7 @@ between releases and it holds the whole float32 model in memory while it
 works, which is freed when the child exits.
 
 The folder's name is a hash of where the weights come from (path, inode, size,
-modification and change times of the file or folder, or the Hub id), the
+modification and change times of the file or folder), the
 precision and the versions of the builder and of this conversion, so a
 replaced file never meets a stale copy. ``PRESAMPLE_CACHE_DIR`` moves the cache.
 """
@@ -40,7 +40,7 @@ PRECISIONS = ("int8", "fp32")
 DEFAULT_PRECISION = "int8"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-SOURCE_FILE = "source.json"
+SOURCE_FILE = gguf_cache.SOURCE  # also what gguf_cache.prune reads
 # Architectures the builder writes for us and our decode loop drives (its
 # attention keeps one key/value cache per layer, named past_key_values.N.*).
 SUPPORTED_MODEL_TYPES = ("llama",)
@@ -51,14 +51,6 @@ def available() -> bool:
     try:
         import onnxruntime  # noqa: F401
         import onnxruntime_genai  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def runtime_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
     except ImportError:
         return False
     return True
@@ -134,7 +126,7 @@ def convert(
         return folder  # type: ignore[return-value]
     if announce is not None:
         announce(
-            f"preparing {identity.get('path') or identity.get('hub')} for ONNX Runtime "
+            f"preparing {identity['path']} for ONNX Runtime "
             "(once; it is kept in the cache folder) ..."
         )
     parent = folder.parent if folder is not None else Path(tempfile.gettempdir())
@@ -161,6 +153,8 @@ def convert(
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
         os.replace(out, folder)
+        # One copy per file and precision: a replaced model file's old conversion goes.
+        gguf_cache.prune(parent, {"path": identity["path"], "precision": precision}, keep=folder)
         return folder
     finally:
         shutil.rmtree(work, ignore_errors=True)
