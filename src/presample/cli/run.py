@@ -85,19 +85,15 @@ def _parse_line(line: str) -> PresampleRequest | str:
         return f"invalid request: {describe_validation_error(exc)}"
 
 
-def _is_our_row(raw: bytes) -> int | None:
-    """The input line a row of ours answers, or ``None`` for anything else."""
+def _our_row(raw: bytes) -> dict[str, Any] | None:
+    """A row this command writes (``{"line": N, "result"|"error": ...}``), else ``None``."""
     try:
         row = json.loads(raw)
     except ValueError:
         return None
-    if (
-        isinstance(row, dict)
-        and isinstance(row.get("line"), int)
-        and not isinstance(row.get("line"), bool)
-        and ("result" in row or "error" in row)
-    ):
-        return int(row["line"])
+    line = row.get("line") if isinstance(row, dict) else None
+    if isinstance(line, int) and not isinstance(line, bool) and ("result" in row or "error" in row):
+        return row
     return None
 
 
@@ -115,7 +111,7 @@ def answered(path: Path) -> dict[int, bool]:
         raise UserError(f"{path} is not a file")
     data = path.read_bytes()
     rows = data.splitlines(keepends=True)
-    if rows and _is_our_row(rows[0]) is None:
+    if rows and _our_row(rows[0]) is None:
         raise UserError(
             f"{path} exists and is not the output of 'presample run' (its first line is not "
             '{"line": N, "result"/"error": ...}); choose another -o file, or delete it'
@@ -123,10 +119,10 @@ def answered(path: Path) -> dict[int, bool]:
     found: dict[int, bool] = {}
     kept: list[bytes] = []
     for raw in rows:
-        number = _is_our_row(raw)
-        if number is None:
+        row = _our_row(raw)
+        if row is None:
             continue
-        found[number] = "error" in json.loads(raw)
+        found[row["line"]] = "error" in row
         kept.append(raw if raw.endswith(b"\n") else raw + b"\n")
     cleaned = b"".join(kept)
     if cleaned != data:
