@@ -287,3 +287,18 @@ def test_a_tag_in_two_categories_reaches_the_model_once(capsys, monkeypatch) -> 
     code, out, _ = run(capsys, "show-input", "-", "--task", "tag",
                        stdin=json.dumps(request), monkeypatch=monkeypatch)  # fmt: skip
     assert code == 0 and "tag: multiple girls, dinosaur" in out
+
+
+def test_show_input_writes_the_v21_strings_for_a_v21_model(capsys: pytest.CaptureFixture[str]):
+    prompt = "1girl, solo, smile, hatsune miku, masterpiece, explicit"
+    code, out, _ = run(capsys, "show-input", "--prompt", prompt, "--model",
+                       "KBlueLeaf/TIPO-v2.1-1B-A200M", "--json")  # fmt: skip
+    shown = json.loads(out)
+    assert code == 0 and shown["dialect"] == "v2.1"
+    assert "rating: nsfw, explicit\n" in shown["input"]
+    assert "quality: masterpiece, newest\n" in shown["input"]
+    code, out, _ = run(capsys, "show-input", "--prompt", prompt, "--dialect", "v2.1",
+                       "--json")  # fmt: skip
+    assert json.loads(out)["input"] == shown["input"]
+    code, out, _ = run(capsys, "show-input", "--prompt", prompt)
+    assert "rating: explicit\n" in out and "newest" not in out

@@ -16,7 +16,7 @@ from .categories import NON_EXPLICIT_RATINGS, SAFE_RATINGS, Category
 from .request import BanRule, PresampleRequest, TagSet
 from .syntax import ParsedPrompt, parse_prompt
 from .tagdb import TagDatabase, normalize_key
-from .tipo import Step, build_meta, plan_steps, tag_line, tipo_input
+from .tipo import Dialect, Step, build_meta, plan_steps, tag_line, tipo_input
 
 DEFAULT_RATING = "general"
 _CHOICE = re.compile(r"[\[{][^\]}]*[|:][^\]}]*[\]}]")
@@ -41,12 +41,18 @@ class Prepared:
     """The prompt's BREAK segments after the first, written back as typed."""
     later_tags: frozenset[str] = frozenset()
     """Canonical tags that live in those later segments."""
+    dialect: Dialect = Dialect.V1
+    """Which TIPO generation's strings the model reads."""
 
-    def meta(self) -> dict[str, str]:
+    def meta(self, tags: dict[str, list[str]] | None = None) -> dict[str, str]:
+        """The meta lines for this request's tags (or a draft's ``tags``)."""
+        period = self.request.period
         return build_meta(
-            self.tags.as_dict(),
+            self.tags.as_dict() if tags is None else tags,
             self.request.effective_aspect_ratio(),
             add_quality=self.request.add_quality,
+            dialect=self.dialect,
+            period=None if period == "none" else period,
         )
 
     def tag_line(self) -> str:
@@ -56,7 +62,7 @@ class Prepared:
         """The TIPO input of ``step`` for this request as typed (before any model output)."""
         return tipo_input(
             self.meta(), self.tag_line(), self.nl, step.task, step.length,
-            expand=step.expand, gen_meta=gen_meta,
+            expand=step.expand, gen_meta=gen_meta, dialect=self.dialect,
         )  # fmt: skip
 
     def steps(self) -> list[Step]:
@@ -112,8 +118,10 @@ class Prepared:
         return frozenset(normalize_key(t) for t in self.user_order)
 
 
-def prepare(request: PresampleRequest, db: TagDatabase) -> Prepared:
-    """Parse, canonicalise and categorise a request's input."""
+def prepare(
+    request: PresampleRequest, db: TagDatabase, *, dialect: Dialect = Dialect.V1
+) -> Prepared:
+    """Parse, canonicalise and categorise a request's input (for a model reading ``dialect``)."""
     parsed = parse_prompt(request.prompt, is_known_tag=db.is_known) if request.prompt else None
     ignored_keys = {normalize_key(t) for t in request.ignored}
 
@@ -170,6 +178,7 @@ def prepare(request: PresampleRequest, db: TagDatabase) -> Prepared:
         raw_forms=raw_forms,
         later_segments=_later_segments(parsed),
         later_tags=frozenset(later),
+        dialect=dialect,
     )
 
 

@@ -46,6 +46,8 @@ def as_request(request: RequestLike) -> PresampleRequest:
 
 
 BACKENDS = ("auto", "onnx", "transformers", "llama.cpp")
+# TIPO v2's architecture, as a kohaku folder or a dots1 GGUF (engine/dots1.py).
+MOE_MODEL_TYPES = ("kohaku", "dots1")
 log = logging.getLogger("presample")
 
 
@@ -156,6 +158,11 @@ def _load_onnx(source: ModelSource, *, device: str, dtype: str) -> Backend:
 
     if device not in ("auto", "cpu"):
         raise ModelError("presample runs ONNX Runtime on the CPU only; use --backend transformers")
+    if _model_type(source) in MOE_MODEL_TYPES:
+        raise ModelError(
+            f"ONNX Runtime cannot run {source.name}: its converter has no mixture-of-experts "
+            "(TIPO v2) models; use --backend transformers, or llama.cpp for a .gguf file"
+        )
     precisions = {"auto": onnx_export.DEFAULT_PRECISION, "int8": "int8", "float32": "fp32"}
     if dtype not in precisions:
         raise ModelError(f"ONNX Runtime runs int8 or float32, not {dtype}; use --dtype auto")
@@ -219,7 +226,11 @@ class Presampler:
             self.source, backend=backend, device=device, dtype=dtype
         )
         self._check_layout()
-        self.sampling = sampling or (DTG_DEFAULT if self.source.layout == "dtg" else TIPO_DEFAULT)
+        self.sampling = (
+            sampling
+            or self.source.sampling
+            or (DTG_DEFAULT if self.source.layout == "dtg" else TIPO_DEFAULT)
+        )
         self.db = TagDatabase()
 
     def _check_layout(self) -> None:
@@ -264,7 +275,7 @@ class Presampler:
             quality=self.source.quality,
             on_step=on_step,
         )
-        prepared = prepare(req, self.db)
+        prepared = prepare(req, self.db, dialect=self.source.dialect)
         runner = dtg_run if self.source.layout == "dtg" else tipo_run
         return runner(prepared, self.db, options)
 

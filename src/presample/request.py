@@ -142,6 +142,11 @@ class PresampleRequest(_Model):
     tag_first: bool = True
     gen_meta: bool = Field(False, description="Let the last step write missing meta lines.")
     add_quality: bool = True
+    period: Literal["newest", "recent", "mid", "early", "old", "none"] = Field(
+        "newest",
+        description="TIPO v2.1 only: the period word its quality line carries (the image's "
+        "era: newest >= 2024 ... old); added when the quality tags have none. none: add none.",
+    )
     sfw: bool = Field(
         True,
         description="When no rating tag is given, ask for a general-rated image. A general "

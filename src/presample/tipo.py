@@ -13,6 +13,9 @@ A prompt has three parts (see ``spec/TIPO.md``)::
     target: <|long|> <|tag_to_long|> <|gen_meta|>
     tag: 1girl, long hair            <- content lines, in the task's order
     long:                            <- generate mode ends on an open field
+
+TIPO v2 and v2.1 read the same layout with a few different strings
+(``Dialect``; ``spec/TIPO_V2.md`` §7).
 """
 
 from __future__ import annotations
@@ -82,6 +85,41 @@ class Task(str, Enum):
             raise ValueError(f"unknown task {name!r}; valid tasks: {valid}") from None
 
 
+class Dialect(str, Enum):
+    """Which generation of TIPO models a prompt is written for.
+
+    v1 is what ``tipo-kgen`` writes for every model, v2 included (byte-exact
+    against its fixtures). The v2 models were trained on different strings
+    (``spec/TIPO_V2.md`` §7), which the reference does not write: ``aspect
+    ratio`` with a space; v2.1 also rating words of its own (``safe`` ...
+    ``nsfw, explicit``) and a period word after the quality (``masterpiece,
+    newest``). Deviation: we write what each model was trained on.
+    """
+
+    V1 = "v1"
+    V2 = "v2"
+    V2_1 = "v2.1"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def aspect_key(self) -> str:
+        return ASPECT_KEY if self is Dialect.V1 else "aspect ratio"
+
+
+# v2.1's rating vocabulary, from Danbooru's (the model card, spec §7).
+V21_RATINGS: dict[str, str] = {
+    "general": "safe",
+    "sensitive": "sensitive",
+    "questionable": "nsfw",
+    "explicit": "nsfw, explicit",
+}
+PERIODS: tuple[str, ...] = ("newest", "recent", "mid", "early", "old")
+"""v2.1's period words: the image's year folded into the quality line."""
+DEFAULT_PERIOD = "newest"
+
+
 # Token ids 32000.. follow the LLaMA-2 vocabulary in the published TIPO models.
 SPECIAL_TOKENS: tuple[str, ...] = (
     "<|empty|>",
@@ -117,20 +155,42 @@ def build_meta(
     aspect_ratio: float | None = None,
     *,
     add_quality: bool = True,
+    dialect: Dialect = Dialect.V1,
+    period: str | None = DEFAULT_PERIOD,
 ) -> dict[str, str]:
     """The meta lines for a categorised tag set, in layout order.
 
     Empty values are kept (as ``""``) so callers can see which lines exist;
-    ``tipo_input`` leaves them out.
+    ``tipo_input`` leaves them out. ``period`` is the v2.1 period word added
+    to a quality line that has none (``None``: add none).
     """
     meta = {key: ", ".join(tags.get(key, ())) for key in META_KEYS}
     for key in ("artist", "characters", "copyrights"):
         meta[key] = meta[key].strip()
+    if dialect is Dialect.V2_1:
+        meta["rating"] = v21_rating(tags.get("rating", ()))
+        quality = list(tags.get("quality", ()))
+        # Open question (spec §11.4): the year thresholds behind the period words
+        # are not published; the user picks the period (default: newest, the
+        # look most v2.1 users ask for), and a quality line without one gets it.
+        if quality and period and not any(q.lower() in PERIODS for q in quality):
+            quality.append(period)
+        meta["quality"] = ", ".join(quality)
     if not add_quality:
         del meta["quality"]
     if aspect_ratio is not None:
-        meta[ASPECT_KEY] = f"{aspect_ratio:.1f}"
+        meta[dialect.aspect_key] = f"{aspect_ratio:.1f}"
     return meta
+
+
+def v21_rating(ratings: Sequence[str]) -> str:
+    """Danbooru rating words in v2.1's vocabulary (``explicit`` -> ``nsfw, explicit``)."""
+    words: list[str] = []
+    for rating in ratings:
+        for word in V21_RATINGS.get(rating.lower(), rating).split(", "):
+            if word not in words:
+                words.append(word)
+    return ", ".join(words)
 
 
 def tag_line(tags: Mapping[str, Sequence[str]]) -> str:
@@ -148,6 +208,7 @@ def tipo_input(
     *,
     expand: bool,
     gen_meta: bool = False,
+    dialect: Dialect = Dialect.V1,
 ) -> str:
     """The exact model input for one TIPO step.
 
@@ -174,6 +235,10 @@ def tipo_input(
         elif index < len(fields) - 1:
             lines.append(f"{key}: \n")
     prompt = "".join(lines)
+    if expand and dialect is not Dialect.V1 and fields == ("tag",) and not tags.strip():
+        # v2 learned an empty tag line as ``tag: `` followed by ``, t1, t2``
+        # (spec §7); v1 prompts stop at the target line.
+        return f"{prompt}tag: "
     return prompt.strip() if expand else f"{prompt}{fields[-1]}:"
 
 

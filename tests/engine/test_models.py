@@ -49,7 +49,7 @@ def test_registry_knows_the_published_models() -> None:
     assert known("KBlueLeaf/DanTagGen-delta-rev2").layout == "dtg"
     assert known("DanTagGen-beta").quality is False
     assert known("tipo-500m-ft").layout == "tipo"
-    assert len({m.repo for m in KNOWN_MODELS}) == len(KNOWN_MODELS) == 11
+    assert len({m.repo for m in KNOWN_MODELS}) == len(KNOWN_MODELS) == 13
     hub = resolve("KBlueLeaf/TIPO-500M-ft")
     assert (hub.kind, hub.location) == ("hub", "KBlueLeaf/TIPO-500M-ft")
 

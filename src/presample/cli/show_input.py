@@ -8,7 +8,7 @@ import json
 from ..dtg import dtg_input
 from ..prepare import Prepared, prepare
 from ..tagdb import TagDatabase
-from ..tipo import Length, Step, Task
+from ..tipo import Dialect, Length, Step, Task
 from .common import UserError, load_request
 
 DESCRIPTION = """\
@@ -27,6 +27,7 @@ examples:
   presample show-input req.json --task tag_to_long --mode generate --gen-meta
   presample show-input req.json --format dtg --length very_long
   presample show-input req.json --plan
+  presample show-input --prompt "1girl, solo" --model KBlueLeaf/TIPO-v2.1-1B-A200M
 """
 
 
@@ -70,7 +71,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     meta.add_argument("--no-gen-meta", dest="gen_meta", action="store_false")
     p.add_argument(
-        "--format", choices=["tipo", "dtg"], default="tipo", help="layout (default: tipo)"
+        "--format", choices=["tipo", "dtg"], help="layout (default: the --model's, else tipo)"
+    )
+    p.add_argument(
+        "--model",
+        help="write the input for this model (a name, folder or .gguf file; nothing is "
+        "loaded or downloaded): its layout and, for TIPO v2/v2.1, its strings",
+    )
+    p.add_argument(
+        "--dialect",
+        choices=[d.value for d in Dialect],
+        help="which TIPO generation's strings (default: the --model's, else v1, what "
+        "the reference writes for every model)",
     )
     p.add_argument(
         "--no-quality",
@@ -115,12 +127,28 @@ def _choose_step(prepared: Prepared, args: argparse.Namespace) -> tuple[Step, bo
     return step, is_last
 
 
+def _layout(args: argparse.Namespace) -> tuple[str, Dialect]:
+    """The layout and dialect asked for, directly or through --model."""
+    layout, dialect = "tipo", Dialect.V1
+    if args.model:
+        from ..engine.backend import ModelError
+        from ..engine.registry import resolve
+
+        try:
+            source = resolve(args.model)
+        except ModelError as exc:
+            raise UserError(str(exc)) from None
+        layout, dialect = source.layout, source.dialect
+    return args.format or layout, Dialect(args.dialect) if args.dialect else dialect
+
+
 def run(args: argparse.Namespace) -> int:
     request = load_request(args.request, args.prompt)
     if args.no_sfw:
         request = request.model_copy(update={"sfw": False})
+    layout, dialect = _layout(args)
     with TagDatabase() as db:
-        prepared = prepare(request, db)
+        prepared = prepare(request, db, dialect=dialect)
     if args.plan:
         steps = prepared.steps()
         rows = [
@@ -139,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{row['step']}. {row['task']:<22} {row['length']:<10} {row['mode']}")
         return 0
 
-    if args.format == "dtg":
+    if layout == "dtg":
         length = Length(args.length) if args.length else request.tag_length
         text = dtg_input(
             prepared.tags.as_dict(),
@@ -154,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         text = prepared.model_input(step, gen_meta=gen_meta)
         info = {
             "format": "tipo",
+            "dialect": dialect.value,
             "task": step.task.value,
             "length": step.length.value,
             "mode": "expand" if step.expand else "generate",

@@ -29,7 +29,6 @@ from ..tipo import (
     TAG_MAX,
     TAG_MIN,
     Step,
-    build_meta,
     holds_output,
     parse_tipo_output,
     tipo_input,
@@ -90,11 +89,7 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
             None if not active else active[0] if len(active) == 1 else AllOf(tuple(active))
         )
         while True:
-            meta = build_meta(
-                draft.meta_source(),
-                request.effective_aspect_ratio(),
-                add_quality=request.add_quality,
-            )
+            meta = prepared.meta(draft.meta_source())
             tag_line = ", ".join(draft.tag_line_tags())
             text = tipo_input(
                 meta,
@@ -104,6 +99,7 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
                 step.length,
                 expand=step.expand or holds_output(step.task, tag_line, draft.text()),
                 gen_meta=gen_meta,
+                dialect=prepared.dialect,
             )
             # Retries reseed (seed + attempt) as the reference does; a call that
             # draws several captions uses up as many seeds.

@@ -15,9 +15,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from ..tipo import Dialect
 from .backend import ModelError
+from .sampling import Sampling
 
 Layout = Literal["tipo", "dtg"]
+# The TIPO v2 model cards' sampling (spec/TIPO_V2.md §9): the models were tuned to
+# be drawn from at temperature 1 with only min-p cutting the tail.
+TIPO_V2_SAMPLING = Sampling(
+    temperature=1.0, top_p=1.0, top_k=0, min_p=0.1, repetition_penalty=1.0, max_new_tokens=512
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +34,11 @@ class KnownModel:
     quality: bool
     """DanTagGen: trained with a ``quality:`` line."""
     gguf_files: tuple[str, ...] = ()
+    """Published GGUF files, by their path in the repo."""
     params: str = ""
+    dialect: Dialect = Dialect.V1
+    sampling: Sampling | None = None
+    """The model card's sampling, when it differs from the layout's default."""
 
     @property
     def short_name(self) -> str:
@@ -35,6 +46,25 @@ class KnownModel:
 
 
 KNOWN_MODELS: tuple[KnownModel, ...] = (
+    # First, as in the reference's list: what its UIs now default to.
+    KnownModel(
+        "KBlueLeaf/TIPO-v2.1-1B-A200M",
+        "tipo",
+        True,
+        ("TIPO-v2.1-1B-A200M-f16.gguf", "gguf/TIPO-v2.1-1B-A200M-Q8_0.gguf"),
+        "1B-A200M",
+        Dialect.V2_1,
+        TIPO_V2_SAMPLING,
+    ),
+    KnownModel(
+        "KBlueLeaf/TIPOv2-1B-A200M",
+        "tipo",
+        True,
+        ("TIPOv2-1B-A200M-f16.gguf",),
+        "1B-A200M",
+        Dialect.V2,
+        TIPO_V2_SAMPLING,
+    ),
     KnownModel("KBlueLeaf/TIPO-500M-ft", "tipo", True, ("TIPO-500M-ft-F16.gguf",), "508M"),
     KnownModel("KBlueLeaf/TIPO-500M", "tipo", True, ("TIPO-500M_epoch5-F16.gguf",), "508M"),
     KnownModel("KBlueLeaf/TIPO-200M-ft2", "tipo", True, ("TIPO-200M-ft2-F16.gguf",), "203M"),
@@ -80,6 +110,10 @@ class ModelSource:
     defaults: tuple[tuple[str, str], ...] = ()
     """Request fields the model's card sets when a request leaves them out
     (``tag_length``, ``nl_length``): what the model was trained to do well."""
+    dialect: Dialect = Dialect.V1
+    """Which TIPO generation's strings the model reads (``tipo.Dialect``)."""
+    sampling: Sampling | None = None
+    """The model card's sampling; ``None``: the layout's default."""
 
 
 def known(spec: str) -> KnownModel | None:
@@ -132,10 +166,10 @@ def resolve(spec: str | None, *, search: tuple[Path, ...] = ()) -> ModelSource:
         # A GGUF downloaded by the reference extension: <Repo>_<file>.gguf.
         for folder in models_dirs(search):
             for file in model.gguf_files:
-                candidate = folder / f"{model.short_name}_{file}"
+                candidate = folder / f"{model.short_name}_{Path(file).name}"
                 if candidate.is_file():
                     return _gguf_source(candidate)
-        return ModelSource(model.repo, model.repo, "hub", model.layout, model.quality)
+        return _known_source(model, model.repo, "hub")
     if "/" in spec and not path.exists() and not spec.startswith((".", "/", "~")):
         # An unknown Hub id: assume TIPO unless the name says DanTagGen.
         layout: Layout = "dtg" if "dantaggen" in spec.lower() else "tipo"
@@ -146,16 +180,45 @@ def resolve(spec: str | None, *, search: tuple[Path, ...] = ()) -> ModelSource:
     )
 
 
+def _known_source(
+    model: KnownModel, location: str, kind: Literal["folder", "hub", "gguf"], **extra: str
+) -> ModelSource:
+    return ModelSource(
+        extra.pop("name", model.short_name if kind != "hub" else model.repo),
+        location,
+        kind,
+        model.layout,
+        model.quality,
+        extra.pop("gguf_file", None),
+        dialect=model.dialect,
+        sampling=model.sampling,
+    )
+
+
 def _gguf_source(path: Path) -> ModelSource:
     stem = path.name
     model = next(
-        (m for m in KNOWN_MODELS if stem.startswith(m.short_name + "_") or stem in m.gguf_files),
+        (
+            m
+            for m in KNOWN_MODELS
+            if stem.startswith(m.short_name + "_") or stem in {Path(f).name for f in m.gguf_files}
+        ),
         None,
     )
     if model is not None:
-        return ModelSource(stem, str(path.parent), "gguf", model.layout, model.quality, path.name)
+        return _known_source(model, str(path.parent), "gguf", name=stem, gguf_file=path.name)
+    if _gguf_architecture(path) == "dots1":
+        # A TIPO v2 file under another name: the current generation's strings.
+        v21 = KNOWN_MODELS[0]
+        return _known_source(v21, str(path.parent), "gguf", name=stem, gguf_file=path.name)
     layout: Layout = "dtg" if "dantaggen" in stem.lower() else "tipo"
     return ModelSource(stem, str(path.parent), "gguf", layout, True, path.name)
+
+
+def _gguf_architecture(path: Path) -> str:
+    from .llamacpp_backend import gguf_architecture
+
+    return gguf_architecture(path)
 
 
 def _folder_source(path: Path, *, name: str) -> ModelSource:
@@ -178,9 +241,20 @@ def _folder_source(path: Path, *, name: str) -> ModelSource:
         )
     model = known(path.name)
     if model is not None:
-        return ModelSource(model.short_name, str(path), "folder", model.layout, model.quality)
+        return _known_source(model, str(path), "folder")
+    if _model_type(path) == "kohaku":
+        # The publisher's TIPO v2 format under another folder name (a Hub snapshot).
+        return _known_source(KNOWN_MODELS[0], str(path), "folder", name=name)
     layout = _layout_from_tokenizer(path)
     return ModelSource(name, str(path), "folder", layout, True)
+
+
+def _model_type(path: Path) -> str:
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return str(config.get("model_type", "")) if isinstance(config, dict) else ""
 
 
 CARD_DEFAULT_FIELDS = ("tag_length", "nl_length")

@@ -126,6 +126,10 @@ class TorchBackend:
             {"local_files_only": local_files_only, **NO_REMOTE_CODE} if folder_tokenizer else kwargs
         )
         local_gguf = Path(source, gguf_file) if gguf_file is not None else None
+        if _is_tipo_v2(Path(source), local_gguf):
+            return cls._load_tipo_v2(
+                Path(source), gguf_file, device=device, precision=precision, name=name
+            )
         cached = None
         if local_gguf is not None and local_gguf.is_file():
             cached = gguf_cache.cache_folder(local_gguf, str(torch_dtype))
@@ -150,6 +154,34 @@ class TorchBackend:
         elif precision == "bfloat16" and device == "cpu" and invariant.supported():
             model = invariant.make_invariant(model)
         backend = cls(model, tokenizer, name=name or str(source))
+        backend.info.dtype = precision
+        return backend
+
+    @classmethod
+    def _load_tipo_v2(
+        cls,
+        folder: Path,
+        gguf_file: str | None,
+        *,
+        device: str,
+        precision: str,
+        name: str | None,
+    ) -> TorchBackend:
+        """A kohaku folder or a dots1 GGUF, mapped onto transformers' Dots1 (engine/dots1.py)."""
+        from . import dots1
+
+        where = str(folder / gguf_file) if gguf_file else str(folder)
+        if precision == "int8":
+            raise ModelError("TIPO v2 runs in bfloat16 or float32 on transformers, not int8")
+        if gguf_file is not None:
+            tokenizer = dots1.gguf_tokenizer(folder / gguf_file)
+        else:
+            tokenizer = dots1.folder_tokenizer(folder, where=where)
+        model = dots1.load_model(folder, gguf_file=gguf_file, dtype=DTYPES[precision], where=where)
+        model = model.to(device)
+        if precision == "bfloat16" and device == "cpu" and invariant.supported():
+            model = invariant.make_invariant(model)
+        backend = cls(model, tokenizer, name=name or where)
         backend.info.dtype = precision
         return backend
 
@@ -418,3 +450,14 @@ def token_texts(tokenizer: Any) -> list[str]:
     size = len(tokenizer)
     texts = tokenizer.batch_decode([[anchor, i] for i in range(size)])
     return [t[len(base) :] if t.startswith(base) else t for t in texts]
+
+
+def _is_tipo_v2(folder: Path, gguf: Path | None) -> bool:
+    """A TIPO v2 model in either published format (read through engine/dots1.py)."""
+    from . import dots1
+
+    if gguf is not None:
+        from .llamacpp_backend import gguf_architecture
+
+        return gguf.is_file() and gguf_architecture(gguf) == dots1.DOTS1
+    return folder.is_dir() and dots1.is_kohaku(folder)

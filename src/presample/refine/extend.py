@@ -90,18 +90,22 @@ def tipo_opening(prepared: Prepared, wanted: int) -> Opening:
     ``wanted`` is about how many new tokens the round keeps.
     """
     tags, nl, meta = prepared.tag_line(), prepared.nl, prepared.meta()
+    dialect = prepared.dialect
     if tags or not nl:
         task = Task.SHORT_TO_TAG if nl else Task.TAG
         length = tag_length_for(tag_count(prepared), wanted)
         if tags:
             # A trailing comma makes the model start a new tag instead of
             # lengthening the user's last one ("cat" -> "cat ears").
-            text = tipo_input(meta, tags, nl, task, length, expand=True) + ","
+            text = tipo_input(meta, tags, nl, task, length, expand=True, dialect=dialect) + ","
         else:
-            text = tipo_input(meta, "", nl, task, length, expand=False)
+            text = tipo_input(meta, "", nl, task, length, expand=False, dialect=dialect)
         return Opening(text, "tags")
     length = nl_length_for(sentence_count(nl))
-    return Opening(tipo_input(meta, "", nl, Task.LONG_TO_TAG, length, expand=True), "text")
+    return Opening(
+        tipo_input(meta, "", nl, Task.LONG_TO_TAG, length, expand=True, dialect=dialect),
+        "text",
+    )
 
 
 def dtg_opening(prepared: Prepared, wanted: int, *, quality: bool) -> Opening:

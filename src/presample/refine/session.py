@@ -207,7 +207,7 @@ class RefineSession:
             )  # fmt: skip
         except ValidationError as exc:
             raise RefineError(describe_validation_error(exc)) from None
-        return prepare(request, self.presampler.db)
+        return prepare(request, self.presampler.db, dialect=self.presampler.source.dialect)
 
     def _seeds(self, start: int, count: int, used: set[int]) -> tuple[list[int], int]:
         seeds: list[int] = []

@@ -164,7 +164,7 @@ def _add_tokenizer(writer: Any, model_dir: Path, vocab_size: int) -> None:
     if data["model"].get("byte_fallback"):
         _add_sentencepiece_vocab(writer, model_dir, vocab_size)
     else:
-        _add_byte_level_vocab(writer, data, vocab, added, vocab_size)
+        add_byte_level_vocab(writer, data, vocab, added, vocab_size, pre=_pre_tokenizer(data))
     for setter, key in (
         (writer.add_bos_token_id, "bos_token"),
         (writer.add_eos_token_id, "eos_token"),
@@ -180,9 +180,17 @@ def _add_tokenizer(writer: Any, model_dir: Path, vocab_size: int) -> None:
     writer.add_add_eos_token(False)
 
 
-def _add_byte_level_vocab(
-    writer: Any, data: dict[str, Any], vocab: dict[str, int], added: dict[str, int], size: int
+def add_byte_level_vocab(
+    writer: Any,
+    data: dict[str, Any],
+    vocab: dict[str, int],
+    added: dict[str, int],
+    size: int,
+    *,
+    pre: str,
 ) -> None:
+    """A byte-level BPE ``tokenizer.json`` as llama.cpp's "gpt2" model; ``pre`` is
+    llama.cpp's name of the pre-tokenizer."""
     size = max(max([*vocab.values(), *added.values()]) + 1, size)
     tokens = [f"[PAD{i}]" for i in range(size)]
     types = [5] * size  # unused, until a piece fills the slot
@@ -194,7 +202,7 @@ def _add_byte_level_vocab(
         types[index] = 3  # control
     merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"]["merges"]]
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(_pre_tokenizer(data))
+    writer.add_tokenizer_pre(pre)
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)
