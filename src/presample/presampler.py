@@ -68,6 +68,8 @@ def load_backend(
     backend = "llama.cpp" if backend == "llamacpp" else backend
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    if source.kind == "hub" and backend == "llama.cpp":
+        source = _hub_gguf(source)
     if source.kind == "hub":
         # The cached copy or one download, failing fast offline (engine/hub.py);
         # every engine then reads a local folder.
@@ -84,6 +86,22 @@ def load_backend(
             log.warning("presample: ONNX Runtime cannot run %s (%s); using transformers",
                         source.name, exc)  # fmt: skip
     return _load_transformers(source, device=device, dtype=dtype)
+
+
+def _hub_gguf(source: ModelSource) -> ModelSource:
+    """A known model's published GGUF for llama.cpp: the smallest near-lossless file
+    (Q8_0 where published, as the reference's users run it), else its first."""
+    from .engine.registry import known
+
+    model = known(source.location)
+    if model is None or not model.gguf_files:
+        raise ModelError(
+            f"the llama.cpp backend runs GGUF files; {source.name} publishes none presample "
+            "knows of (pass a .gguf file, or use --backend transformers)"
+        )
+    name = next((f for f in model.gguf_files if "q8_0" in f.lower()), model.gguf_files[0])
+    path = hub.gguf_file(model.repo, name)
+    return replace(source, kind="gguf", location=str(path.parent), gguf_file=path.name)
 
 
 def _load_transformers(source: ModelSource, *, device: str, dtype: str) -> Backend:

@@ -74,3 +74,30 @@ def test_a_cached_model_loads_without_asking_the_network(
 def test_a_models_dir_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="does not exist"):
         resolve("KBlueLeaf/TIPO-200M-ft2", search=(tmp_path / "nope",))
+
+
+def test_llama_cpp_with_a_hub_id_reads_the_cached_published_gguf(
+    hf_cache: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("llama_cpp", reason="presample[llamacpp] is not installed")
+    repo = hf_cache / "models--KBlueLeaf--TIPO-200M-ft2"
+    snapshot = repo / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    shutil.copy(tiny_gguf, snapshot / "TIPO-200M-ft2-F16.gguf")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd", encoding="utf-8")
+    monkeypatch.setattr(HfApi, "model_info", _no_network)
+    sampler = Presampler("KBlueLeaf/TIPO-200M-ft2", backend="llama.cpp",
+                         sampling=Sampling(max_new_tokens=8))  # fmt: skip
+    assert sampler.backend.info.name == "llama.cpp"
+    assert sampler.backend.info.model == "KBlueLeaf/TIPO-200M-ft2"
+
+
+def test_llama_cpp_with_an_uncached_hub_gguf_offline_is_one_line(
+    hf_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError) as info:
+        Presampler("KBlueLeaf/TIPO-v2.1-1B-A200M", backend="llama.cpp")
+    message = str(info.value)
+    assert "gguf/TIPO-v2.1-1B-A200M-Q8_0.gguf" in message and "\n" not in message

@@ -6,6 +6,7 @@ the published architecture and file layout (``presample/training/tipo_v2.py``).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -261,9 +262,13 @@ def test_a_gguf_without_bos_metadata_is_refused(kohaku: Path, tmp_path: Path) ->
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    with pytest.raises(ModelError, match="no BOS/EOS token ids") as info:
-        Presampler(str(out), backend="transformers")
-    assert "no-bos.gguf" in str(info.value)
+    engines = ["transformers"]
+    if importlib.util.find_spec("llama_cpp") is not None:
+        engines.append("llama.cpp")
+    for engine in engines:
+        with pytest.raises(ModelError, match="no BOS/EOS token ids") as info:
+            Presampler(str(out), backend=engine)
+        assert "no-bos.gguf" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_a_kohaku_folder_never_runs_its_own_code(kohaku: Path) -> None:
@@ -277,3 +282,33 @@ def test_a_kohaku_folder_never_runs_its_own_code(kohaku: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("1girl")
+
+
+def test_cpu_bf16_default_is_batch_invariant_through_the_experts(kohaku: Path) -> None:
+    from presample.engine import invariant
+    from presample.engine.backend import GenerationJob
+
+    if not invariant.supported():
+        pytest.skip("this CPU/PyTorch has no oneDNN bf16 kernels")
+    backend = Presampler(str(kohaku), dtype="bfloat16", device="cpu").backend
+    modules = {type(m).__name__ for m in backend.model.modules()}
+    assert {"RowRouter", "PackedExperts"} <= modules and "Dots1Experts" not in modules
+    router = next(m for m in backend.model.modules() if type(m).__name__ == "RowRouter")
+    assert router.weight.dtype == router.bias.dtype == torch.float32  # trained in float32
+    # The same numbers as the stock float32 model, to bf16's precision.
+    reference = dots1.load_model(kohaku, gguf_file=None, dtype=torch.float32, where="k")
+    ids = torch.tensor([dots1.folder_tokenizer(kohaku, where="k")(TEXTS[0])["input_ids"]])
+    with torch.inference_mode():
+        want = reference(ids).logits[0, -1]
+        got = backend.model(ids, row_starts=[0]).logits[0, -1].float()
+    assert torch.corrcoef(torch.stack([want, got]))[0, 1] > 0.999
+    # A row draws the same tokens alone and among others, in any position.
+    backend.eos_id = -1
+    sampling = Sampling(max_new_tokens=24, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0)
+    target = GenerationJob(TEXTS[0], sampling, seed=3)
+    alone = backend.generate([target])[0].text
+    fillers = [GenerationJob(TEXTS[1], sampling, seed=1),
+               GenerationJob("tag: 1boy, " + "red hair, " * 9, sampling, seed=2)]  # fmt: skip
+    for position in range(3):
+        jobs = [*fillers[:position], target, *fillers[position:]]
+        assert backend.generate(jobs)[position].text == alone, position

@@ -279,6 +279,23 @@ def _distinct_heads(tensors: dict[str, Any], layers: int, heads: int, head_dim: 
     return heads
 
 
+def check_gguf_tokens(path: Path) -> None:
+    """Refuse a dots1 GGUF that does not say which ids start and end a text.
+
+    Without them llama.cpp falls back to ids of its own choosing, and the model
+    would read an input that starts with the wrong token.
+    """
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    keys = ("tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id")
+    if any(key not in reader.fields for key in keys):
+        raise ModelError(
+            f"{path} has no BOS/EOS token ids (tokenizer.ggml.bos_token_id); it is not a "
+            "complete TIPO v2 export: use the publisher's GGUF or the kohaku folder"
+        )
+
+
 def gguf_tokenizer(path: Path) -> Any:
     """The tokenizer a byte-level (``gpt2``) GGUF describes, as llama.cpp reads it.
 
@@ -309,15 +326,10 @@ def gguf_tokenizer(path: Path) -> Any:
 
     if field("model") != "gpt2":
         raise ModelError(f"{path}: tokenizer {field('model')!r}, not the byte-level BPE of TIPO v2")
+    check_gguf_tokens(path)
     tokens: list[str] = field("tokens")
     types: list[int] = field("token_type") or [1] * len(tokens)
-    bos = field("bos_token_id")
-    eos = field("eos_token_id")
-    if bos is None or eos is None:
-        raise ModelError(
-            f"{path} has no BOS/EOS token ids (tokenizer.ggml.bos_token_id); it is not a "
-            "complete TIPO v2 export: use the publisher's GGUF or the kohaku folder"
-        )
+    bos, eos = field("bos_token_id"), field("eos_token_id")
     control = [t for t, kind in zip(tokens, types, strict=True) if kind == gguf.TokenType.CONTROL]
     control_set = set(control)
     vocab = {t: i for i, t in enumerate(tokens) if t not in control_set}

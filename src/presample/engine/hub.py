@@ -76,3 +76,45 @@ def model_folder(repo: str) -> Path:
     if not (downloaded / "config.json").is_file():
         raise ModelError(f"{repo} has no config.json: not a transformers model repo")
     return downloaded
+
+
+def gguf_file(repo: str, filename: str) -> Path:
+    """One published GGUF file of ``repo``: the cached copy, else one download.
+
+    For llama.cpp, which reads GGUF files only; the same fail-fast rules as
+    ``model_folder``.
+    """
+    try:
+        from huggingface_hub import HfApi, hf_hub_download
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            GatedRepoError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+        )
+    except ImportError as exc:
+        raise ModelError(f"downloading {repo} needs huggingface_hub: {exc}") from None
+    try:
+        return Path(hf_hub_download(repo, filename, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        pass
+    hint = f" (or download {filename} yourself and pass the file)"
+    if offline():
+        raise ModelError(
+            f"{repo}/{filename} is not in the Hugging Face cache and HF_HUB_OFFLINE is set{hint}"
+        )
+    try:
+        HfApi().model_info(repo, timeout=LOOKUP_TIMEOUT_SECONDS)
+    except (RepositoryNotFoundError, GatedRepoError) as exc:
+        raise ModelError(f"{repo}: {first_line(exc)}") from None
+    except Exception as exc:  # no network, whatever the transport raises
+        raise ModelError(
+            f"{repo}/{filename} is not in the Hugging Face cache and huggingface.co cannot be "
+            f"reached ({first_line(exc)}){hint}"
+        ) from None
+    try:
+        return Path(hf_hub_download(repo, filename))
+    except EntryNotFoundError:
+        raise ModelError(f"{repo} has no file {filename}") from None
+    except Exception as exc:  # a broken connection halfway
+        raise ModelError(f"downloading {repo}/{filename} failed: {first_line(exc)}") from None

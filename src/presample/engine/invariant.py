@@ -151,8 +151,105 @@ def install_rowwise_attention(model: nn.Module) -> None:
     model.config._attn_implementation = ATTENTION_NAME
 
 
+class RowRouter(nn.Module):
+    """A mixture-of-experts router (DeepSeek-V3 style, as in TIPO v2) whose choice
+    for a token does not depend on the other tokens of the batch.
+
+    The stock router's float32 ``F.linear`` blocks its matrix product by the
+    number of rows, so a near tie between two experts can break differently in
+    a batch and send a token through another expert. Here each score is a
+    product-and-sum over one contiguous row, the same arithmetic for any batch;
+    the weights stay float32 as the model was trained. Same maths as
+    ``Dots1TopkRouter`` with one group: sigmoid scores, the bias steers the
+    choice only, the chosen scores renormalised and scaled.
+    """
+
+    def __init__(self, router: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        super().__init__()
+        self.top_k = int(router.top_k)
+        self.norm_topk_prob = bool(router.norm_topk_prob)
+        self.routed_scaling_factor = float(router.routed_scaling_factor)
+        # Plain attributes, not buffers: ``model.to(bfloat16)`` must leave them float32.
+        self.weight = weight.detach().float().clone()
+        self.bias = bias.detach().float().clone()
+
+    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows = hidden.reshape(-1, self.weight.shape[1]).float()
+        logits = (rows[:, None, :] * self.weight[None]).sum(-1)
+        scores = logits.sigmoid()
+        chosen = torch.topk(scores + self.bias, k=self.top_k, dim=-1, sorted=True)[1]
+        weights = scores.gather(1, chosen)
+        if self.norm_topk_prob:
+            weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
+        return logits, weights * self.routed_scaling_factor, chosen
+
+
+class PackedExperts(nn.Module):
+    """Routed experts as packed oneDNN bf16 linears, one pair per expert.
+
+    Only the experts some token chose run (PyTorch's CPU grouped matmul visits
+    all 64 every call: half of a batch-1 step), each on its own tokens' rows, so
+    a token's result is the same alone or batched: the packed kernel computes
+    each row alike, and a token's expert outputs are summed in expert order in
+    float32 whatever else is in the batch.
+    """
+
+    def __init__(self, experts: nn.Module, batch_hint: int = 32) -> None:
+        super().__init__()
+        gate_up = experts.gate_up_proj.detach().to(torch.bfloat16)
+        down = experts.down_proj.detach().to(torch.bfloat16)
+        reorder = torch.ops.mkldnn._reorder_linear_weight
+        self.gate_up = [reorder(w.contiguous(), batch_hint) for w in gate_up]
+        self.down = [reorder(w.contiguous(), batch_hint) for w in down]
+        self.act = experts.act_fn
+
+    def forward(
+        self, hidden: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor
+    ) -> torch.Tensor:
+        linear = torch.ops.mkldnn._linear_pointwise
+        out = torch.zeros(hidden.shape, dtype=torch.float32)
+        x = hidden.to(torch.bfloat16)
+        # One stable sort groups the (token, choice) pairs by expert, tokens ascending.
+        chosen = top_k_index.reshape(-1)
+        order = torch.argsort(chosen, stable=True)
+        tokens = order // top_k_index.shape[-1]
+        weights = top_k_weights.reshape(-1)[order].float()[:, None]
+        start = 0
+        for expert, count in enumerate(torch.bincount(chosen, minlength=len(self.down)).tolist()):
+            if not count:
+                continue
+            rows, end = tokens[start : start + count], start + count
+            gate, up = linear(x[rows], self.gate_up[expert], None, "none", [], "").chunk(2, -1)
+            y = linear(self.act(gate) * up, self.down[expert], None, "none", [], "")
+            out.index_add_(0, rows, y.float() * weights[start:end])
+            start = end
+        return out.to(hidden.dtype)
+
+
+def pack_experts(model: nn.Module, batch_hint: int = 32) -> None:
+    """Swap each MoE layer's router and experts for the batch-invariant ones above.
+
+    Recognised by their parts (transformers' fused experts: ``gate_up_proj``
+    and ``down_proj`` stacked per expert; a router with a selection bias and
+    one group); any other MoE is left as it is. Call before ``model.to(bf16)``
+    so the router keeps its float32 weights.
+    """
+    for module in list(model.modules()):
+        experts, router = getattr(module, "experts", None), getattr(module, "gate", None)
+        if experts is None or router is None:
+            continue
+        fused = getattr(experts, "gate_up_proj", None)
+        bias = getattr(router, "e_score_correction_bias", None)
+        one_group = getattr(router, "num_group", 1) == 1
+        if fused is None or fused.dim() != 3 or bias is None or not one_group:
+            continue
+        module.gate = RowRouter(router, router.weight, bias)
+        module.experts = PackedExperts(experts, batch_hint)
+
+
 def make_invariant(model: nn.Module) -> nn.Module:
-    """bf16 weights, packed linears and row-wise attention (see the module docstring)."""
+    """bf16 weights, packed linears and experts, row-wise attention (module docstring)."""
+    pack_experts(model)
     model = model.to(torch.bfloat16)
     pack_linears(model)
     install_rowwise_attention(model)

@@ -103,6 +103,10 @@ class LlamaCppBackend:
         if not path.is_file():
             raise ModelError(f"GGUF file not found: {path}")
         file_type, architecture = _gguf_info(path)
+        if architecture == "dots1":
+            from .dots1 import check_gguf_tokens
+
+            check_gguf_tokens(path)
         safe = file_type in QUANTISED_SAFE
         loading = contextlib.nullcontext() if safe else _without_extra_buffers(llama_cpp.llama_cpp)
         try:
@@ -145,7 +149,12 @@ class LlamaCppBackend:
     # ----------------------------------------------------------------- decoding
 
     def _tokenize(self, text: str, *, bos: bool = True) -> list[int]:
-        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=True))
+        tokens = list(self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=True))
+        if bos and 0 <= self.bos_id < self.vocab and tokens[:1] != [self.bos_id]:
+            # Every TIPO / DanTagGen model was trained with one BOS first; early
+            # TIPO v2 exports say add_bos_token false, and llama.cpp obeys the file.
+            tokens.insert(0, self.bos_id)
+        return tokens
 
     def _generate_one(self, job: GenerationJob) -> Generation:
         import llama_cpp
