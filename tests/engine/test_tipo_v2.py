@@ -312,3 +312,23 @@ def test_cpu_bf16_default_is_batch_invariant_through_the_experts(kohaku: Path) -
     for position in range(3):
         jobs = [*fillers[:position], target, *fillers[position:]]
         assert backend.generate(jobs)[position].text == alone, position
+
+
+def test_per_expert_names_for_transformers_4(kohaku: Path) -> None:
+    # transformers 4.53-4.57 keep one module per expert; 5.x stacks them.
+    from safetensors.torch import load_file
+
+    weights = load_file(kohaku / "model.safetensors")
+    per_expert = dots1.dots1_weights(weights, fused=False)
+    fused = dots1.dots1_weights(weights, fused=True)
+    layer = "model.layers.1.mlp."
+    up = weights[layer + "up_proj"]
+    assert torch.equal(per_expert[layer + "experts.3.up_proj.weight"], up[3])
+    assert torch.equal(per_expert[layer + "experts.0.down_proj.weight"],
+                       weights[layer + "down_proj"][0])  # fmt: skip
+    assert fused[layer + "experts.gate_up_proj"].shape == (8, 64, 64)
+    assert torch.equal(per_expert[layer + "gate.e_score_correction_bias"],
+                       weights[layer + "expert_bias"])  # fmt: skip
+    assert layer + "shared_experts.gate_proj.weight" in per_expert
+    # Nothing keeps a kohaku-only name.
+    assert not any(k.endswith(("expert_bias", "_proj")) for k in per_expert)
