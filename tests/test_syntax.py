@@ -20,6 +20,7 @@ from presample.syntax import (
     PromptSyntaxError,
     escape_tag,
     format_weighted,
+    joined_text,
     looks_like_sentence,
     parse_prompt,
     render_pieces,
@@ -846,3 +847,28 @@ def test_an_article_phrase_among_tags_or_a_known_tag_stays_a_tag() -> None:
     assert [p.kind for p in among] == ["tag", "tag", "tag"]
     (known,) = parse_prompt("the end", is_known_tag=lambda t: t == "the end").pieces
     assert known.kind == "tag"
+
+
+def test_cjk_commas_separate_tags_and_stay_inside_text() -> None:
+    assert kinds("猫、犬、花") == [("tag", "猫"), ("tag", "犬"), ("tag", "花")]
+    assert kinds("1girl，solo，smile") == [
+        ("tag", "1girl"), ("tag", "solo"), ("tag", "smile"),
+    ]  # fmt: skip
+    # A phrase comes back with the comma it was typed with.
+    chinese = "一个女孩站在花田里，风吹着她的头发"
+    assert kinds(chinese) == [("text", chinese)]
+    clause = "少女が、花畑に立っている。"
+    assert kinds(f"1girl, {clause}, smile")[1] == ("text", clause)
+
+
+def test_texts_split_by_weights_and_networks_join_with_the_typed_comma() -> None:
+    source = ("1girl, a girl standing in a field, wind blowing her hair, (masterpiece:1.2), "
+              "<lora:detail:0.6>, looking over her shoulder, a small farmhouse")  # fmt: skip
+    assert joined_text(parse_prompt(source), source) == (
+        "a girl standing in a field, wind blowing her hair, looking over her shoulder, "
+        "a small farmhouse"
+    )
+    parsed = parse_prompt("A cat sleeps on the sofa. <lora:x:1> It dreams of fish.")
+    assert joined_text(parsed, "A cat sleeps on the sofa. <lora:x:1> It dreams of fish.") == (
+        "A cat sleeps on the sofa. It dreams of fish."
+    )

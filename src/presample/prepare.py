@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .categories import NON_EXPLICIT_RATINGS, SAFE_RATINGS, Category
 from .request import BanRule, PresampleRequest, TagSet
-from .syntax import ParsedPrompt, parse_prompt
+from .syntax import ParsedPrompt, joined_text, parse_prompt
 from .tagdb import TagDatabase, normalize_key
 from .tipo import Dialect, Step, build_meta, plan_steps, tag_line, tipo_input
 
@@ -166,8 +166,8 @@ def prepare(
         # an unrated request means a general image unless the user says otherwise.
         model_tags[Category.RATING].append(DEFAULT_RATING)
 
-    texts = list(parsed.texts) if parsed else []
-    nl = " ".join(part for part in [request.nl_prompt, *texts] if part).strip()
+    typed = joined_text(parsed, request.prompt) if parsed else ""
+    nl = " ".join(part for part in [request.nl_prompt, typed] if part).strip()
     return Prepared(
         request=request,
         tags=TagSet(**{c.value: v for c, v in model_tags.items()}),

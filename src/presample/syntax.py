@@ -48,6 +48,7 @@ __all__ = [
     "PromptSyntaxError",
     "escape_tag",
     "format_weighted",
+    "joined_text",
     "looks_like_sentence",
     "parse_prompt",
     "render_pieces",
@@ -238,6 +239,19 @@ _ABBREVIATIONS = _words("mr mrs ms dr st mt ft vs etc jr sr inc ltd co bros prof
 _WORD_PUNCTUATION = "\"'()[]{}<>,;:"
 _TERMINATORS = ".!?…"
 _CJK_SENTENCE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af][。！？]")
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+# Danbooru's tags are romanised and CJK writes no spaces between words: a run of
+# this many CJK characters is a phrase (a name such as 初音ミク is shorter).
+CJK_PHRASE_CHARS = 6
+# A Japanese clause before a comma ends in a particle (少女が、...); tags do not.
+_HIRAGANA_END = re.compile(r"[\u4e00-\u9fff\u30a0-\u30ff][\u3040-\u309f]\s*$")
+COMMAS = (",", "，", "、")
+
+
+def comma_joiner(comma: str) -> str:
+    """How chunks of one sentence are joined again: the comma as typed (an ASCII
+    one with its space; full-width and Japanese commas take none)."""
+    return ", " if comma == "," else comma
 
 KnownTag = Callable[[str], bool]
 
@@ -272,6 +286,8 @@ def _sentence_shape(chunk: str, words: list[str]) -> bool:
         return True
     if _CJK_SENTENCE.search(chunk) or n >= 7:
         return True
+    if len(_CJK_CHAR.findall(chunk)) >= CJK_PHRASE_CHARS or _HIRAGANA_END.search(chunk):
+        return True
     bare = [_bare(w) for w in words]
     if (bare[0] in _DETERMINERS and n >= 3) or (bare[0] in _NUMBER_WORDS and n >= 4):
         return True
@@ -293,7 +309,9 @@ def looks_like_sentence(chunk: str, is_known_tag: KnownTag | None = None) -> boo
     * it has 3+ words and a sentence terminator (``. ! ?``) after a word of two
       or more letters, at the end or before a capitalised word (so ``1.5``,
       ``st. louis``, ``c.c.``, ``!?`` and a trailing ``solo.`` do not count), or
-      it contains a CJK full stop, exclamation or question mark after CJK text;
+      it contains a CJK full stop, exclamation or question mark after CJK text,
+      or six or more CJK characters (CJK has no spaces; tags are romanised), or
+      ends in a hiragana particle after kanji or katakana (a clause: 少女が);
     * it has 7+ words (Danbooru tags are never that long);
     * it starts with an article, demonstrative or possessive and has 3+ words,
       or with a number word (``two``...) and has 4+ words (``two side up`` is a tag),
@@ -326,17 +344,18 @@ _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 _TOKEN_ALTERNATIVES = [
     # A1111: re_extra_net = <(\w+):([^>]+)>; excluding "<" bounds each attempt.
     r"(?P<net><\w{1,128}:[^<>]{1,4000}>)",
-    r"(?P<emb>(?<!\w)embedding:[^\s,，()\[\]<>:\\{}|]{1,256})",
-    r"(?P<emo>(?<![^\s,，(\[])>?[:;=][-']?[()\[\]](?=[ \t]*(?:[,，\r\n)\]]|\Z)))",
+    r"(?P<emb>(?<!\w)embedding:[^\s,，、()\[\]<>:\\{}|]{1,256})",
+    r"(?P<emo>(?<![^\s,，、(\[])>?[:;=][-']?[()\[\]](?=[ \t]*(?:[,，、\r\n)\]]|\Z)))",
     r"(?P<esc>\\[()\[\]\\])",
     rf"(?P<wclose>:\s*(?P<num>{_NUMBER})\s*[)\]])",
     r"(?P<open>[(\[])",
     r"(?P<close>[)\]])",
     r"(?P<brk>\bBREAK\b)",
-    r"(?P<sep>\r\n|[,，\r\n])",
+    # Full-width (，) and Japanese enumeration (、) commas separate as "," does.
+    r"(?P<sep>\r\n|[,，、\r\n])",
     r"(?P<pipe>\|)",
     r"(?P<dyn>\{[^{}\r\n|]{0,2000}\|[^{}\r\n]{0,4000}\})",
-    r"(?P<text>(?:(?!BREAK|embedding:)[^\\()\[\]:;=>,，\r\n<|{])+)",
+    r"(?P<text>(?:(?!BREAK|embedding:)[^\\()\[\]:;=>,，、\r\n<|{])+)",
     r"(?P<other>[\s\S])",
 ]
 _TOKEN = re.compile("|".join(_TOKEN_ALTERNATIVES))
@@ -623,6 +642,8 @@ class _Builder:
         self.open_text: _OpenText | None = None
         self.gap_newline = False
         self.gap_barrier = False
+        self.gap_comma = ","
+        """The comma typed before the current chunk (",", "，" or "、")."""
 
     # -- bookkeeping
 
@@ -723,7 +744,7 @@ class _Builder:
         is_sentence = looks_like_sentence(clean, self.is_known_tag)
         open_text = self.open_text
         if open_text is not None and self.continues(open_text, clean, is_sentence):
-            joiner = " " if self.gap_newline else ", "
+            joiner = " " if self.gap_newline else comma_joiner(self.gap_comma)
             open_text.items.append(joiner)
             open_text.items.extend(chunk.atoms)
             open_text.cleans.extend((joiner, clean))
@@ -851,7 +872,9 @@ def parse_prompt(
         elif kind == _SEP:
             builder.chunk(chunk)
             chunk = _Chunk()
-            if tokens.src(i) not in (",", "，"):
+            if tokens.src(i) in COMMAS:
+                builder.gap_comma = tokens.src(i)
+            else:
                 builder.gap_newline = True
         elif kind == _BRK:
             builder.chunk(chunk)
@@ -886,6 +909,27 @@ def _lone_phrase(pieces: list[Piece], is_known_tag: KnownTag | None) -> list[Pie
     if is_known_tag is not None and is_known_tag(piece.text):
         return pieces
     return [replace(p, kind="text") if i == content[0] else p for i, p in enumerate(pieces)]
+
+
+def joined_text(parsed: ParsedPrompt, source: str) -> str:
+    """The prompt's text pieces as one text, joined as they were typed.
+
+    Pieces separated by tags, weights or networks (``a field, (masterpiece:1.2),
+    wind in her hair``) keep the comma that stood between them, so the text
+    reads as typed; a piece that ends a sentence is followed by a space.
+    """
+    out = ""
+    previous: Piece | None = None
+    for piece in parsed.pieces:
+        if piece.kind != "text":
+            continue
+        if previous is not None:
+            gap = source[previous.end : piece.start]
+            comma = next((c for c in gap if c in COMMAS), None)
+            out += " " if comma is None or _ends_sentence(out) else comma_joiner(comma)
+        out += piece.text
+        previous = piece
+    return out
 
 
 def render_pieces(pieces: Iterable[Piece | str]) -> str:
