@@ -12,7 +12,8 @@ pytest.importorskip("torch")
 from pydantic import ValidationError
 
 from presample import Presampler, RefineError, RefineOptions, RefineSession
-from presample.refine.extend import continued_tags, continued_words
+from presample.refine.extend import anchors, continued_tags, continued_words, insert
+from presample.syntax import parse_prompt
 
 USER = "1girl, (smile:1.2), [blush], scenery <lora:detail:0.6> BREAK red sky"
 
@@ -126,3 +127,19 @@ def test_model_text_is_cut_at_whole_tags_and_words() -> None:
     assert words == [" on", " a", " sunny"]
     # A fragment glued to the user's last word would change it: dropped.
     assert continued_words("s near a window", finished=True)[0] == " near"
+
+
+def test_additions_are_never_malformed() -> None:
+    # No mark right after a mark ("long,, curly").
+    assert "".join(continued_words(" with, long,, curly", finished=True)) == " with, long, curly"
+    assert "".join(continued_words(", fluffy", finished=True)) == ", fluffy"
+    # Text inserted before the user's own comma does not end in a mark of its own.
+    prompt = "a cat sleeping on a warm sofa, 1girl"
+    where = anchors(prompt, parse_prompt(prompt))
+    assert insert(prompt, where, text=" with a fluffy tail.") == (
+        "a cat sleeping on a warm sofa with a fluffy tail, 1girl"
+    )
+    plain = "a cat sleeping on a warm sofa"
+    assert insert(plain, anchors(plain, parse_prompt(plain)), text=" at noon.") == (
+        "a cat sleeping on a warm sofa at noon."
+    )

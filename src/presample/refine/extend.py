@@ -25,6 +25,7 @@ Field = Literal["tags", "text"]
 
 _LENGTHS = (Length.VERY_SHORT, Length.SHORT, Length.LONG, Length.VERY_LONG)
 _UNIT = re.compile(r"(\s*)(\S+)")
+_COMMA_RUN = re.compile(r"[,;，、]{2,}")
 # Model output is untrusted: an added tag must not become prompt syntax that
 # loads a network, splits the prompt or sets a weight when pasted into a UI.
 _UNSAFE = re.compile(r"[<>{}|]|\bBREAK\b|\bAND\b|embedding:|:\s*[-+]?[\d.]+\s*$")
@@ -142,11 +143,13 @@ def continued_words(continuation: str, *, finished: bool) -> list[str]:
         units = units[:-1]
     words: list[str] = []
     for position, (space, raw) in enumerate(units):
-        word = clean_value(raw)
+        word = _COMMA_RUN.sub(lambda m: m.group()[0], clean_value(raw))
         if not word or word == EMPTY_TOKEN or _UNSAFE.search(word):
             continue
         if position == 0 and not space and word[0].isalnum():
             continue
+        if not any(ch.isalnum() for ch in word) and words and not words[-1][-1:].isalnum():
+            continue  # punctuation after punctuation: "long,," would be malformed
         words.append((" " if space else "") + word)
     return words
 
@@ -189,6 +192,10 @@ def insert(prompt: str, where: Anchors, text: str = "", tags: Sequence[str] = ()
     tag_part = "".join(f", {t}" for t in tags)
     edits: dict[int, str] = {}
     if text and where.text_end is not None:
+        if prompt[where.text_end : where.text_end + 1] in (",", "，", "、"):
+            # The user's own comma follows: the addition does not end in a mark
+            # of its own ("tail.," would be malformed).
+            text = text.rstrip(".,;:!?。，、 ") or text
         edits[where.text_end] = text
     if tag_part:
         edits[where.content_end] = edits.get(where.content_end, "") + tag_part
