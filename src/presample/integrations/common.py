@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ..engine.registry import CARD_FILE, DEFAULT_MODEL, KNOWN_MODELS, known, resolve
@@ -91,7 +91,7 @@ def _first_error(exc: ValueError) -> str:
 
 def reference_model_names() -> list[str]:
     """The reference extension's model names: ``<repo> | <gguf file>``, then bare repos."""
-    names = [f"{m.repo} | {f}" for m in KNOWN_MODELS for f in m.gguf_files]
+    names = [f"{m.repo} | {PurePosixPath(f).name}" for m in KNOWN_MODELS for f in m.gguf_files]
     return names + [m.repo for m in KNOWN_MODELS]
 
 
