@@ -12,7 +12,8 @@ pytest.importorskip("torch")
 from pydantic import ValidationError
 
 from presample import Presampler, RefineError, RefineOptions, RefineSession
-from presample.refine.extend import anchors, continued_tags, continued_words, insert
+from presample.insertion import anchors, insert
+from presample.refine.extend import continued_tags, continued_words
 from presample.syntax import parse_prompt
 
 USER = "1girl, (smile:1.2), [blush], scenery <lora:detail:0.6> BREAK red sky"

@@ -10,11 +10,12 @@ ignored tags.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .bans import BanMatcher
 from .categories import Category
-from .formatting import Target, apply_template, escape, resolve_template
+from .formatting import TYPED_TEMPLATE, Target, apply_template, escape, resolve_template
+from .insertion import anchors, insert, text_added
 from .prepare import Prepared
 from .request import MAX_TAG_CHARS
 from .tagdb import normalize_key
@@ -148,6 +149,12 @@ def format_result(draft: Draft, prepared: Prepared, *, user_only: bool = False) 
     request = prepared.request
     target = request.target
     template = resolve_template(request.template)
+    if template == TYPED_TEMPLATE:
+        given = any(request.tags.get(c) for c in Category) or request.nl_prompt.strip()
+        if request.prompt.strip() and not given:
+            return request.prompt.strip() if user_only else typed_prompt(draft, prepared)
+        # Not only typed (tags by category, a separate nl_prompt): the reference's layout.
+        template = resolve_template(FALLBACK_TEMPLATE)
     order = {name: i for i, name in enumerate(prepared.user_order)}
 
     values: dict[str, str | list[str]] = {}
@@ -177,6 +184,43 @@ def format_result(draft: Draft, prepared: Prepared, *, user_only: bool = False) 
                 f"{prompt.rstrip(',')},\n{', '.join(networks)}" if prompt else ", ".join(networks)
             )
     return prompt
+
+
+# What the model adds in the typed layout, in this order; the rating is the
+# user's to choose (an unrated request is steered to general, not rewritten).
+_ADDED = (Category.SPECIAL, Category.CHARACTERS, Category.COPYRIGHTS, Category.ARTIST,
+          Category.GENERAL, Category.META, Category.QUALITY)  # fmt: skip
+FALLBACK_TEMPLATE = "both_tag_first"
+
+
+def typed_prompt(draft: Draft, prepared: Prepared) -> str:
+    """The prompt exactly as typed, with the model's additions inserted.
+
+    Deviation: the reference rebuilds the prompt from categories, so weighted
+    tags move to their category's place, LoRAs to the end, and blank lines
+    and a rating nobody typed appear. Here every byte typed stays where it was:
+    the continuation of the user's text follows it, new tags (and a caption
+    written from tags alone) follow the first segment's last tag or text.
+    """
+    request = prepared.request
+    prompt, target = request.prompt.strip(), request.target
+    given = {normalize_key(t) for c in Category for t in prepared.tags.get(c)}
+    given |= {normalize_key(t) for t in prepared.user_order}
+    new = [
+        escape(t, target) for c in _ADDED for t in _unique(draft.tags.get(c, []))
+        if normalize_key(t) not in given
+    ]  # fmt: skip
+    text = text_added(prepared.nl, draft.extended)
+    if text and not text.rstrip().endswith((".", "!", "?", "。", "！", "？")):
+        text += "."
+    caption = "" if prepared.nl else draft.generated
+    additions = [*new, f"{escape(caption, target)}."] if caption else new
+    where = anchors(prompt, prepared.parsed)
+    if where is None:  # only networks or BREAKs were typed
+        return ", ".join(part for part in (prompt, *additions) if part)
+    if where.tag_end is not None:  # new tags follow the user's last tag
+        where = replace(where, content_end=where.tag_end)
+    return insert(prompt, where, escape(text, target), additions)
 
 
 def _written(tag: str, prepared: Prepared, target: Target) -> str:

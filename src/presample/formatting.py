@@ -34,7 +34,10 @@ TEMPLATES: dict[str, str] = {
         "<|general|>,\n\n<|extended|>.\n\n<|quality|>, <|meta|>, <|rating|>"
     ),
 }
-DEFAULT_TEMPLATE = "both_tag_first"
+TYPED_TEMPLATE = "typed"
+"""Not a category template: the prompt exactly as typed, the model's additions
+inserted after the user's text and tags (``compose.typed_prompt``)."""
+DEFAULT_TEMPLATE = TYPED_TEMPLATE
 # The names the reference UI shows, so users switching over can keep theirs.
 REFERENCE_TEMPLATE_NAMES: dict[str, str] = {
     "tag only (DTG mode)": "tags",
@@ -71,6 +74,8 @@ class Target(str, Enum):
 def resolve_template(name_or_template: str) -> str:
     """A template by our name, the reference's name, or a custom template string."""
     key = REFERENCE_TEMPLATE_NAMES.get(name_or_template, name_or_template)
+    if key == TYPED_TEMPLATE:
+        return TYPED_TEMPLATE
     if key in TEMPLATES:
         return TEMPLATES[key]
     if _PLACEHOLDER.search(name_or_template):
@@ -84,7 +89,8 @@ def resolve_template(name_or_template: str) -> str:
             )
         return name_or_template
     raise ValueError(
-        f"unknown template {name_or_template!r}: use one of {', '.join(TEMPLATES)} "
+        f"unknown template {name_or_template!r}: use one of {TYPED_TEMPLATE}, "
+        f"{', '.join(TEMPLATES)} "
         "or a custom string with <|placeholders|>"
     )
 

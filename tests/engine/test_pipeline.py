@@ -65,13 +65,23 @@ def test_user_syntax_survives_and_never_reaches_the_model(presampler: Presampler
     for step in result.steps:
         assert "lora" not in step.model_input and "1.2" not in step.model_input
         assert "sks style" not in step.model_input and "BREAK" not in step.model_input
-    assert "(smile:1.2)" in result.prompt and "[blush]" in result.prompt
-    assert result.prompt.endswith("<lora:detail:0.6>")
-    assert "\nBREAK\nred sky" in result.prompt
-    assert "sks style" in result.prompt
+    # The default output is the prompt as typed, the additions inserted in its first segment.
+    assert result.prompt.startswith("1girl, (smile:1.2), [blush], scenery, ")
+    assert result.prompt.endswith(" BREAK red sky, <lora:detail:0.6>, sks style")
     # User tags keep their order at the front of their category.
     assert result.tags.general[:3] == ["smile", "blush", "scenery"]
     assert result.tags.special == ["1girl"]
+    # The reference's layout by category puts them back too.
+    by_category = presampler(
+        request(
+            "1girl, (smile:1.2), [blush], scenery BREAK red sky, <lora:detail:0.6>, sks style",
+            ignored=["sks style"],
+            template="both_tag_first",
+        )
+    )
+    assert "(smile:1.2)" in by_category.prompt and "[blush]" in by_category.prompt
+    assert by_category.prompt.endswith("<lora:detail:0.6>")
+    assert "\nBREAK\nred sky" in by_category.prompt and "sks style" in by_category.prompt
 
 
 def test_same_seed_same_result_in_any_batch_position(presampler: Presampler) -> None:

@@ -126,8 +126,9 @@ def test_node_prompt_equals_the_cli_prompt_for_the_same_seed(
     node = comfyui.PresampleNode()
     out = node.execute(**node_inputs(tags=prompt, model="tiny", seed=11))
     expected = run_cli(capsys, prompt, "--model", str(tiny_model_dir), "--seed", "11",
-                       "--target", "comfyui", "--aspect-ratio", "1.0", *SMALL_CLI)  # fmt: skip
-    assert out[0] == expected
+                       "--target", "comfyui", "--aspect-ratio", "1.0", "--template",
+                       "both_tag_first", *SMALL_CLI)  # fmt: skip
+    assert out[0] == expected  # the node's default template is the reference's
     assert "(smile:1.2)" in out[0] and "<lora:detail:0.6>" in out[0]
     assert out[1].startswith("1girl") and "(smile:1.2)" in out[1]
     result = json.loads(out[4])

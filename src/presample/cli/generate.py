@@ -7,7 +7,7 @@ import sys
 
 from pydantic import ValidationError
 
-from ..formatting import TEMPLATES, Target
+from ..formatting import TEMPLATES, TYPED_TEMPLATE, Target
 from ..request import BanRule, PresampleRequest, describe_validation_error
 from ..tipo import Length
 from .common import UserError, parse_request_json, read_text
@@ -54,8 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--seed", type=int, help="-1 = random (default); the seed used is reported")
     r.add_argument(
         "--template",
-        help=f"output template: {', '.join(TEMPLATES)} or a custom "
-        "string with <|placeholders|> (default: both_tag_first)",
+        help=f"output template: {TYPED_TEMPLATE} (default: your prompt exactly as typed, the "
+        f"additions inserted), {', '.join(TEMPLATES)} (the reference's, by category) or a "
+        "custom string with <|placeholders|>",
     )
     r.add_argument(
         "--target",

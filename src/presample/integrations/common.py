@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ..engine.registry import CARD_FILE, DEFAULT_MODEL, KNOWN_MODELS, known, resolve
 from ..engine.sampling import Sampling
-from ..formatting import TEMPLATES
+from ..formatting import TEMPLATES, TYPED_TEMPLATE
 from ..request import BanRule
 from ..syntax import unescape_tag
 from ..tipo import Length
@@ -37,7 +37,7 @@ MODEL_DEFAULT = "model default"
 # "model default" leaves the length to the model card (the shipped model asks
 # for short lists and captions); the rest are the request's length classes.
 LENGTHS = [MODEL_DEFAULT, *(length.value for length in Length)]
-TEMPLATE_CHOICES = [*TEMPLATES, "custom"]
+TEMPLATE_CHOICES = [*TEMPLATES, TYPED_TEMPLATE, "custom"]
 SAMPLING_MODES = ["model default", "custom"]
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 # Characters that only make sense in a pattern; a tag never has them (escaped

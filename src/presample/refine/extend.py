@@ -3,22 +3,20 @@
 A round's model input leaves the prompt's last field open (the ``tag:`` line,
 or the user's text when there are no tags) so the model continues it; what it
 writes is cut into whole tags or words, and those are *inserted* into the
-user's prompt string at the end of its first segment's content. Nothing the
-user typed is rewritten: weights, ``BREAK`` segments, ``<lora:...>`` and the
-user's spelling all survive byte for byte, which is the refine loop's promise.
+user's prompt string (``insertion.py``). Nothing the user typed is rewritten:
+weights, ``BREAK`` segments, ``<lora:...>`` and the user's spelling all
+survive byte for byte, which is the refine loop's promise.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from ..categories import Category
 from ..dtg import dtg_input
 from ..prepare import Prepared
-from ..syntax import ParsedPrompt
 from ..tipo import EMPTY_TOKEN, NL_MAX, TAG_MIN, Length, Task, clean_value, tipo_input
 
 Field = Literal["tags", "text"]
@@ -166,40 +164,3 @@ def same_key(key: str) -> str:
     return _ARTICLE.sub("", key)
 
 
-@dataclass(frozen=True, slots=True)
-class Anchors:
-    """Where additions go in the prompt string."""
-
-    text_end: int | None
-    """After the user's last text fragment of the first segment with content."""
-    content_end: int
-    """After the last tag or text of that segment (new tags go here)."""
-
-
-def anchors(prompt: str, parsed: ParsedPrompt | None) -> Anchors | None:
-    """``None`` when the prompt has no tag or text the model could continue."""
-    pieces = [p for p in (parsed.pieces if parsed else ()) if p.kind in ("tag", "text")]
-    if not pieces:
-        return None
-    segment = min(p.segment for p in pieces)
-    mine = [p for p in pieces if p.segment == segment]
-    texts = [p.end for p in mine if p.kind == "text"]
-    return Anchors(text_end=max(texts) if texts else None, content_end=max(p.end for p in mine))
-
-
-def insert(prompt: str, where: Anchors, text: str = "", tags: Sequence[str] = ()) -> str:
-    """The prompt with ``text`` after the user's text and ``tags`` after the content."""
-    tag_part = "".join(f", {t}" for t in tags)
-    edits: dict[int, str] = {}
-    if text and where.text_end is not None:
-        if prompt[where.text_end : where.text_end + 1] in (",", "，", "、"):
-            # The user's own comma follows: the addition does not end in a mark
-            # of its own ("tail.," would be malformed).
-            text = text.rstrip(".,;:!?。，、 ") or text
-        edits[where.text_end] = text
-    if tag_part:
-        edits[where.content_end] = edits.get(where.content_end, "") + tag_part
-    out = prompt
-    for offset in sorted(edits, reverse=True):
-        out = out[:offset] + edits[offset] + out[offset:]
-    return out

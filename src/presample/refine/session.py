@@ -27,6 +27,7 @@ from ..engine.backend import Generation, GenerationJob
 from ..engine.pipeline import RunOptions, dtg_run, tipo_run
 from ..engine.scheduler import run_all
 from ..formatting import escape
+from ..insertion import Anchors, anchors, insert, text_added
 from ..prepare import Prepared, prepare
 from ..presampler import Presampler
 from ..request import (
@@ -40,13 +41,10 @@ from ..syntax import PromptSyntaxError, parse_prompt
 from ..tagdb import normalize_key
 from ..tipo import NL_MIN, TAG_MIN, Length
 from .extend import (
-    Anchors,
     Extension,
-    anchors,
     continued_tags,
     continued_words,
     dtg_opening,
-    insert,
     next_tag_length,
     safe_tag,
     same_key,
@@ -416,7 +414,7 @@ class RefineSession:
                 for t in result.tags.get(c)
                 if same_key(normalize_key(t)) not in have and safe_tag(t)
             ]
-            out.append(Extension(text=_text_added(probe.nl, result.extended), tags=tuple(tags)))
+            out.append(Extension(text=text_added(probe.nl, result.extended), tags=tuple(tags)))
         return out
 
 
@@ -432,19 +430,3 @@ def _unbanned_words(words: list[str], bans: BanMatcher) -> list[str]:
         if bans.text_banned("".join(words[:n])):
             return words[: n - 1]
     return words
-
-
-def _text_added(user_text: str, extended: str) -> str:
-    """The part of the pipeline's extended text that follows the user's own text."""
-    if not user_text or not extended:
-        return ""
-    sentences = [s.strip() for s in user_text.split(".") if s.strip()]
-    head = ". ".join(sentences)
-    if not extended.startswith(head):
-        return ""
-    rest = extended[len(head) :]
-    if rest[:1].isalnum():
-        return ""  # would change the user's last word
-    if user_text.rstrip().endswith(".") and rest.startswith("."):
-        rest = rest[1:]
-    return rest.rstrip()

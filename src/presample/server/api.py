@@ -15,7 +15,7 @@ from ..compose import Draft, format_result
 from ..dtg import dtg_input
 from ..engine.backend import ModelError
 from ..engine.sampling import Sampling
-from ..formatting import TEMPLATES, Target
+from ..formatting import TEMPLATES, TYPED_TEMPLATE, Target
 from ..prepare import Prepared, prepare
 from ..request import (
     TOO_MANY_TAGS,
@@ -365,7 +365,7 @@ async def models(state: State) -> ModelsAnswer:
     limits = state.settings.limits
     return ModelsAnswer(
         models=infos,
-        templates=list(TEMPLATES),
+        templates=[TYPED_TEMPLATE, *TEMPLATES],
         lengths=[x.value for x in Length],
         targets=[t.value for t in Target],
         limits={

@@ -415,7 +415,7 @@ async function initModels() {
       el("option", { value: m.name, textContent: `${m.name} (${m.layout}, ${m.dtype})`, selected: m.default })));
     fillSelect($("tag_length"), info.lengths, "long");
     fillSelect($("nl_length"), info.lengths, "long");
-    fillSelect($("template"), info.templates, "both_tag_first");
+    fillSelect($("template"), info.templates, "typed");
     status("Ready");
   } catch (error) {
     status(error.message, true);
