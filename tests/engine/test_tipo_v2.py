@@ -332,3 +332,16 @@ def test_per_expert_names_for_transformers_4(kohaku: Path) -> None:
     assert layer + "shared_experts.gate_proj.weight" in per_expert
     # Nothing keeps a kohaku-only name.
     assert not any(k.endswith(("expert_bias", "_proj")) for k in per_expert)
+
+
+def test_a_kohaku_file_missing_a_tensor_is_refused(kohaku: Path, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(kohaku, broken)
+    weights = load_file(broken / "model.safetensors")
+    del weights["model.layers.1.mlp.expert_bias"]
+    save_file(weights, str(broken / "model.safetensors"))
+    with pytest.raises(ModelError, match="not the published TIPO v2 layout") as info:
+        dots1.load_model(broken, gguf_file=None, dtype=torch.float32, where="broken")
+    assert "e_score_correction_bias" in str(info.value)

@@ -153,9 +153,19 @@ def load_model(folder: Path, *, gguf_file: str | None, dtype: Any, where: str) -
                for k, v in weights.items()}  # fmt: skip
     state = dots1_weights(tensors, fused=fused)
     try:
-        model = Dots1ForCausalLM.from_pretrained(None, config=config, state_dict=state, dtype=dtype)
+        model, info = Dots1ForCausalLM.from_pretrained(
+            None, config=config, state_dict=state, dtype=dtype, output_loading_info=True
+        )
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ModelError(f"cannot load TIPO v2 weights from {where}: {exc}") from None
+    # transformers fills a missing tensor with random numbers and says so in a
+    # log line; a model half random must not run.
+    missing = sorted({*info.get("missing_keys", ()), *info.get("unexpected_keys", ())})
+    if missing:
+        raise ModelError(
+            f"{where}: not the published TIPO v2 layout ({len(missing)} tensors missing or "
+            f"unexpected, e.g. {missing[0]})"
+        )
     return model
 
 
