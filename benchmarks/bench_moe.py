@@ -37,6 +37,9 @@ from presample.engine.sampling import Sampling  # noqa: E402
 from presample.engine.torch_backend import TorchBackend  # noqa: E402
 from presample.training import tipo_v2  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_engine import read_bandwidth  # noqa: E402  (the same measure in both)
+
 PROMPT = (
     "rating: safe\nartist: ningen mame\ncharacters: hatsune miku\ncopyrights: vocaloid\n"
     "quality: masterpiece, newest\naspect ratio: 0.7\ntarget: <|long|>\n"
@@ -45,17 +48,6 @@ PROMPT = (
 # A draw the way the v2.1 card samples, with a top-k so that drawing costs the
 # same on every engine (the model is what is measured here).
 SAMPLING = Sampling(temperature=1.0, top_p=1.0, top_k=40, min_p=0.1, repetition_penalty=1.0)
-
-
-def read_bandwidth(gigabytes: float = 1.0, repeat: int = 5) -> float:
-    x = torch.ones(int(gigabytes * 2**30 / 4), dtype=torch.float32)
-    x.sum()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        x.sum()
-        best = min(best, time.perf_counter() - start)
-    return x.numel() * 4 / best
 
 
 def active_parameters(shape: tipo_v2.KohakuShape) -> int:
