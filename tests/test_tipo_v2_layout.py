@@ -105,3 +105,34 @@ def test_a_request_becomes_the_v21_prompt(db: TagDatabase) -> None:
     v1 = prepare(request, db).model_input(Step(Task.TAG, Length.LONG, True))
     assert v1.startswith("rating: general\nartist: ningen mame\n")
     assert "aspect_ratio: 0.7\n" in v1 and "newest" not in v1
+
+
+def test_v2_length_buckets() -> None:
+    from presample.tipo import tag_range
+
+    assert tag_range(Length.LONG) == (36, 54) and tag_range(Length.VERY_LONG) == (54, 72)
+    assert tag_range(Length.LONG, Dialect.V2_1) == (36, 48)
+    assert tag_range(Length.VERY_LONG, Dialect.V2) == (48, 72)
+    assert tag_range(Length.SHORT, Dialect.V2_1) == tag_range(Length.SHORT) == (18, 36)
+
+
+def test_a_v2_long_tag_list_stops_at_its_bucket() -> None:
+    from presample.bans import BanMatcher
+    from presample.categories import Category
+    from presample.compose import Draft, merge_output, reached_minimum
+    from presample.tipo import TipoOutput
+
+    draft = Draft(tags={c: [] for c in Category})
+    out = TipoOutput(categories={c: [] for c in Category})
+    out.categories[Category.GENERAL] = [f"tag {i}" for i in range(60)]
+
+    def merged(dialect: Dialect) -> Draft:
+        return merge_output(draft, out, Task.TAG, tag_length=Length.LONG, nl_length=Length.LONG,
+                            bans=BanMatcher([]), protected=frozenset(), rng=None,
+                            dialect=dialect)  # fmt: skip
+
+    assert len(merged(Dialect.V1).tags[Category.GENERAL]) == 54
+    v21 = merged(Dialect.V2_1)
+    assert len(v21.tags[Category.GENERAL]) == 48
+    assert reached_minimum(v21, Task.TAG, Length.VERY_LONG, Length.LONG, dialect=Dialect.V2_1)
+    assert not reached_minimum(v21, Task.TAG, Length.VERY_LONG, Length.LONG)

@@ -19,7 +19,7 @@ from .insertion import anchors, insert, text_added
 from .prepare import Prepared
 from .request import MAX_TAG_CHARS
 from .tagdb import normalize_key
-from .tipo import NL_MAX, NL_MIN, TAG_MAX, TAG_MIN, Length, Task, TipoOutput
+from .tipo import NL_MAX, NL_MIN, Dialect, Length, Task, TipoOutput, tag_range
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ def merge_output(
     bans: BanMatcher,
     protected: frozenset[str],
     rng: random.Random | None,
+    dialect: Dialect = Dialect.V1,
 ) -> Draft:
     """Fold one model output into the draft.
 
@@ -97,7 +98,7 @@ def merge_output(
         if category is Category.GENERAL:
             if rng is not None:
                 rng.shuffle(new)
-            new = new[: max(TAG_MAX[tag_length] - len(have), 0)]
+            new = new[: max(tag_range(tag_length, dialect)[1] - len(have), 0)]
         tags[category] = have + new
 
     limit = NL_MAX[nl_length]
@@ -121,7 +122,13 @@ def merge_output(
 
 
 def reached_minimum(
-    draft: Draft, task: Task, tag_length: Length, nl_length: Length, *, written: str = ""
+    draft: Draft,
+    task: Task,
+    tag_length: Length,
+    nl_length: Length,
+    *,
+    written: str = "",
+    dialect: Dialect = Dialect.V1,
 ) -> bool:
     """Whether the field this step writes is long enough to stop retrying.
 
@@ -136,7 +143,7 @@ def reached_minimum(
     if target == "long" and not draft.generated:
         target = "short"
     if target == "tag":
-        return len(draft.tag_line_tags()) >= TAG_MIN[tag_length]
+        return len(draft.tag_line_tags()) >= tag_range(tag_length, dialect)[0]
     if target == "long":
         count = max(len(sentences(draft.generated)), len(sentences(written)))
     else:

@@ -138,6 +138,18 @@ TAG_MIN: dict[Length, int] = {
 TAG_MAX: dict[Length, int] = {
     Length.VERY_SHORT: 18, Length.SHORT: 36, Length.LONG: 54, Length.VERY_LONG: 72,
 }  # fmt: skip
+# TIPO v2 was trained with these general-tag buckets (spec/TIPO_V2.md §7):
+# long is 36-47 tags and very_long starts at 48 (v1: 36-54 and 54-72).
+V2_TAG_RANGES: dict[Length, tuple[int, int]] = {Length.LONG: (36, 48), Length.VERY_LONG: (48, 72)}
+
+
+def tag_range(length: Length, dialect: Dialect = Dialect.V1) -> tuple[int, int]:
+    """The (minimum, maximum) tag count of a length target for a model generation."""
+    if dialect is not Dialect.V1 and length in V2_TAG_RANGES:
+        return V2_TAG_RANGES[length]
+    return TAG_MIN[length], TAG_MAX[length]
+
+
 NL_MIN: dict[Length, int] = {
     Length.VERY_SHORT: 1, Length.SHORT: 2, Length.LONG: 4, Length.VERY_LONG: 8,
 }  # fmt: skip

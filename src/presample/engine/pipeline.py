@@ -26,11 +26,10 @@ from ..tag_floor import AllOf, TagFloor, known_only
 from ..tagdb import TagDatabase, normalize_key
 from ..tipo import (
     NL_MIN,
-    TAG_MAX,
-    TAG_MIN,
     Step,
     holds_output,
     parse_tipo_output,
+    tag_range,
     tipo_input,
 )
 from .backend import Constraint, Generation, GenerationJob
@@ -127,9 +126,11 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
                     bans=bans,
                     protected=prepared.protected(),
                     rng=rng,
+                    dialect=prepared.dialect,
                 )
                 reached = reached_minimum(merged, step.task, request.tag_length,
-                                          request.nl_length, written=output.generated)  # fmt: skip
+                                          request.nl_length, written=output.generated,
+                                          dialect=prepared.dialect)  # fmt: skip
                 caption = merged.generated
                 named = names_people(caption, given) is not False
                 candidates.append((named, reached, caption_fit(caption, words), merged, drawn))
@@ -172,7 +173,7 @@ def _tag_rule(
         length = request.tag_length
         # Seeded by the input too, so one seed does not mean one length for every prompt.
         draw = random.Random(f"tag-floor:{seed}:{prepared.tag_line()}\n{prepared.nl}")
-        minimum = draw.randint(TAG_MIN[length], TAG_MAX[length])
+        minimum = draw.randint(*tag_range(length, prepared.dialect))
     vocabulary = db if request.known_tags_only else None
     if not minimum and vocabulary is None:
         return None
