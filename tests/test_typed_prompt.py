@@ -57,3 +57,10 @@ def test_escaping_and_the_reference_templates_still_apply(db: TagDatabase) -> No
     # Nothing typed (tags by category): the reference's layout.
     by_category = prepare(PresampleRequest(tags={"general": ["tree"]}), db)
     assert "tree" in format_result(_draft(by_category), by_category)
+
+
+def test_a_new_tag_is_written_once_across_categories_and_spellings(db: TagDatabase) -> None:
+    prepared = prepare(PresampleRequest(prompt="1girl, smile"), db)
+    draft = _draft(prepared, general=["long hair", "Long_Hair", "hatsune miku", "Smile"],
+                   artist=["hatsune miku"])  # fmt: skip
+    assert format_result(draft, prepared) == "1girl, smile, hatsune miku, long hair"

@@ -213,10 +213,12 @@ def typed_prompt(draft: Draft, prepared: Prepared) -> str:
     prompt, target = request.prompt.strip(), request.target
     given = {normalize_key(t) for c in Category for t in prepared.tags.get(c)}
     given |= {normalize_key(t) for t in prepared.user_order}
-    new = [
-        escape(t, target) for c in _ADDED for t in _unique(draft.tags.get(c, []))
-        if normalize_key(t) not in given
-    ]  # fmt: skip
+    new: list[str] = []
+    for tag in (t for c in _ADDED for t in draft.tags.get(c, [])):
+        key = normalize_key(tag)
+        if key not in given:  # once, whatever its category or spelling
+            given.add(key)
+            new.append(escape(tag, target))
     text = text_added(prepared.nl, draft.extended)
     if text and not text.rstrip().endswith((".", "!", "?", "。", "！", "？")):
         text += "."
