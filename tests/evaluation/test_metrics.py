@@ -46,6 +46,12 @@ def test_tag_length_hit(count: int, length: str, hit: bool) -> None:
 
 def test_nl_length_hit() -> None:
     assert m.sentence_count("One. Two. Three.") == 3
+    # Counted as the training labels count (a decimal point ends nothing).
+    from presample.training.samples import nl_length
+
+    caption = "A 3.5 m tall statue stands there. It is old. Moss covers it. Birds sit on it."
+    assert m.sentence_count(caption) == 4 and nl_length(caption).value == "long"
+    assert m.nl_length_hit(caption, nl_length(caption))
     assert m.nl_length_hit("One. Two. Three.", "short")  # 2..4
     assert not m.nl_length_hit("One.", "short")
     assert m.nl_length_hit("One.", "very_short")  # 1..2

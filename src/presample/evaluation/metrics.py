@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ..compose import sentences
 from ..tipo import NL_MAX, NL_MIN, TAG_MAX, TAG_MIN, Length
+from ..training.captions import sentences
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,7 +89,13 @@ def tag_length_hit(count: int, length: Length | str) -> bool:
 
 
 def sentence_count(text: str) -> int:
-    """Sentences as the engine counts them for its length targets."""
+    """Sentences as the training data counts them (``training/captions.py``).
+
+    The same counter labels a record's length class (``training.samples.nl_length``),
+    which is what a length token means to the model; scoring with another
+    (the engine's split on every ".") made "a 3.5 m statue. It is old." one
+    class by its label and another by its score.
+    """
     return len(sentences(text))
 
 
