@@ -89,3 +89,18 @@ def test_names_are_added_only_where_the_request_allows(db, prompt: str, mode: st
     rules = prepared.name_bans()
     assert {r.pattern for r in rules} == banned and all(r.kind == "category" for r in rules)
     assert all(r in prepared.ban_rules() for r in rules)
+
+
+def test_a_decimal_point_is_not_a_sentence_end() -> None:
+    from presample.bans import BanMatcher
+    from presample.compose import Draft, merge_output, sentences
+    from presample.tipo import Length, Task, TipoOutput
+
+    assert sentences("a 3.5 m statue. It is old.") == ["a 3.5 m statue", "It is old"]
+    draft = Draft(tags={c: [] for c in Category}, extended="a 3.5 m tall statue of a knight")
+    out = TipoOutput(categories={c: [] for c in Category},
+                     generated="a 3.5 m tall statue of a knight. It is old.")  # fmt: skip
+    merged = merge_output(draft, out, Task.LONG_TO_TAG, tag_length=Length.LONG,
+                          nl_length=Length.LONG, bans=BanMatcher([]), protected=frozenset(),
+                          rng=None)  # fmt: skip
+    assert merged.extended == "a 3.5 m tall statue of a knight. It is old"

@@ -10,6 +10,7 @@ ignored tags.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field, replace
 
 from .bans import BanMatcher
@@ -50,8 +51,14 @@ class Draft:
         return {c.value: list(v) for c, v in self.tags.items()}
 
 
+# A full stop ends a sentence only before a space or the end: "3.5 m", "1.5x"
+# and "example.com" stay whole (splitting them wrote the user's "3.5" back as "3. 5").
+_FULL_STOP = re.compile(r"\.(?=\s|$)")
+
+
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in text.split(".") if s.strip()]
+    """A text's sentences without their closing full stops (joined again with ". ")."""
+    return [s.strip() for s in _FULL_STOP.split(text) if s.strip()]
 
 
 def _unique(items: list[str]) -> list[str]:
