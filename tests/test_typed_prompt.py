@@ -64,3 +64,9 @@ def test_a_new_tag_is_written_once_across_categories_and_spellings(db: TagDataba
     draft = _draft(prepared, general=["long hair", "Long_Hair", "hatsune miku", "Smile"],
                    artist=["hatsune miku"])  # fmt: skip
     assert format_result(draft, prepared) == "1girl, smile, hatsune miku, long hair"
+
+
+def test_leading_spaces_do_not_move_the_insertion_point(db: TagDatabase) -> None:
+    prepared = prepare(PresampleRequest(prompt="  1girl, smile, a girl sits on an old bench "), db)
+    draft = _draft(prepared, general=["tree"])
+    assert format_result(draft, prepared) == "1girl, smile, tree, a girl sits on an old bench"

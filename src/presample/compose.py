@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from .bans import BanMatcher
 from .categories import Category
 from .formatting import TYPED_TEMPLATE, Target, apply_template, escape, resolve_template
-from .insertion import anchors, insert, text_added
+from .insertion import SENTENCE_ENDS, anchors, insert, text_added
 from .prepare import Prepared
 from .request import MAX_TAG_CHARS
 from .tagdb import normalize_key
@@ -217,7 +217,8 @@ def typed_prompt(draft: Draft, prepared: Prepared) -> str:
     written from tags alone) follow the first segment's last tag or text.
     """
     request = prepared.request
-    prompt, target = request.prompt.strip(), request.target
+    # The parse's offsets are into the prompt as sent: insert there, trim after.
+    prompt, target = request.prompt, request.target
     given = {normalize_key(t) for c in Category for t in prepared.tags.get(c)}
     given |= {normalize_key(t) for t in prepared.user_order}
     new: list[str] = []
@@ -227,16 +228,16 @@ def typed_prompt(draft: Draft, prepared: Prepared) -> str:
             given.add(key)
             new.append(escape(tag, target))
     text = text_added(prepared.nl, draft.extended)
-    if text and not text.rstrip().endswith((".", "!", "?", "。", "！", "？")):
+    if text and not text.rstrip().endswith(SENTENCE_ENDS):
         text += "."
     caption = "" if prepared.nl else draft.generated
     additions = [*new, f"{escape(caption, target)}."] if caption else new
     where = anchors(prompt, prepared.parsed)
     if where is None:  # only networks or BREAKs were typed
-        return ", ".join(part for part in (prompt, *additions) if part)
+        return ", ".join(part for part in (prompt.strip(), *additions) if part)
     if where.tag_end is not None:  # new tags follow the user's last tag
         where = replace(where, content_end=where.tag_end)
-    return insert(prompt, where, escape(text, target), additions)
+    return insert(prompt, where, escape(text, target), additions).strip()
 
 
 def _written(tag: str, prepared: Prepared, target: Target) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from .syntax import COMMAS, ParsedPrompt
 
+SENTENCE_ENDS = (".", "!", "?", "。", "！", "？")
+
 
 @dataclass(frozen=True, slots=True)
 class Anchors:
@@ -51,7 +53,7 @@ def insert(prompt: str, where: Anchors, text: str = "", tags: Sequence[str] = ()
         edits[where.text_end] = text
     if tag_part:
         before = edits.get(where.content_end, "")
-        if before.rstrip().endswith((".", "!", "?", "。", "！", "？")):
+        if before.rstrip().endswith(SENTENCE_ENDS):
             # After a finished sentence the tags start anew, not after a comma.
             tag_part = " " + tag_part.removeprefix(", ")
         edits[where.content_end] = before + tag_part

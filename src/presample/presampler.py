@@ -11,7 +11,6 @@ Importing this module is cheap; PyTorch loads when the model does.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import platform
@@ -156,17 +155,14 @@ def _accelerator_present() -> bool:
 
 def _model_type(source: ModelSource) -> str:
     """The architecture of a local model, "" when it cannot be told without loading it."""
+    from .engine.dots1 import read_config
     from .engine.llamacpp_backend import gguf_architecture
 
     folder = Path(source.location)
     if source.kind == "gguf" and source.gguf_file:
         return gguf_architecture(folder / source.gguf_file)
-    if source.kind == "folder" and (folder / "config.json").is_file():
-        try:
-            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return ""
-        return str(config.get("model_type", "")) if isinstance(config, dict) else ""
+    if source.kind == "folder":
+        return str(read_config(folder).get("model_type", ""))
     return ""
 
 

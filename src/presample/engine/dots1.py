@@ -194,7 +194,9 @@ def read_dots1_gguf(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     import gguf
     import numpy as np
 
-    reader = gguf.GGUFReader(str(path))
+    from .llamacpp_backend import gguf_reader
+
+    reader = gguf_reader(path)
 
     def meta(key: str, default: Any = None) -> Any:
         field = reader.fields.get(f"dots1.{key}")
@@ -295,9 +297,10 @@ def check_gguf_tokens(path: Path) -> None:
     Without them llama.cpp falls back to ids of its own choosing, and the model
     would read an input that starts with the wrong token.
     """
-    import gguf
 
-    reader = gguf.GGUFReader(str(path))
+    from .llamacpp_backend import gguf_reader
+
+    reader = gguf_reader(path)
     keys = ("tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id")
     if any(key not in reader.fields for key in keys):
         raise ModelError(
@@ -328,7 +331,9 @@ def gguf_tokenizer(path: Path) -> Any:
     )
     from transformers import PreTrainedTokenizerFast
 
-    reader = gguf.GGUFReader(str(path))
+    from .llamacpp_backend import gguf_reader
+
+    reader = gguf_reader(path)
 
     def field(key: str) -> Any:
         item = reader.fields.get(f"tokenizer.ggml.{key}")

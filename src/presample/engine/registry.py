@@ -17,6 +17,7 @@ from typing import Literal
 
 from ..tipo import Dialect
 from .backend import ModelError
+from .dots1 import is_kohaku
 from .sampling import Sampling
 
 Layout = Literal["tipo", "dtg"]
@@ -242,19 +243,11 @@ def _folder_source(path: Path, *, name: str) -> ModelSource:
     model = known(path.name)
     if model is not None:
         return _known_source(model, str(path), "folder")
-    if _model_type(path) == "kohaku":
+    if is_kohaku(path):
         # The publisher's TIPO v2 format under another folder name (a Hub snapshot).
         return _known_source(KNOWN_MODELS[0], str(path), "folder", name=name)
     layout = _layout_from_tokenizer(path)
     return ModelSource(name, str(path), "folder", layout, True)
-
-
-def _model_type(path: Path) -> str:
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ""
-    return str(config.get("model_type", "")) if isinstance(config, dict) else ""
 
 
 CARD_DEFAULT_FIELDS = ("tag_length", "nl_length")

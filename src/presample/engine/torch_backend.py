@@ -148,12 +148,19 @@ class TorchBackend:
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             where = f"{source}/{gguf_file}" if gguf_file else str(source)
             raise load_error(where, exc) from exc
+        return cls._ready(model, tokenizer, device, precision, name or str(source))
+
+    @classmethod
+    def _ready(
+        cls, model: Any, tokenizer: Any, device: str, precision: str, name: str
+    ) -> TorchBackend:
+        """A loaded model on its device, in the precision's CPU form (int8, invariant bf16)."""
         model = model.to(device)
         if precision == "int8":
             model = int8.quantize_int8(model)
         elif precision == "bfloat16" and device == "cpu" and invariant.supported():
             model = invariant.make_invariant(model)
-        backend = cls(model, tokenizer, name=name or str(source))
+        backend = cls(model, tokenizer, name=name)
         backend.info.dtype = precision
         return backend
 
@@ -178,12 +185,7 @@ class TorchBackend:
         else:
             tokenizer = dots1.folder_tokenizer(folder, where=where)
         model = dots1.load_model(folder, gguf_file=gguf_file, dtype=DTYPES[precision], where=where)
-        model = model.to(device)
-        if precision == "bfloat16" and device == "cpu" and invariant.supported():
-            model = invariant.make_invariant(model)
-        backend = cls(model, tokenizer, name=name or where)
-        backend.info.dtype = precision
-        return backend
+        return cls._ready(model, tokenizer, device, precision, name or where)
 
     # ------------------------------------------------------------------ public
 
