@@ -271,17 +271,23 @@ def test_a_gguf_without_bos_metadata_is_refused(kohaku: Path, tmp_path: Path) ->
         assert "no-bos.gguf" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_a_kohaku_folder_never_runs_its_own_code(kohaku: Path) -> None:
-    # The published config names Python files (auto_map); they are never looked for.
-    assert "auto_map" in json.loads((kohaku / "config.json").read_text())
-    assert not list(kohaku.glob("*.py"))
+def test_a_kohaku_folder_never_runs_its_own_code(kohaku: Path, tmp_path: Path) -> None:
+    # The published config names Python files (auto_map); here they exist and
+    # would leave a mark if anything imported them.
+    folder = tmp_path / "with-code"
+    shutil.copytree(kohaku, folder)
+    assert "auto_map" in json.loads((folder / "config.json").read_text())
+    marker = tmp_path / "code-ran"
+    for name in ("configuration_kohaku.py", "modeling_kohaku.py"):
+        (folder / name).write_text(f"open({str(marker)!r}, 'w').close()\n")
     done = subprocess.run(
-        [sys.executable, "-m", "presample", "generate", "--model", str(kohaku), "--seed", "3",
+        [sys.executable, "-m", "presample", "generate", "--model", str(folder), "--seed", "3",
          "--tag-length", "very_short", "--max-new-tokens", "16", "--top-k", "8", "1girl"],
         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("1girl")
+    assert not marker.exists()
 
 
 def test_cpu_bf16_default_is_batch_invariant_through_the_experts(kohaku: Path) -> None:

@@ -164,14 +164,14 @@ class RowRouter(nn.Module):
     choice only, the chosen scores renormalised and scaled.
     """
 
-    def __init__(self, router: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    def __init__(self, router: nn.Module) -> None:
         super().__init__()
         self.top_k = int(router.top_k)
         self.norm_topk_prob = bool(router.norm_topk_prob)
         self.routed_scaling_factor = float(router.routed_scaling_factor)
         # Plain attributes, not buffers: ``model.to(bfloat16)`` must leave them float32.
-        self.weight = weight.detach().float().clone()
-        self.bias = bias.detach().float().clone()
+        self.weight = router.weight.detach().float().clone()
+        self.bias = router.e_score_correction_bias.detach().float().clone()
 
     def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rows = hidden.reshape(-1, self.weight.shape[1]).float()
@@ -243,7 +243,7 @@ def pack_experts(model: nn.Module, batch_hint: int = 32) -> None:
         one_group = getattr(router, "num_group", 1) == 1
         if fused is None or fused.dim() != 3 or bias is None or not one_group:
             continue
-        module.gate = RowRouter(router, router.weight, bias)
+        module.gate = RowRouter(router)
         module.experts = PackedExperts(experts, batch_hint)
 
 

@@ -82,7 +82,7 @@ def kohaku_config(shape: KohakuShape) -> dict[str, Any]:
             "AutoModelForCausalLM": "modeling_kohaku.KohakuForCausalLM",
         },
         "vocab_size": VOCAB,
-        **{k: v for k, v in asdict(shape).items()},
+        **asdict(shape),
         "norm_topk_prob": True,
         "routed_scaling_factor": 1.0,
         "scoring_func": "sigmoid",
@@ -201,7 +201,6 @@ def write_kohaku(
     shape: str = "tiny",
     seed: int = 0,
     bos_template: bool = True,
-    tokenizer: bool = True,
 ) -> Path:
     """A random ``kohaku`` model folder in the published layout (fp16 weights)."""
     from safetensors.numpy import save_file
@@ -212,8 +211,7 @@ def write_kohaku(
     stored = {k: v.astype(np.float16) for k, v in weights.items()}
     save_file(stored, str(folder / "model.safetensors"), metadata={"format": "pt"})
     (folder / "config.json").write_text(json.dumps(kohaku_config(chosen), indent=2) + "\n")
-    if tokenizer:
-        v2_tokenizer(texts, bos_template=bos_template).save_pretrained(folder)
+    v2_tokenizer(texts, bos_template=bos_template).save_pretrained(folder)
     return folder
 
 
