@@ -30,6 +30,7 @@ from .engine.sampling import DTG_DEFAULT, TIPO_DEFAULT, Sampling
 from .engine.scheduler import run_all
 from .prepare import prepare
 from .request import PresampleRequest, PresampleResult, StepResult
+from .tag_prior import CooccurrenceTable
 from .tagdb import TagDatabase
 from .tipo import Length
 
@@ -246,6 +247,7 @@ class Presampler:
             or (DTG_DEFAULT if self.source.layout == "dtg" else TIPO_DEFAULT)
         )
         self.db = TagDatabase()
+        self.prior = CooccurrenceTable()
 
     def _check_layout(self) -> None:
         """A model without the layout's special tokens would read our prompts as noise."""
@@ -259,6 +261,7 @@ class Presampler:
 
     def close(self) -> None:
         self.db.close()
+        self.prior.close()
 
     def __enter__(self) -> Presampler:
         return self
@@ -290,8 +293,9 @@ class Presampler:
             on_step=on_step,
         )
         prepared = prepare(req, self.db, dialect=self.source.dialect)
-        runner = dtg_run if self.source.layout == "dtg" else tipo_run
-        return runner(prepared, self.db, options)
+        if self.source.layout == "dtg":
+            return dtg_run(prepared, self.db, options)
+        return tipo_run(prepared, self.db, options, self.prior)
 
     def with_model_defaults(self, request: PresampleRequest) -> PresampleRequest:
         """Fill the fields the request left out with the model card's defaults.
@@ -299,7 +303,11 @@ class Presampler:
         The shipped model was trained on prompts that mostly have 6-36 tags, so
         its card asks for ``short`` tag lists unless the request says otherwise.
         """
-        unset = {k: Length(v) for k, v in self.source.defaults if k not in request.model_fields_set}
+        unset = {
+            k: Length(v) if k.endswith("_length") else v
+            for k, v in self.source.defaults
+            if k not in request.model_fields_set
+        }
         return request.model_copy(update=unset) if unset else request
 
     def presample(self, request: RequestLike) -> PresampleResult:

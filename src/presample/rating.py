@@ -13,6 +13,13 @@ import re
 from collections.abc import Iterable
 
 RATINGS = ("general", "sensitive", "explicit")
+# What each rating word allows, as a level: 0 general, 1 sensitive, 2 anything. A
+# level allows its own tags and those of lower levels (TIPO v2.1 writes "safe" and
+# "nsfw" for general and explicit).
+RATING_LEVEL = {
+    "general": 0, "safe": 0, "sensitive": 1, "questionable": 2, "explicit": 2, "nsfw": 2,
+}  # fmt: skip
+LEVELS = 3
 
 EXPLICIT_PATTERN = (
     r"\b(pussy|penis|penises|vagina|vulva|clitoris|testicles|anus|nipples?|areolae?|"
@@ -49,3 +56,8 @@ def infer_rating(tags: Iterable[str]) -> str:
         if _SENSITIVE.search(name):
             rating = "sensitive"
     return rating
+
+
+def rating_level(rating: str | None) -> int:
+    """The level a rating allows (``RATING_LEVEL``); unknown or missing: anything."""
+    return RATING_LEVEL.get((rating or "explicit").lower(), LEVELS - 1)

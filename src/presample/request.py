@@ -31,6 +31,7 @@ MAX_TAG_CHARS = 200
 MAX_NL_CHARS = 20_000
 MAX_PROMPT_CHARS = 100_000
 MAX_BAN_RULES = 256
+MAX_TAG_PRIOR = 4.0
 MAX_SEED = 2**63 - 1
 MAX_CAPTION_CANDIDATES = 8
 
@@ -190,6 +191,15 @@ class PresampleRequest(_Model):
         "names an artist, characters and copyrights only when it names a character or a "
         "copyright; always: any (the reference's behaviour); never: none. The user's own "
         "tags are always kept.",
+    )
+    tag_prior: float = Field(
+        0.0,
+        ge=0,
+        le=MAX_TAG_PRIOR,
+        description="Strength of the co-occurrence prior on the tag line: the model's "
+        "candidate tokens are favoured by how often the tags they lead to accompany the "
+        "request's tags in real prompts (presample/tag_prior.py). 0: off, the model alone. "
+        "Left out, the model card's value (the shipped model's is on; published models' off).",
     )
     known_tags_only: bool = Field(
         True,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from presample.engine.backend import boost_additions  # noqa: E402
 from presample.engine.choose import candidates, choose, top_k  # noqa: E402
 from presample.engine.sampling import Sampling  # noqa: E402
 from presample.engine.torch_backend import filtered  # noqa: E402
@@ -123,3 +126,72 @@ def test_the_fallback_takes_the_best_allowed_token_of_the_whole_vocabulary(seed:
     order = np.lexsort((np.arange(vocab), -scores))  # best first, ties to the lower id
     expected = next((int(t) for t in order if int(t) in allowed_ids), 2)
     assert _fallback(Only(), "", scores, lambda t: str(t), eos_id=2) == expected
+
+
+class Lean:
+    """A ``Boost`` that scores tokens by their text: ``+`` tokens up, ``-`` down, ``.`` out."""
+
+    def boosts(self, text: str, candidates: Sequence[str | None]) -> list[float | None]:
+        marks = {"+": 3.0, "-": -2.0, "=": 0.0}
+        return [None if c is None or c == "." else marks[c[0]] for c in candidates]
+
+
+PIECES = ["+a", "-b", "=c", ".", "+d", "=e"] * 100
+
+
+def piece(token: int) -> str | None:
+    return None if token == len(PIECES) - 1 else PIECES[token]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_numpy_and_torch_boost_alike(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, size=(len(SETTINGS), len(PIECES))).astype(np.float32)
+    history = [list(rng.integers(0, len(PIECES), size=20)) for _ in SETTINGS]
+
+    def lean(ids: Sequence[int]) -> list[float | None]:
+        return Lean().boosts("", [piece(i) for i in ids])
+
+    ids_t, probs_t, _ = filtered(
+        torch.from_numpy(logits.copy()), SETTINGS, history, [lean] * len(SETTINGS)
+    )
+    plain_t, _, _ = filtered(torch.from_numpy(logits.copy()), SETTINGS, history)
+    changed = False
+    for row, sampling in enumerate(SETTINGS):
+        ids_n, probs_n, _ = candidates(logits[row], sampling, history[row], lean)
+        keep_t, keep_n = probs_t[row] > 0, probs_n > 0
+        assert ids_t[row][keep_t].tolist() == ids_n[keep_n].tolist()
+        np.testing.assert_allclose(probs_t[row][keep_t].numpy(), probs_n[keep_n], rtol=1e-4)
+        changed |= ids_t[row].tolist() != plain_t[row].tolist()
+    assert changed
+
+
+def test_a_boost_moves_probability_only_among_the_tokens_it_scores() -> None:
+    scaled = [2.0, 1.5, 1.0, 0.5, 0.0]
+    scores: list[float | None] = [0.0, 3.0, None, -1.0, 0.0]
+    adds = boost_additions(scaled, scores)
+    before = np.exp(np.array(scaled))
+    after = np.exp(np.array(scaled) + np.array(adds))
+    before, after = before / before.sum(), after / after.sum()
+    assert adds[2] == 0.0
+    assert after[2] == pytest.approx(before[2])  # the token it left out keeps its share
+    group = [0, 1, 3, 4]
+    assert after[group].sum() == pytest.approx(before[group].sum())
+    assert after[1] > before[1] and after[3] < before[3]
+    assert boost_additions(scaled, [None] * 5) == [0.0] * 5
+
+
+def test_greedy_follows_the_boost_and_the_constraint_still_has_the_last_word() -> None:
+    logits = np.array([2.0, 1.8, 1.7, 0.0], dtype=np.float32)
+    texts = ["=x", "+y", "+z", "=w"]
+    greedy = Sampling(temperature=0)
+    rng = np.random.default_rng(0)
+    kwargs = {"eos_id": 3, "piece": lambda t: texts[t]}
+    assert choose(logits, greedy, [], rng, **kwargs) == 0
+    assert choose(logits, greedy, [], rng, boost=Lean(), **kwargs) == 1
+
+    class NoY:
+        def allowed(self, text: str, candidates: Sequence[str | None]) -> list[bool]:
+            return [c != "+y" for c in candidates]
+
+    assert choose(logits, greedy, [], rng, boost=Lean(), constraint=NoY(), **kwargs) == 2

@@ -78,6 +78,8 @@ def test_json_output_and_bans(tiny_model_dir: Path, capsys) -> None:
         (["--temperature", "1e-300"], "temperature must be 0 (greedy) or between"),
         (["--top-p", "1e-300"], "top_p must be between"),
         (["--tag-length", "huge"], "invalid choice"),
+        (["--tag-prior", "5"], "tag_prior: Input should be less than or equal to 4"),
+        (["--tag-prior", "-1"], "tag_prior: Input should be greater than or equal to 0"),
     ],
 )
 def test_bad_options(tiny_model_dir: Path, capsys, args: list[str], message: str) -> None:
@@ -175,3 +177,13 @@ def test_a_byte_order_mark_is_not_part_of_the_first_request(tmp_path: Path) -> N
     requests.write_bytes(b"\xef\xbb\xbf" + json.dumps({"prompt": "1girl"}).encode() + b"\n")
     ((number, request),) = read_requests(requests)
     assert number == 1 and not isinstance(request, str) and request.prompt == "1girl"
+
+
+@pytest.mark.parametrize(("flag", "fields"), [([], set()), (["--tag-prior", "0"], {"tag_prior"})])
+def test_the_tag_prior_is_the_cards_unless_given(flag: list[str], fields: set[str]) -> None:
+    from presample.cli import build_parser
+    from presample.cli.generate import build_request
+
+    parser, _ = build_parser()
+    request = build_request(parser.parse_args(["generate", "1girl", *flag]))
+    assert {"tag_prior"} & request.model_fields_set == fields and request.tag_prior == 0.0

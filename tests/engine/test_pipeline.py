@@ -229,3 +229,41 @@ def test_no_names_are_invented_for_a_plain_prompt(tiny_model_dir: Path, db) -> N
         added = [t for c in names for t in getattr(result.tags, c.value)]
         assert added == [], (seed, added)
         assert not any(db.category_of(t) in names for t in result.tags.general)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "strength", "leans"),
+    [("1girl, wings, halo", 2.0, True), ("1girl, wings, halo", 0.0, False),
+     ("a cat sitting on a windowsill", 2.0, False)],  # nothing to condition on
+)  # fmt: skip
+def test_the_tag_step_carries_the_prior_the_request_asks_for(
+    db, prompt: str, strength: float, leans: bool
+) -> None:
+    from presample.engine.pipeline import RunOptions, tipo_run
+    from presample.tag_prior import CooccurrenceTable, TagPrior
+
+    table = CooccurrenceTable()
+    request = PresampleRequest(prompt=prompt, tag_prior=strength, seed=1)
+    prepared = prepare(request, db)
+    assert prepared.steps()[0].task.output == "tag"  # the first step writes the tag line
+    job = next(tipo_run(prepared, db, RunOptions(Sampling(), seed=1), table))
+    if not leans:
+        assert job.boost is None
+        return
+    assert isinstance(job.boost, TagPrior) and job.boost.strength == strength
+    weights = job.boost.weights
+    assert not {"1girl", "wings", "halo"} & set(weights)
+    assert weights["feathers"] > weights.get("school uniform", 0.0)
+    # An unrated request is general: the prior holds nothing its rating keeps out.
+    assert "nude" not in weights and "cleavage" not in weights
+
+
+def test_a_leaned_run_is_the_same_in_any_batch_position(tiny_model_dir: Path) -> None:
+    sampler = Presampler(str(tiny_model_dir), backend="transformers",
+                         sampling=Sampling(max_new_tokens=32))  # fmt: skip
+    target = PresampleRequest(prompt="1girl, wings, smile", seed=4, tag_prior=3.0,
+                              tag_length="very_short", nl_length="very_short")  # fmt: skip
+    alone = sampler(target)
+    other = PresampleRequest(prompt="2boys, night", seed=1, tag_prior=1.0)
+    batch = sampler.presample_many([other, target, other.model_copy(update={"tag_prior": 0})])
+    assert batch[1].prompt == alone.prompt

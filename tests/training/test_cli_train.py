@@ -21,7 +21,7 @@ def run(argv: list[str]) -> int:
         return common.EXIT_USAGE
 
 
-@pytest.mark.parametrize("command", ["prepare", "run", "export"])
+@pytest.mark.parametrize("command", ["prepare", "run", "export", "prior"])
 def test_help(command: str, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run(["train", command, "--help"])
@@ -129,3 +129,22 @@ def test_task_and_source_weights_reach_the_config(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args([bad])
         assert message in capsys.readouterr().err
+
+
+def test_prior_builds_the_table_once(tmp_path: Path, capsys):
+    from presample.tag_prior import CooccurrenceTable
+    from presample.training.records import Record, split_path, write_records
+
+    data = tmp_path / "data"
+    tags = {"general": ["1girl", "wings", "halo"], "rating": ["general"]}
+    write_records(split_path(data, "train"), [Record(str(i), "civitai", tags) for i in range(3)])
+    out = tmp_path / "prior.sqlite"
+    assert run(["train", "prior", "--data-dir", str(data), "--out", str(out)]) == 0
+    assert '"records": 3' in capsys.readouterr().out
+    assert set(CooccurrenceTable(out).weights(["wings"], 0)) == {"1girl", "halo"}
+    before = out.read_bytes()
+    assert run(["train", "prior", "--data-dir", str(data), "--out", str(out)]) == 2
+    assert run(["train", "prior", "--data-dir", str(tmp_path / "none"), "--out", str(out)]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert "exists (give --force" in lines[0] and "no training records" in lines[1]
+    assert out.read_bytes() == before

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..request import MAX_CAPTION_CANDIDATES
+from ..request import MAX_CAPTION_CANDIDATES, MAX_TAG_PRIOR
 from .common import EXIT_FAILURE, UserError
 from .model_options import add_model_options, open_presampler
 
@@ -63,6 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--caption-candidates", type=int, metavar="N",
                    help="captions the model draws when it writes one from tags alone, the "
                    "one that fits the tags kept (default: the request default, 3)")  # fmt: skip
+    p.add_argument("--tag-prior", type=float, metavar="STRENGTH",
+                   help="the model's co-occurrence prior on the tag line, 0 off (default: "
+                   "the model card's; see presample generate --help)")  # fmt: skip
     p.add_argument("--baseline-only", action="store_true", help="evaluate only the baseline")
     p.add_argument("--no-embeddings", action="store_true",
                    help="skip the caption embedding metrics (no MiniLM)")  # fmt: skip
@@ -110,6 +113,8 @@ def run_eval(args: argparse.Namespace) -> int:
         1 <= args.caption_candidates <= MAX_CAPTION_CANDIDATES
     ):
         raise UserError(f"--caption-candidates must be between 1 and {MAX_CAPTION_CANDIDATES}")
+    if args.tag_prior is not None and not 0 <= args.tag_prior <= MAX_TAG_PRIOR:
+        raise UserError(f"--tag-prior must be between 0 and {MAX_TAG_PRIOR}")
     if not args.data_dir.is_dir():
         raise UserError(f"{args.data_dir}: no such folder; run 'presample train prepare'")
     config = EvalConfig(
@@ -121,6 +126,7 @@ def run_eval(args: argparse.Namespace) -> int:
         given=args.given,
         tag_captions=args.tag_captions,
         caption_candidates=args.caption_candidates,
+        tag_prior=args.tag_prior,
         embeddings=not args.no_embeddings,
         progress=not args.no_progress,
     )

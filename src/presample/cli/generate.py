@@ -121,6 +121,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "always kept)",
     )
     r.add_argument(
+        "--tag-prior",
+        type=float,
+        metavar="STRENGTH",
+        help="how strongly the tag line leans towards tags that accompany yours in real "
+        "prompts (a co-occurrence table shipped with presample): 0 turns it off, 1 is the "
+        "shipped model's default, up to 4 (default: the model card's; off for published "
+        "models)",
+    )
+    r.add_argument(
         "--no-sfw",
         action="store_true",
         help="leave an unrated request unrated, as the reference does (default: a request "
@@ -150,7 +159,10 @@ def build_request(args: argparse.Namespace) -> PresampleRequest:
     if args.request is not None and args.prompt is not None:
         raise UserError("give a prompt or --request, not both")
     if args.request is not None:
-        base = parse_request_json(read_text(args.request), args.request).model_dump()
+        # Only what the file sets: the rest stays open to the model card's defaults.
+        base = parse_request_json(read_text(args.request), args.request).model_dump(
+            exclude_unset=True
+        )
     elif args.prompt is not None:
         base = {"prompt": args.prompt}
     else:
@@ -163,7 +175,7 @@ def build_request(args: argparse.Namespace) -> PresampleRequest:
     updates = {
         "tag_length": args.tag_length, "nl_length": args.nl_length, "seed": args.seed,
         "template": args.template, "target": args.target, "aspect_ratio": args.aspect_ratio,
-        "caption_candidates": args.caption_candidates,
+        "caption_candidates": args.caption_candidates, "tag_prior": args.tag_prior,
     }  # fmt: skip
     base.update({k: v for k, v in updates.items() if v is not None})
     base["ban"] = bans

@@ -133,6 +133,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     to_gguf.add_argument("--force", action="store_true", help="overwrite an existing file")
     to_gguf.set_defaults(handler=run_gguf)
 
+    prior = tsub.add_parser(
+        "prior",
+        help="build the tag co-occurrence table behind --tag-prior",
+        description="Count which tags accompany which in the prepared training split "
+        "(special and general tags; never names) into the SQLite table the tag prior reads. "
+        "The shipped table is built with the defaults from 'presample train prepare' output. "
+        "Same records, same bytes.",
+        epilog="example: presample train prior --data-dir artifacts/data "
+        "--out src/presample/data/cooccurrence.sqlite",
+    )
+    prior.add_argument("--data-dir", type=Path, default=default_out_dir(),
+                       help="prepared records ('presample train prepare' output; "
+                       "default %(default)s)")  # fmt: skip
+    prior.add_argument("--out", type=Path, required=True, help="the .sqlite file to write")
+    prior.add_argument("--force", action="store_true", help="overwrite an existing file")
+    prior.set_defaults(handler=run_prior)
+
 
 def run_prepare(args: argparse.Namespace) -> int:
     from ..training.data import prepare
@@ -145,6 +162,21 @@ def run_prepare(args: argparse.Namespace) -> int:
         counts = prepare(args.data_dir, args.out, limit=args.limit)
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
+    print(json.dumps({"out": str(args.out), **counts}, indent=2))
+    return 0
+
+
+def run_prior(args: argparse.Namespace) -> int:
+    from ..training.cooccurrence import build_table
+    from ..training.records import read_records, split_path
+
+    train = split_path(args.data_dir, "train")
+    if not train.is_file():
+        raise UserError(f"{train}: no training records (run 'presample train prepare' first)")
+    if args.out.exists() and not args.force:
+        raise UserError(f"{args.out} exists (give --force to overwrite it)")
+    source = f"{train.name} of {args.data_dir.name}"
+    counts = build_table(read_records(train), args.out, source=source)
     print(json.dumps({"out": str(args.out), **counts}, indent=2))
     return 0
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .backend import Constraint
+from .backend import BOOST_CANDIDATES, Boost, Constraint, boost_additions
 from .sampling import Sampling
 
 # A greedy row keeps this many of its best candidates for the constraint.
@@ -28,11 +28,16 @@ FALLBACK_CANDIDATES = 256
 
 
 def candidates(
-    logits: np.ndarray, sampling: Sampling, history: Sequence[int]
+    logits: np.ndarray,
+    sampling: Sampling,
+    history: Sequence[int],
+    boost: Callable[[Sequence[int]], Sequence[float | None]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The filtered distribution: (token ids best first, their probabilities, scaled logits).
 
     Tokens filtered out keep probability 0 so the best token is always first.
+    ``boost`` maps the row's ``BOOST_CANDIDATES`` best token ids to a ``Boost``'s
+    scores for them (bound to the row's text); see ``boost_additions``.
     """
     scores = logits.astype(np.float32, copy=True)
     if sampling.repetition_penalty != 1.0 and len(history):
@@ -44,6 +49,10 @@ def candidates(
         )
     scaled = scores / (sampling.temperature if sampling.temperature > 0 else 1.0)
     vocab = scaled.shape[0]
+    if boost is not None:
+        best = top_k(scaled, min(BOOST_CANDIDATES, vocab))
+        adds = boost_additions(scaled[best].tolist(), boost(best.tolist()))
+        scaled[best] += np.asarray(adds, dtype=scaled.dtype)
     k = sampling.top_k if 0 < sampling.top_k < vocab else vocab
     if sampling.greedy:
         k = min(k, GREEDY_CANDIDATES)
@@ -96,9 +105,13 @@ def choose(
     constraint: Constraint | None = None,
     text: str = "",
     piece: Callable[[int], str | None] = lambda _: None,
+    boost: Boost | None = None,
 ) -> int:
     """One token for one row; ``piece`` gives a token's text (``None`` for eos)."""
-    ids, probs, scaled = candidates(logits, sampling, history)
+    lean = None
+    if boost is not None:
+        lean = lambda ids: boost.boosts(text, [piece(i) for i in ids])  # noqa: E731
+    ids, probs, scaled = candidates(logits, sampling, history, lean)
     if constraint is not None:
         live = np.flatnonzero(probs > 0)
         allowed = constraint.allowed(text, [piece(int(ids[i])) for i in live])

@@ -187,13 +187,14 @@ class LlamaCppBackend:
                 constraint=job.constraint,
                 text=text,
                 piece=self._candidate,
+                boost=job.boost,
             )
             if token == self.eos_id:
                 finish = "eos"
                 break
             generated.append(token)
             history.append(token)
-            if job.constraint is not None:
+            if job.constraint is not None or job.boost is not None:
                 text += self._piece(token)
             if len(generated) >= budget:
                 break

@@ -267,7 +267,7 @@ class OnnxBackend:
         history = [list(prompt) for _ in jobs]
         generated: list[list[int]] = [[] for _ in jobs]
         finish = ["length"] * rows
-        texts = [job.prompt for job in jobs]  # kept for constrained rows only
+        texts = [job.prompt for job in jobs]  # kept for constrained or boosted rows only
         active = list(range(rows))
         length = len(prompt)
         while True:
@@ -283,13 +283,14 @@ class OnnxBackend:
                     constraint=job.constraint,
                     text=texts[row],
                     piece=self._candidate,
+                    boost=job.boost,
                 )
                 if token == self.eos_id:
                     finish[row] = "eos"
                     continue
                 generated[row].append(token)
                 history[row].append(token)
-                if job.constraint is not None:
+                if job.constraint is not None or job.boost is not None:
                     texts[row] += self._piece(token)
                 if len(generated[row]) < budgets[row]:
                     keep.append(slot)

@@ -21,8 +21,10 @@ from ..categories import Category
 from ..compose import Draft, format_result, merge_output, reached_minimum
 from ..dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
 from ..prepare import Prepared
+from ..rating import rating_level
 from ..request import PresampleResult, StepResult, TagSet
 from ..tag_floor import AllOf, TagFloor, known_only
+from ..tag_prior import CooccurrenceTable, TagPrior
 from ..tagdb import TagDatabase, normalize_key
 from ..tipo import (
     NL_MIN,
@@ -61,8 +63,16 @@ class RunOptions:
     """Called as each step finishes (streaming)."""
 
 
-def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
-    """Every planned step, each retried until its field reaches the minimum length."""
+def tipo_run(
+    prepared: Prepared,
+    db: TagDatabase,
+    options: RunOptions,
+    prior: CooccurrenceTable | None = None,
+) -> Run:
+    """Every planned step, each retried until its field reaches the minimum length.
+
+    ``prior``: the co-occurrence table behind the request's ``tag_prior``.
+    """
     request = prepared.request
     started = time.perf_counter()
     bans = BanMatcher(prepared.ban_rules(), db.category_of)
@@ -87,6 +97,7 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
         step_constraint: Constraint | None = (
             None if not active else active[0] if len(active) == 1 else AllOf(tuple(active))
         )
+        boost = _tag_boost(prepared, step, draft, prior, bans)
         while True:
             meta = prepared.meta(draft.meta_source())
             tag_line = ", ".join(draft.tag_line_tags())
@@ -104,7 +115,7 @@ def tipo_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
             # draws several captions uses up as many seeds.
             samples = _caption_samples(step, draft, request.caption_candidates)
             generation = yield GenerationJob(
-                text, options.sampling, options.seed + drawn_seeds, step_constraint,
+                text, options.sampling, options.seed + drawn_seeds, step_constraint, boost,
                 samples=samples,
             )  # fmt: skip
             drawn_seeds += samples
@@ -179,6 +190,26 @@ def _tag_rule(
         return None
     banned = bans.tag_banned if bans else None
     return TagFloor(minimum, vocabulary, prepared.protected(), banned)
+
+
+def _tag_boost(
+    prepared: Prepared,
+    step: Step,
+    draft: Draft,
+    table: CooccurrenceTable | None,
+    bans: BanMatcher,
+) -> TagPrior | None:
+    """The co-occurrence prior for a step that writes the tag line, as the request asks:
+    over the tags the line holds when the step starts, at the request's rating, without
+    the tags the request bans."""
+    strength = prepared.request.tag_prior
+    if table is None or strength <= 0 or step.task.output != "tag":
+        return None
+    ratings = prepared.tags.get(Category.RATING)
+    level = max((rating_level(r) for r in ratings), default=rating_level(None))
+    excluded = bans.tag_banned if bans else None
+    weights = table.weights(draft.tag_line_tags(), level, excluded=excluded)
+    return TagPrior(weights, strength) if weights else None
 
 
 def _caption_rule(prepared: Prepared, step: Step) -> CaptionFloor | None:

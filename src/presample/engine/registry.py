@@ -108,9 +108,9 @@ class ModelSource:
     layout: Layout
     quality: bool = True
     gguf_file: str | None = None
-    defaults: tuple[tuple[str, str], ...] = ()
+    defaults: tuple[tuple[str, str | float], ...] = ()
     """Request fields the model's card sets when a request leaves them out
-    (``tag_length``, ``nl_length``): what the model was trained to do well."""
+    (``tag_length``, ``nl_length``, ``tag_prior``): what the model does well."""
     dialect: Dialect = Dialect.V1
     """Which TIPO generation's strings the model reads (``tipo.Dialect``)."""
     sampling: Sampling | None = None
@@ -250,21 +250,26 @@ def _folder_source(path: Path, *, name: str) -> ModelSource:
     return ModelSource(name, str(path), "folder", layout, True)
 
 
-CARD_DEFAULT_FIELDS = ("tag_length", "nl_length")
+CARD_DEFAULT_FIELDS = ("tag_length", "nl_length", "tag_prior")
 
 
-def _card_defaults(card: Path, defaults: object) -> tuple[tuple[str, str], ...]:
+def _card_defaults(card: Path, defaults: object) -> tuple[tuple[str, str | float], ...]:
+    from ..request import MAX_TAG_PRIOR
     from ..tipo import Length
 
     lengths = {x.value for x in Length}
-    if not isinstance(defaults, dict) or any(
-        key not in CARD_DEFAULT_FIELDS or value not in lengths for key, value in defaults.items()
-    ):
+
+    def valid(key: str, value: object) -> bool:
+        if key == "tag_prior":
+            return isinstance(value, (int, float)) and 0 <= value <= MAX_TAG_PRIOR
+        return key in CARD_DEFAULT_FIELDS and value in lengths
+
+    if not isinstance(defaults, dict) or not all(valid(k, v) for k, v in defaults.items()):
         raise ModelError(
-            f"{card}: 'defaults' may set {' and '.join(CARD_DEFAULT_FIELDS)} to one of "
-            f"{', '.join(sorted(lengths))}"
+            f"{card}: 'defaults' may set tag_length and nl_length to one of "
+            f"{', '.join(sorted(lengths))}, and tag_prior to a number from 0 to {MAX_TAG_PRIOR}"
         )
-    return tuple(sorted(defaults.items()))
+    return tuple(sorted((k, float(v) if k == "tag_prior" else v) for k, v in defaults.items()))
 
 
 def _layout_from_tokenizer(path: Path) -> Layout:

@@ -11,7 +11,7 @@ constraints inspect candidate tokens as text before they are drawn.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,15 @@ import torch
 
 from . import gguf_cache, int8, invariant
 from .backend import (
+    BOOST_CANDIDATES,
     NO_REMOTE_CODE,
     BackendInfo,
+    Boost,
     Generation,
     GenerationJob,
     ModelError,
     ProgressCallback,
+    boost_additions,
     load_error,
 )
 from .choose import FALLBACK_CANDIDATES, GREEDY_CANDIDATES
@@ -248,7 +251,7 @@ class TorchBackend:
         history = [list(ids) for ids in prompts]  # prompt + generated, for penalties
         generated: list[list[int]] = [[] for _ in jobs]
         finish: list[str] = ["length"] * batch
-        texts = [job.prompt for job in jobs]  # only maintained for constrained rows
+        texts = [job.prompt for job in jobs]  # only maintained for constrained or boosted rows
         active = list(range(batch))
 
         cache = growing_cache()
@@ -271,6 +274,7 @@ class TorchBackend:
                 [generators[i] for i in active],
                 [r.constraint for r in rows],
                 [texts[i] for i in active],
+                [r.boost for r in rows],
             )
             keep: list[int] = []
             for slot, (row, token) in enumerate(zip(active, tokens, strict=True)):
@@ -279,7 +283,7 @@ class TorchBackend:
                     continue
                 generated[row].append(token)
                 history[row].append(token)
-                if jobs[row].constraint is not None:
+                if jobs[row].constraint is not None or jobs[row].boost is not None:
                     texts[row] += self._piece(token)
                 if len(generated[row]) >= budgets[row]:
                     continue
@@ -340,9 +344,15 @@ class TorchBackend:
         generators: Sequence[torch.Generator],
         constraints: Sequence[Any],
         texts: Sequence[str],
+        boosts: Sequence[Boost | None] = (),
     ) -> list[int]:
-        """Draw one token per row: penalty, temperature, top-k, top-p, min-p, constraint."""
-        ids, probs, scaled = filtered(logits, settings, history)
+        """Draw one token per row: penalty, temperature, boost, top-k, top-p, min-p,
+        constraint."""
+        leans = [
+            None if boost is None else self._lean(boost, text)
+            for boost, text in zip(boosts or [None] * len(texts), texts, strict=True)
+        ]
+        ids, probs, scaled = filtered(logits, settings, history, leans)
         chosen: list[int] = []
         for r, s in enumerate(settings):
             row_probs, row_ids = probs[r], ids[r]
@@ -357,6 +367,11 @@ class TorchBackend:
                 pick = torch.multinomial(row_probs, 1, generator=generators[r])
                 chosen.append(int(row_ids[int(pick)]))
         return chosen
+
+    def _lean(
+        self, boost: Boost, text: str
+    ) -> Callable[[Sequence[int]], Sequence[float | None]]:
+        return lambda ids: boost.boosts(text, [self._candidate_text(i) for i in ids])
 
     def _constrain(
         self,
@@ -401,13 +416,17 @@ class TorchBackend:
 
 
 def filtered(
-    logits: torch.Tensor, settings: Sequence[Sampling], history: Sequence[Sequence[int]]
+    logits: torch.Tensor,
+    settings: Sequence[Sampling],
+    history: Sequence[Sequence[int]],
+    boosts: Sequence[Callable[[Sequence[int]], Sequence[float | None]] | None] = (),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Each row's distribution after penalty, temperature, top-k, top-p and min-p.
+    """Each row's distribution after penalty, temperature, boost, top-k, top-p and min-p.
 
     Returns (candidate ids best first, their probabilities, scaled logits);
     ``engine/choose.py`` computes the same for one row in NumPy (tested equal).
-    ``logits`` is changed in place by the repetition penalty.
+    ``logits`` is changed in place by the repetition penalty. ``boosts``: per row,
+    ``None`` or a map from its ``BOOST_CANDIDATES`` best ids to a ``Boost``'s scores.
     """
     vocab = logits.shape[1]
     for r, s in enumerate(settings):
@@ -420,6 +439,11 @@ def filtered(
 
     temps = torch.tensor([s.temperature if s.temperature > 0 else 1.0 for s in settings])
     scaled = logits / temps[:, None]
+    for r, lean in enumerate(boosts):
+        if lean is not None:
+            order = torch.topk(scaled[r], min(BOOST_CANDIDATES, vocab)).indices
+            adds = boost_additions(scaled[r, order].tolist(), lean(order.tolist()))
+            scaled[r, order] += torch.tensor(adds, dtype=scaled.dtype)
     ks = [s.top_k if 0 < s.top_k < vocab else vocab for s in settings]
     # Greedy rows need only their best candidates (kept for the constraint).
     ks = [min(k, GREEDY_CANDIDATES) if s.greedy else k for k, s in zip(ks, settings, strict=True)]

@@ -30,6 +30,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
+from ..rating import rating_level
 from ..request import PresampleRequest, PresampleResult, TagSet
 from ..tipo import NL_MAX, NL_MIN, TAG_MAX, TAG_MIN, Length
 from ..training.records import Record
@@ -37,7 +38,6 @@ from .metrics import sentence_count, tag_key, words
 
 TAG_LINE = ("special", "general")
 """The categories the length targets count (the TIPO tag line)."""
-RATING_LEVEL = {"general": 0, "safe": 0, "sensitive": 1, "questionable": 2, "explicit": 2}
 NEIGHBOURS = 64
 """Training records that vote for the continuation."""
 CAPTION_CANDIDATES = 16
@@ -50,11 +50,6 @@ STOP_WORDS = frozenset(
         "his", "her", "as", "into", "near", "next",
     }
 )  # fmt: skip
-
-
-def rating_level(rating: str | None) -> int:
-    """0 general, 1 sensitive, 2 explicit; an unknown or missing rating allows everything."""
-    return RATING_LEVEL.get((rating or "explicit").lower(), 2)
 
 
 def _idf(document_frequency: dict[str, int], documents: int) -> dict[str, float]:

@@ -234,6 +234,7 @@ def evaluate_sampler(
     embed: Callable[[Sequence[str]], Any] | None = None,
     tag_caption_items: Sequence[TagCaptionItem] = (),
     caption_candidates: int | None = None,
+    tag_prior: float | None = None,
 ) -> Outcome:
     """Run every item with every seed and compute the metrics (see :func:`tag_metrics`,
     :func:`caption_metrics`, :func:`tag_caption_metrics`). ``embed`` maps texts to
@@ -243,8 +244,10 @@ def evaluate_sampler(
 
     def run(items: Sequence[Any]) -> list[list[PresampleResult | Exception]]:
         requests = [item.request(seed) for item in items for seed in seeds]
-        if caption_candidates is not None:
-            update = {"caption_candidates": caption_candidates}
+        update = {k: v for k, v in (("caption_candidates", caption_candidates),
+                                    ("tag_prior", tag_prior)) if v is not None}  # fmt: skip
+        if update:
+            # model_copy marks them set: the model card's defaults do not replace them.
             requests = [r.model_copy(update=update) for r in requests]
         flat = run_requests(sampler, requests, batch_size=batch_size, progress=progress)
         outcome.runs += len(flat)
@@ -495,6 +498,8 @@ class EvalConfig:
     tag_captions: int = 60
     caption_candidates: int | None = None
     """Overrides the requests' default (``PresampleRequest.caption_candidates``)."""
+    tag_prior: float | None = None
+    """Overrides the model card's ``tag_prior`` (``PresampleRequest.tag_prior``)."""
     embeddings: bool = True
     progress: bool = True
 
@@ -567,7 +572,7 @@ def evaluate(
                     key, sampler, tag_items, caption_items,
                     seeds=config.seeds, is_known=db.is_known, batch_size=config.batch_size,
                     progress=bar.update, embed=embed, tag_caption_items=tag_caption_items,
-                    caption_candidates=config.caption_candidates,
+                    caption_candidates=config.caption_candidates, tag_prior=config.tag_prior,
                 )  # fmt: skip
     finally:
         if model is not None and hasattr(model, "close"):
@@ -582,6 +587,7 @@ def evaluate(
             "tag_captions": config.tag_captions,
             "caption_candidates": config.caption_candidates
             or PresampleRequest.model_fields["caption_candidates"].default,
+            "tag_prior": "model card" if config.tag_prior is None else config.tag_prior,
             "batch_size": config.batch_size,
         },
         "items": {

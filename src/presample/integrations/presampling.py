@@ -179,7 +179,8 @@ def _single_task(
         engine=presampler.engine,
         quality=presampler.source.quality,
     )
-    (result,) = run_all(presampler.backend, [tipo_run(one, presampler.db, options)])
+    run = tipo_run(one, presampler.db, options, presampler.prior)
+    (result,) = run_all(presampler.backend, [run])
     if isinstance(result, Exception):
         raise result
     assert isinstance(result, PresampleResult)
