@@ -40,6 +40,8 @@ def test_baseline_only_writes_the_report(data_dir: Path, tmp_path: Path, capsys)
     assert baseline["rating_respected"] == 1.0
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "| recall of held-out continuation tags |" in report
+    assert "### By rating: recall / precision (runs)" in report
+    assert "### By requested tag length: recall / precision (runs)" in report
     assert (out / "samples.jsonl").is_file()
     assert json.loads(capsys.readouterr().out)["out"] == str(out)
 
@@ -71,6 +73,8 @@ def test_bad_options(data_dir: Path, tmp_path: Path) -> None:
         eval_cli("--data-dir", str(data_dir), "--tag-captions", "-1", "--baseline-only")
     with pytest.raises(UserError, match="--limit"):
         eval_cli("--data-dir", str(data_dir), "--limit", "0", "--baseline-only")
+    with pytest.raises(UserError, match="--tag-prior must be between 0 and 4"):
+        eval_cli("--data-dir", str(data_dir), "--tag-prior", "7", "--baseline-only")
     with pytest.raises(UserError, match="prepare"):
         eval_cli("--data-dir", str(tmp_path), "--out", str(tmp_path / "o"), "--baseline-only")
 

@@ -63,6 +63,23 @@ def test_tag_metrics_exact() -> None:
     assert numbers["tag_distinct_share"] == 1.0
     assert numbers["tag_jaccard_distance"] == pytest.approx(2 / 3)
     assert [s["recall"] for s in samples] == [0.5, 1.0]
+    assert numbers["repeated_tag_runs"] == 0.0 and numbers["invented_name_runs"] == 0.0
+
+
+def test_repeated_tags_and_invented_names_are_counted_per_run() -> None:
+    item = TagItem("r", {"general": ["smile"], "characters": ["hatsune miku"]}, ["a", "b"],
+                   "general", Length.VERY_SHORT)  # fmt: skip
+    # One tag in two spellings and two categories, and a character the request allows.
+    twice = TagSet(general=["smile", "Long_hair"], special=["long hair"],
+                   characters=["hatsune miku", "kagamine rin"])  # fmt: skip
+    results = [
+        PresampleResult(tags=twice),
+        PresampleResult(tags=TagSet(general=["smile", "a"], artist=["wlop"])),
+    ]
+    numbers, samples = tag_metrics([item], [results], (0, 1), lambda t: True)
+    assert numbers["repeated_tag_runs"] == 0.5
+    assert numbers["invented_name_runs"] == 0.5  # the artist; characters were given
+    assert [s["invented_names"] for s in samples] == [[], ["wlop"]]
 
 
 def test_tag_metrics_count_failures_as_misses() -> None:

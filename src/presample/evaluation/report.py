@@ -20,6 +20,8 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("rating_respected", "no explicit tags for a non-explicit request", "%"),
     ("tag_distinct_share", "distinct tag outputs across seeds", "%"),
     ("tag_jaccard_distance", "tag Jaccard distance across seeds", "f3"),
+    ("repeated_tag_runs", "runs with a tag twice in the result", "%"),
+    ("invented_name_runs", "runs that added a name of a kind the request gave none of", "%"),
     ("nl_length_hit", "sentence count within the requested length", "%"),
     ("caption_written", "runs that wrote a caption", "%"),
     ("caption_similarity", "caption similarity to the input (MiniLM cosine)", "f3"),
@@ -37,7 +39,9 @@ ROWS: tuple[tuple[str, str, str], ...] = (
 SHARE_KEYS = (
     "real_tag_share", "tag_recall", "tag_precision", "tag_length_hit", "input_tags_preserved",
     "rating_respected", "nl_length_hit", "tag_distinct_share", "tag_caption_names_people",
+    "repeated_tag_runs", "invented_name_runs",
 )  # fmt: skip
+GROUPS = (("rating", "rating"), ("length", "requested tag length"))
 
 
 def fmt(value: Any, how: str) -> str:
@@ -78,6 +82,11 @@ def target_checks(samplers: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, 
         checks.append((f"beats {name} on {label}", met,
                        f"{fmt(mine, how)} vs {fmt(theirs, how)}"))  # fmt: skip
 
+    def at_most(key: str, label: str, ceiling: float) -> None:
+        value = model.get(key)
+        met = None if value is None else value <= ceiling
+        checks.append((f"{label} at most {100 * ceiling:.0f}%", met, fmt(value, "%")))
+
     def at_least(key: str, label: str, floor: float) -> None:
         value = model.get(key)
         met = None if value is None else value >= floor
@@ -91,7 +100,37 @@ def target_checks(samplers: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, 
     at_least("tag_length_hit", "tag length target hit", 0.9)
     at_least("nl_length_hit", "sentence length target hit", 0.9)
     at_least("real_tag_share", "new tags that are real tags", 0.95)
+    at_most("repeated_tag_runs", "runs with a tag twice", 0.0)
+    at_most("invented_name_runs", "runs with an invented name", 0.0)
     return checks
+
+
+def breakdown_tables(samples: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """Recall and precision of new tags per rating and per requested length, one
+    column per sampler (runs in brackets): where a sampler wins or loses."""
+    from .metrics import mean
+
+    names = [n for n, rows in samples.items() if any(r.get("kind") == "tag" for r in rows)]
+    lines: list[str] = []
+    for field, title in GROUPS:
+        values = sorted({str(r.get(field)) for n in names for r in samples[n]
+                         if r.get("kind") == "tag" and "error" not in r})  # fmt: skip
+        if not values:
+            continue
+        header = f"| {title} | " + " | ".join(names) + " |"
+        lines += [f"### By {title}: recall / precision (runs)", "", header,
+                  "|---|" + "---:|" * len(names)]  # fmt: skip
+        for value in values:
+            cells = []
+            for name in names:
+                rows = [r for r in samples[name] if r.get("kind") == "tag"
+                        and "error" not in r and str(r.get(field)) == value]  # fmt: skip
+                recall = mean(r.get("recall") for r in rows)
+                precision = mean(r.get("precision") for r in rows)
+                cells.append(f"{fmt(recall, '%')} / {fmt(precision, '%')} ({len(rows)})")
+            lines.append(f"| {value} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def write_report(
@@ -117,6 +156,9 @@ def write_report(
         metrics_table(samplers),
         "",
     ]
+    breakdown = breakdown_tables(samples)
+    if breakdown:
+        lines += ["## Tags by rating and by length", "", *breakdown]
     checks = target_checks(samplers)
     if checks:
         lines += ["## Targets", "", "| target | met | numbers |", "|---|---|---|"]
@@ -141,6 +183,9 @@ def write_report(
         "- *rating respected*: runs whose request is not explicit-rated with no tag that "
         "`presample.rating` calls explicit "
         f"({', '.join(str(s.get('rating_checked_runs', 0)) for s in samplers.values())} runs).",
+        "- *a tag twice*: runs whose result holds one tag twice in any spelling or "
+        "category; *invented name*: runs that added an artist, character or copyright "
+        "when the request gave none of that kind.",
         "- *diversity*: per item over the seeds, distinct outputs / seeds and the mean pairwise "
         "Jaccard distance of the new tags (captions: of their words); the mean over items.",
         "- *caption similarity*: cosine of all-MiniLM-L6-v2 embeddings (mean pooling) of the "

@@ -289,9 +289,13 @@ def tag_metrics(
     ratings: list[float] = []
     distinct: list[float | None] = []
     jaccard: list[float | None] = []
+    repeated: list[float] = []
+    invented: list[float] = []
     samples: list[dict[str, Any]] = []
     for item, results in zip(items, groups, strict=True):
         given = item.given_tags()
+        # A name category the request left empty; new_names "auto" adds none there.
+        unasked = [c for c in CONDITIONS if not item.given.get(c)]
         outputs: list[frozenset[str]] = []
         for seed, result in zip(seeds, results, strict=True):
             if isinstance(result, Exception):
@@ -318,11 +322,15 @@ def tag_metrics(
             if respected is not None:
                 ratings.append(float(respected))
             outputs.append(frozenset(m.tag_key(t) for t in new))
+            keys = [m.tag_key(t) for t in everything]
+            repeated.append(float(len(keys) != len(set(keys))))
+            names = [t for c in unasked for t in result.tags.get(c)]
+            invented.append(float(bool(names)))
             samples.append({
                 "kind": "tag", "id": item.id, "seed": seed, "length": item.length.value,
                 "rating": item.rating, "given": given, "held_out": item.held_out,
                 "new": new, "tag_count": len(line), "length_hit": hit, "recall": recall,
-                "precision": precision,
+                "precision": precision, "invented_names": names,
             })  # fmt: skip
         distinct.append(m.distinct_share(outputs) if len(outputs) == len(seeds) else None)
         jaccard.append(m.mean_pairwise_jaccard(outputs))
@@ -338,6 +346,8 @@ def tag_metrics(
         "rating_checked_runs": len(ratings),
         "tag_distinct_share": m.mean(distinct),
         "tag_jaccard_distance": m.mean(jaccard),
+        "repeated_tag_runs": m.mean(repeated),
+        "invented_name_runs": m.mean(invented),
     }
     return numbers, samples
 
