@@ -110,3 +110,29 @@ def test_a_users_unknown_tag_is_typed_once_and_then_ends(db: TagDatabase) -> Non
     assert floor.allowed("tag: 1girl, my oc", [" ", ","]) == [False, True]
     # ...and not a second time once it is on the line.
     assert floor.allowed("tag: my oc, 1girl, my", [" oc"]) == [False]
+
+
+def test_a_new_tag_may_not_contradict_the_line() -> None:
+    floor = TagFloor(minimum=0)
+    text = "tag: 1girl, solo, night, smile, "
+    assert floor.allowed(text + "day", [",", " glow,"]) == [False, True]  # "day glow" is fine
+    assert floor.allowed(text + "2boys", [",", "\n"]) == [False, False]
+    assert floor.allowed(text + "outdoors", [","]) == [True]
+    # The user's own tags are theirs: kept, and new tags are judged against them.
+    mine = TagFloor(minimum=0, protected=frozenset({"day"}))
+    assert mine.allowed(text + "day", [","]) == [True]
+    assert floor.allowed("tag: solo, 2girls, ", ["smile,"]) == [True]
+
+
+def test_contradictions_are_only_the_sure_ones() -> None:
+    from presample.contradictions import contradicts
+
+    assert contradicts("night", ["day", "smile"]) and contradicts("indoors", ["outdoors"])
+    assert contradicts("solo", ["1girl", "1boy"]) and contradicts("2girls", ["1girl"])
+    assert contradicts("1girl", ["no humans"]) and contradicts("no humans", ["1boy"])
+    assert contradicts("multiple boys", ["1boy"]) and contradicts("2boys", ["solo"])
+    # Several people may hold several hair lengths; "multiple girls" goes with "2girls".
+    assert not contradicts("short hair", ["long hair", "2girls"])
+    assert not contradicts("multiple girls", ["2girls"]) and not contradicts("1boy", ["1girl"])
+    assert not contradicts("6+girls", ["2girls"]) and not contradicts("solo", ["1girl"])
+    assert not contradicts("smile", ["solo", "2girls"])  # the line's own clash is not smile's

@@ -12,7 +12,9 @@ which the merge would drop anyway.
 Forced to go on, a small model also invents tags no image model was trained
 on. With a tag vocabulary, a candidate is refused when it would finish an
 unknown tag or start a word no known tag starts with, so every new tag on the
-line is a real one (the user's own tags are always allowed).
+line is a real one (the user's own tags are always allowed). Nor may a new tag
+contradict the line (``day`` after ``night``, ``solo`` beside ``2boys``;
+``contradictions.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from .contradictions import contradicts
 from .engine.backend import Constraint
 from .tagdb import normalize_key, typed_key
 from .tipo import TipoOutput
@@ -72,7 +75,7 @@ class TagFloor:
             key = normalize_key(tag)
             if not key:
                 continue
-            if key in have or not self._real(tag, key):
+            if key in have or not self._real(tag, key) or self._contradicts(key, have):
                 return False
             have.add(key)
         # Some tag the line may still take must start so, or no token could follow.
@@ -102,6 +105,9 @@ class TagFloor:
             if limit >= MAX_KEYS_SCANNED:
                 return True  # too many to prove a dead end; the engine's fallback copes
             limit *= 4
+
+    def _contradicts(self, key: str, have: set[str]) -> bool:
+        return key not in self.protected and contradicts(key, have)
 
     def _banned(self, key: str) -> bool:
         return self.banned is not None and key not in self.protected and self.banned(key)

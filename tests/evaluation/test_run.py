@@ -82,6 +82,14 @@ def test_repeated_tags_and_invented_names_are_counted_per_run() -> None:
     assert [s["invented_names"] for s in samples] == [[], ["wlop"]]
 
 
+def test_new_tags_that_contradict_the_line_are_counted() -> None:
+    item = TagItem("r", {"general": ["night"]}, ["a", "b"], "general", Length.VERY_SHORT)
+    results = [PresampleResult(tags=TagSet(general=["night", "day", "smile"])),
+               PresampleResult(tags=TagSet(general=["night", "smile"]))]  # fmt: skip
+    numbers, _ = tag_metrics([item], [results], (0, 1), lambda t: True)
+    assert numbers["contradiction_runs"] == 0.5
+
+
 def test_tag_metrics_count_failures_as_misses() -> None:
     item = TagItem("r", {"general": ["smile", "hat"]}, ["a", "b"], "general", Length.VERY_SHORT)
     ok = PresampleResult(tags=TagSet(general=["hat", "a", "b", "c", "d", "e"]))

@@ -22,6 +22,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("tag_jaccard_distance", "tag Jaccard distance across seeds", "f3"),
     ("repeated_tag_runs", "runs with a tag twice in the result", "%"),
     ("invented_name_runs", "runs that added a name of a kind the request gave none of", "%"),
+    ("contradiction_runs", "runs that added a tag contradicting the line (day/night ...)", "%"),
     ("nl_length_hit", "sentence count within the requested length", "%"),
     ("caption_written", "runs that wrote a caption", "%"),
     ("caption_similarity", "caption similarity to the input (MiniLM cosine)", "f3"),
@@ -39,7 +40,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
 SHARE_KEYS = (
     "real_tag_share", "tag_recall", "tag_precision", "tag_length_hit", "input_tags_preserved",
     "rating_respected", "nl_length_hit", "tag_distinct_share", "tag_caption_names_people",
-    "repeated_tag_runs", "invented_name_runs",
+    "repeated_tag_runs", "invented_name_runs", "contradiction_runs",
 )  # fmt: skip
 GROUPS = (("rating", "rating"), ("length", "requested tag length"))
 
@@ -102,6 +103,7 @@ def target_checks(samplers: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, 
     at_least("real_tag_share", "new tags that are real tags", 0.95)
     at_most("repeated_tag_runs", "runs with a tag twice", 0.0)
     at_most("invented_name_runs", "runs with an invented name", 0.0)
+    at_most("contradiction_runs", "runs with a contradictory new tag", 0.0)
     return checks
 
 
@@ -185,7 +187,9 @@ def write_report(
         f"({', '.join(str(s.get('rating_checked_runs', 0)) for s in samplers.values())} runs).",
         "- *a tag twice*: runs whose result holds one tag twice in any spelling or "
         "category; *invented name*: runs that added an artist, character or copyright "
-        "when the request gave none of that kind.",
+        "when the request gave none of that kind; *contradicting*: runs that added a tag "
+        "`presample.contradictions` says cannot go with the line (day and night, solo and "
+        "2boys ...).",
         "- *diversity*: per item over the seeds, distinct outputs / seeds and the mean pairwise "
         "Jaccard distance of the new tags (captions: of their words); the mean over items.",
         "- *caption similarity*: cosine of all-MiniLM-L6-v2 embeddings (mean pooling) of the "

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..caption_fit import names_people
+from ..contradictions import contradicts
 from ..rating import infer_rating
 from ..request import PresampleRequest, PresampleResult, TagSet
 from ..tipo import Length
@@ -291,6 +292,7 @@ def tag_metrics(
     jaccard: list[float | None] = []
     repeated: list[float] = []
     invented: list[float] = []
+    contradictory: list[float] = []
     samples: list[dict[str, Any]] = []
     for item, results in zip(items, groups, strict=True):
         given = item.given_tags()
@@ -324,6 +326,10 @@ def tag_metrics(
             outputs.append(frozenset(m.tag_key(t) for t in new))
             keys = [m.tag_key(t) for t in everything]
             repeated.append(float(len(keys) != len(set(keys))))
+            line_keys = [m.tag_key(t) for t in line]
+            clashes = [k for k in (m.tag_key(t) for t in new)
+                       if contradicts(k, [o for o in line_keys if o != k])]  # fmt: skip
+            contradictory.append(float(bool(clashes)))
             names = [t for c in unasked for t in result.tags.get(c)]
             invented.append(float(bool(names)))
             samples.append({
@@ -348,6 +354,7 @@ def tag_metrics(
         "tag_jaccard_distance": m.mean(jaccard),
         "repeated_tag_runs": m.mean(repeated),
         "invented_name_runs": m.mean(invented),
+        "contradiction_runs": m.mean(contradictory),
     }
     return numbers, samples
 

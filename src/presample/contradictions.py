@@ -1,0 +1,77 @@
+"""Tags that cannot describe one picture together: ``day`` and ``night``, ``solo``
+and ``2boys``.
+
+A small model continuing a tag line picks each tag for the tags just before
+it, and so writes ``day`` ten tags after ``night``, or ``solo`` beside
+``1girl, 2boys``. Only sure contradictions are listed: hair lengths or body
+types are left alone because a picture of several people holds several, and
+``multiple girls`` goes with ``2girls`` on Danbooru.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+# Pairs that exclude each other in any picture.
+EXCLUSIVE_PAIRS: frozenset[frozenset[str]] = frozenset(
+    frozenset(pair)
+    for pair in (
+        ("day", "night"),
+        ("indoors", "outdoors"),
+        ("1girl", "multiple girls"),
+        ("1boy", "multiple boys"),
+    )
+)
+# People counts: "3girls" counts 3; "6+girls" at least 6; "multiple girls" at least 2.
+_COUNT = re.compile(r"(\d+)(\+?)(girls?|boys?|others?)")
+_MULTIPLE = {"multiple girls": "girls", "multiple boys": "boys", "multiple others": "others"}
+
+
+def people(keys: Iterable[str]) -> dict[str, int]:
+    """The fewest girls, boys and others the count tags among ``keys`` say there are."""
+    found: dict[str, int] = {}
+    for key in keys:
+        match = _COUNT.fullmatch(key)
+        if match:
+            kind = _kind(match)
+            found[kind] = max(found.get(kind, 0), int(match.group(1)))
+        elif key in _MULTIPLE:
+            kind = _MULTIPLE[key]
+            found[kind] = max(found.get(kind, 0), 2)
+    return found
+
+
+def contradicts(key: str, keys: Iterable[str]) -> bool:
+    """Whether tag ``key`` cannot join the tags ``keys`` (normalized keys). Only
+    contradictions ``key`` takes part in count: tags that already contradict each
+    other (the user's own) do not make every new tag refused."""
+    have = set(keys)
+    if any(frozenset((key, other)) in EXCLUSIVE_PAIRS for other in have):
+        return True
+    if key == "solo":
+        return sum(people(have).values()) > 1
+    if key == "no humans":
+        return sum(people(have).values()) > 0
+    counts = _COUNT.fullmatch(key)
+    if counts is None and key not in _MULTIPLE:
+        return False
+    if "no humans" in have:
+        return True
+    if "solo" in have and sum(people(have | {key}).values()) > 1:
+        return True
+    if counts is None or counts.group(2):
+        return False
+    # Two different exact counts of one kind ("1girl" and "2girls").
+    kind = _kind(counts)
+    return any(
+        (m := _COUNT.fullmatch(k)) is not None
+        and not m.group(2)
+        and _kind(m) == kind
+        and m.group(1) != counts.group(1)
+        for k in have
+    )
+
+
+def _kind(match: re.Match[str]) -> str:
+    return match.group(3).rstrip("s") + "s"
