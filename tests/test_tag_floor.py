@@ -136,3 +136,34 @@ def test_contradictions_are_only_the_sure_ones() -> None:
     assert not contradicts("multiple girls", ["2girls"]) and not contradicts("1boy", ["1girl"])
     assert not contradicts("6+girls", ["2girls"]) and not contradicts("solo", ["1girl"])
     assert not contradicts("smile", ["solo", "2girls"])  # the line's own clash is not smile's
+
+
+def test_a_word_is_not_started_when_every_tag_it_could_become_contradicts(
+    db: TagDatabase,
+) -> None:
+    floor = TagFloor(minimum=0, vocabulary=db)
+    text = "tag: 1girl, outdoors, "
+    # "indoors" can only become itself, which contradicts; "indoor shoes" is fine.
+    assert floor.allowed(text + "indoor", ["s", "s,", " shoes"]) == [False, False, True]
+    # The user's "night" counts though the model wrote past it ("night sky").
+    mine = TagFloor(minimum=0, vocabulary=db, protected=frozenset({"night"}))
+    assert mine.allowed("tag: scenery, night sky, cloud, day", [","]) == [False]
+
+
+def test_contradicting_tags_left_at_the_end_of_a_generation_are_dropped() -> None:
+    from presample.categories import Category
+    from presample.tag_floor import consistent
+    from presample.tipo import TipoOutput
+
+    output = TipoOutput(
+        tags=["1girl", "night", "smile", "day", "indoors", "solo", "2boys"],
+        categories={Category.GENERAL: ["night", "smile", "day", "indoors", "solo"],
+                    Category.SPECIAL: ["1girl", "2boys"]},
+    )  # fmt: skip
+    kept = consistent(output, earlier=["outdoors"], protected=frozenset({"1girl", "night"}))
+    assert kept.tags == ["1girl", "night", "smile", "solo"]
+    assert kept.categories[Category.GENERAL] == ["night", "smile", "solo"]
+    assert kept.categories[Category.SPECIAL] == ["1girl"]
+    # The user's own clash stays theirs.
+    theirs = TipoOutput(tags=["day", "night"], categories={Category.GENERAL: ["day", "night"]})
+    assert consistent(theirs, [], frozenset({"day", "night"})) == theirs

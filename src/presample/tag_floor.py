@@ -19,7 +19,7 @@ contradict the line (``day`` after ``night``, ``solo`` beside ``2boys``;
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -98,7 +98,8 @@ class TagFloor:
         limit = len(have) + 8
         while True:
             keys = self.vocabulary.prefixed_keys(typed, limit)
-            if any(k not in have and not self._banned(k) for k in keys):
+            if any(k not in have and not self._banned(k) and not self._contradicts(k, have)
+                   for k in keys):  # fmt: skip
                 return True
             if len(keys) < limit:
                 return False  # every key seen: a dead end
@@ -107,7 +108,9 @@ class TagFloor:
             limit *= 4
 
     def _contradicts(self, key: str, have: set[str]) -> bool:
-        return key not in self.protected and contradicts(key, have)
+        # The user's tags count even when the model has written past one ("night" ->
+        # "night sky"): they come back in the prompt whatever the line says.
+        return key not in self.protected and contradicts(key, have | self.protected)
 
     def _banned(self, key: str) -> bool:
         return self.banned is not None and key not in self.protected and self.banned(key)
@@ -128,6 +131,36 @@ def known_only(
 
     def keep(tag: str) -> bool:
         return normalize_key(tag) in protected or vocabulary.is_known(tag)
+
+    categories = {c: [t for t in tags if keep(t)] for c, tags in output.categories.items()}
+    return replace(output, tags=[t for t in output.tags if keep(t)], categories=categories)
+
+
+def consistent(
+    output: TipoOutput, earlier: Iterable[str], protected: frozenset[str]
+) -> TipoOutput:
+    """``output`` without the new tags that contradict a tag before them (the user's,
+    ``earlier`` steps', or the line's own; ``contradictions.py``).
+
+    The rule on the line refuses them as they are written, but a generation cut
+    off in the middle of a tag, or one that ends because no other token was left,
+    can still leave one at its end.
+    """
+    have = {k for t in earlier if (k := normalize_key(t))} | protected
+    dropped: set[str] = set()
+    for tag in output.tags:
+        key = normalize_key(tag)
+        if not key or key in protected or key in have:
+            continue
+        if contradicts(key, have):
+            dropped.add(key)
+        else:
+            have.add(key)
+    if not dropped:
+        return output
+
+    def keep(tag: str) -> bool:
+        return normalize_key(tag) not in dropped
 
     categories = {c: [t for t in tags if keep(t)] for c, tags in output.categories.items()}
     return replace(output, tags=[t for t in output.tags if keep(t)], categories=categories)

@@ -23,7 +23,7 @@ from ..dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
 from ..prepare import Prepared
 from ..rating import rating_level
 from ..request import PresampleResult, StepResult, TagSet
-from ..tag_floor import AllOf, TagFloor, known_only
+from ..tag_floor import AllOf, TagFloor, consistent, known_only
 from ..tag_prior import CooccurrenceTable, TagPrior
 from ..tagdb import TagDatabase, normalize_key
 from ..tipo import (
@@ -128,6 +128,7 @@ def tipo_run(
                 output = parse_tipo_output(text + drawn.text, db.categorize)
                 if request.known_tags_only:
                     output = known_only(output, db, prepared.protected())
+                output = consistent(output, draft.tag_line_tags(), prepared.protected())
                 merged = merge_output(
                     draft,
                     output,

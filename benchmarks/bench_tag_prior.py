@@ -1,0 +1,98 @@
+"""What the tag prior moves: recall and precision of new tags on held-out posts.
+
+Runs the tag items of ``presample eval`` (the first four tag-line tags of a
+held-out training-split record given, the rest held out) through the shipped
+model with the co-occurrence prior at several strengths, beside the
+frequent-tags and Prompt-DB baselines, in one process::
+
+    python benchmarks/bench_tag_prior.py --data-dir artifacts/data --items 200 \\
+        --seeds 0,1,2 --strengths 0,1,2,3,4
+
+Prints a table; ``--out FILE`` also writes it. Quality, not speed: seconds per
+run are shown only to see what the prior costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from bench_default_path import cpu_name  # the sibling script, run from this folder
+
+from presample.evaluation.baseline import PromptDB
+from presample.evaluation.run import run_requests, select_items, tag_metrics
+from presample.presampler import Presampler
+from presample.tagdb import TagDatabase
+from presample.training.records import read_records, split_path
+
+COLUMNS = (
+    ("tag_recall", "recall", "%"),
+    ("tag_precision", "precision", "%"),
+    ("new_tags_per_run", "new tags", "f"),
+    ("tag_length_hit", "length hits", "%"),
+    ("tag_jaccard_distance", "Jaccard across seeds", "f"),
+    ("repeated_tag_runs", "a tag twice", "%"),
+    ("contradiction_runs", "contradicting", "%"),
+    ("invented_name_runs", "invented names", "%"),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("artifacts/data"))
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--strengths", default="0,3")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+    test = read_records(split_path(args.data_dir, "test"))
+    items = select_items(test, 4 * args.items)[0][: args.items]
+    db = TagDatabase()
+
+    rows: list[tuple[str, dict, float]] = []
+
+    def measure(name: str, sampler: object, update: dict) -> None:
+        requests = [it.request(s).model_copy(update=update) for it in items for s in seeds]
+        started = time.perf_counter()
+        flat = run_requests(sampler, requests, batch_size=8)  # type: ignore[arg-type]
+        seconds = (time.perf_counter() - started) / len(requests)
+        groups = [flat[i * len(seeds) : (i + 1) * len(seeds)] for i in range(len(items))]
+        numbers, _ = tag_metrics(items, groups, seeds, db.is_known)
+        rows.append((name, numbers, seconds))
+        print(f"{name}: recall {numbers['tag_recall']:.3f} "
+              f"precision {numbers['tag_precision']:.3f}", flush=True)  # fmt: skip
+
+    prompts = PromptDB(read_records(split_path(args.data_dir, "train")))
+    measure("frequent tags", prompts.frequent_tags(), {})
+    measure("Prompt-DB", prompts, {})
+    with Presampler(args.model) as model:
+        engine = model.engine
+        for strength in (float(s) for s in args.strengths.split(",")):
+            measure(f"model, tag prior {strength:g}", model, {"tag_prior": strength})
+
+    head = "| sampler | " + " | ".join(label for _, label, _ in COLUMNS) + " | s/run |"
+    lines = [
+        f"# tag prior, {time.strftime('%Y-%m-%d')}: {len(items)} tag items x seeds {args.seeds} "
+        f"of {args.data_dir}; model {args.model} on {engine}; {cpu_name()}",
+        "",
+        head,
+        "|---|" + "---:|" * (len(COLUMNS) + 1),
+    ]
+    for name, numbers, seconds in rows:
+        cells = []
+        for key, _, how in COLUMNS:
+            value = numbers.get(key)
+            cells.append("–" if value is None else f"{100 * value:.1f}%" if how == "%"
+                         else f"{value:.2f}")  # fmt: skip
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {seconds:.3f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
