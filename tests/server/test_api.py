@@ -33,6 +33,7 @@ def test_health_and_models_describe_the_loaded_model(client: TestClient, setting
     assert model["dtype"] == "float32"
     assert model["sampling"]["max_new_tokens"] == MAX_NEW_TOKENS
     assert "both_tag_first" in models["templates"] and "very_short" in models["lengths"]
+    assert model["defaults"] == {}  # a model without a card sets none
 
 
 def test_presample_keeps_the_users_tags_and_reproduces_with_a_seed(client: TestClient) -> None:

@@ -86,6 +86,19 @@ def shoot(page, name: str) -> Path:
     return path
 
 
+def test_lengths_start_at_the_model_default_as_on_the_command_line(page) -> None:
+    for name in ("tag_length", "nl_length"):
+        assert page.input_value(f"#{name}") == ""
+        assert page.locator(f"#{name} option").first.inner_text() == "model default (long)"
+    page.get_by_label("Tags and/or a sentence").fill("1girl")
+    page.select_option("#nl_length", "very_short")
+    with page.expect_request("**/api/presample") as sent:
+        page.get_by_label("Tags and/or a sentence").press("Control+Enter")
+    body = sent.value.post_data_json
+    assert "tag_length" not in body and body["nl_length"] == "very_short"
+    page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+
+
 def test_presample_from_the_page_shows_coloured_tags_and_history(page) -> None:
     page.get_by_label("Tags and/or a sentence").fill("1girl, hatsune miku, scenery")
     page.select_option("#tag_length", "very_short")

@@ -360,6 +360,7 @@ async def models(state: State) -> ModelsAnswer:
                 dtype=info.dtype,
                 context_length=info.context_length,
                 sampling=engine.presampler.sampling.to_dict(),
+                defaults=dict(engine.presampler.source.defaults),
             )
         )
     limits = state.settings.limits

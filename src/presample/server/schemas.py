@@ -195,6 +195,8 @@ class ModelInfo(_Model):
     dtype: str
     context_length: int
     sampling: dict[str, float | int]
+    defaults: dict[str, str | float] = {}
+    """Request fields the model's card sets when a request leaves them out."""
 
 
 class ModelsAnswer(_Model):

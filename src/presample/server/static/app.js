@@ -93,6 +93,21 @@ function fillSelect(select, values, selected) {
   if (selected !== undefined) select.value = selected;
 }
 
+// A first "model default" choice: the request then leaves the length out and the
+// model card's (or the request's) default applies, as on the command line.
+function fillLengths() {
+  const model = state.models.find((m) => m.name === $("model").value) ?? state.models.find((m) => m.default);
+  for (const name of ["tag_length", "nl_length"]) {
+    const select = $(name);
+    const kept = select.value;
+    const fallback = model?.defaults?.[name] ?? "long";
+    select.replaceChildren(
+      el("option", { value: "", textContent: `model default (${fallback.replaceAll("_", " ")})` }),
+      ...state.lengths.map((v) => el("option", { value: v, textContent: v.replaceAll("_", " ") })));
+    select.value = kept;
+  }
+}
+
 // ---------------------------------------------------------------- tabs
 const VIEWS = ["presample", "refine", "canvas"];
 function show(view) {
@@ -112,8 +127,6 @@ function currentView() {
 function buildRequest() {
   const request = {
     prompt: $("prompt").value,
-    tag_length: $("tag_length").value,
-    nl_length: $("nl_length").value,
     template: $("template").value,
     seed: Number($("seed").value || -1),
     sfw: $("sfw").checked,
@@ -121,6 +134,8 @@ function buildRequest() {
     shuffle_new_tags: !$("keep_order").checked,
     ban: $("ban").value.split(",").map((t) => t.trim()).filter(Boolean).map((pattern) => ({ kind: "exact", pattern })),
   };
+  // Left out, a length is the model card's: the same as the CLI and the API give.
+  for (const name of ["tag_length", "nl_length"]) if ($(name).value) request[name] = $(name).value;
   const model = $("model").value;
   if (model) request.model = model;
   const ratio = numberOrNull("aspect_ratio");
@@ -136,7 +151,8 @@ function buildRequest() {
 
 function restoreRequest(request) {
   $("prompt").value = request.prompt ?? "";
-  for (const name of ["tag_length", "nl_length", "template"]) if (request[name]) $(name).value = request[name];
+  for (const name of ["tag_length", "nl_length"]) $(name).value = request[name] ?? "";
+  if (request.template) $("template").value = request.template;
   $("seed").value = request.seed ?? -1;
   $("sfw").checked = request.sfw ?? true;
   $("gen_meta").checked = request.gen_meta ?? false;
@@ -413,8 +429,9 @@ async function initModels() {
     const select = $("model");
     select.replaceChildren(...info.models.map((m) =>
       el("option", { value: m.name, textContent: `${m.name} (${m.layout}, ${m.dtype})`, selected: m.default })));
-    fillSelect($("tag_length"), info.lengths, "long");
-    fillSelect($("nl_length"), info.lengths, "long");
+    state.lengths = info.lengths;
+    fillLengths();
+    select.addEventListener("change", fillLengths);
     fillSelect($("template"), info.templates, "typed");
     status("Ready");
   } catch (error) {
