@@ -31,6 +31,7 @@ COLUMNS = (
     ("tag_precision", "precision", "%"),
     ("new_tags_per_run", "new tags", "f"),
     ("tag_length_hit", "length hits", "%"),
+    ("unseen_tag_share", "no training prompt holds", "%"),
     ("tag_jaccard_distance", "Jaccard across seeds", "f"),
     ("repeated_tag_runs", "a tag twice", "%"),
     ("contradiction_runs", "contradicting", "%"),
@@ -53,6 +54,7 @@ def main() -> None:
     db = TagDatabase()
 
     rows: list[tuple[str, dict, float]] = []
+    prompts = PromptDB(read_records(split_path(args.data_dir, "train")))
 
     def measure(name: str, sampler: object, update: dict) -> None:
         requests = [it.request(s).model_copy(update=update) for it in items for s in seeds]
@@ -60,12 +62,11 @@ def main() -> None:
         flat = run_requests(sampler, requests, batch_size=8)  # type: ignore[arg-type]
         seconds = (time.perf_counter() - started) / len(requests)
         groups = [flat[i * len(seeds) : (i + 1) * len(seeds)] for i in range(len(items))]
-        numbers, _ = tag_metrics(items, groups, seeds, db.is_known)
+        numbers, _ = tag_metrics(items, groups, seeds, db.is_known, prompts.known)
         rows.append((name, numbers, seconds))
         print(f"{name}: recall {numbers['tag_recall']:.3f} "
               f"precision {numbers['tag_precision']:.3f}", flush=True)  # fmt: skip
 
-    prompts = PromptDB(read_records(split_path(args.data_dir, "train")))
     measure("frequent tags", prompts.frequent_tags(), {})
     measure("Prompt-DB", prompts, {})
     with Presampler(args.model) as model:

@@ -88,6 +88,9 @@ def test_new_tags_that_contradict_the_line_are_counted() -> None:
                PresampleResult(tags=TagSet(general=["night", "smile"]))]  # fmt: skip
     numbers, _ = tag_metrics([item], [results], (0, 1), lambda t: True)
     assert numbers["contradiction_runs"] == 0.5
+    assert numbers["unseen_tag_share"] is None  # not asked
+    seen, _ = tag_metrics([item], [results], (0, 1), lambda t: True, lambda t: t != "day")
+    assert seen["unseen_tag_share"] == pytest.approx(1 / 3)  # day of day, smile, smile
 
 
 def test_tag_metrics_count_failures_as_misses() -> None:

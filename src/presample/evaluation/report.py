@@ -15,6 +15,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("new_tags_per_run", "new tags per run", "f1"),
     ("tag_recall", "recall of held-out continuation tags", "%"),
     ("tag_precision", "precision: new tags among the held-out tags", "%"),
+    ("unseen_tag_share", "new tags no training prompt holds (junk proxy)", "%"),
     ("tag_length_hit", "tag count within the requested length", "%"),
     ("input_tags_preserved", "input tags preserved", "%"),
     ("rating_respected", "no explicit tags for a non-explicit request", "%"),
@@ -40,7 +41,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
 SHARE_KEYS = (
     "real_tag_share", "tag_recall", "tag_precision", "tag_length_hit", "input_tags_preserved",
     "rating_respected", "nl_length_hit", "tag_distinct_share", "tag_caption_names_people",
-    "repeated_tag_runs", "invented_name_runs", "contradiction_runs",
+    "repeated_tag_runs", "invented_name_runs", "contradiction_runs", "unseen_tag_share",
 )  # fmt: skip
 GROUPS = (("rating", "rating"), ("length", "requested tag length"))
 
@@ -185,6 +186,9 @@ def write_report(
         "- *rating respected*: runs whose request is not explicit-rated with no tag that "
         "`presample.rating` calls explicit "
         f"({', '.join(str(s.get('rating_checked_runs', 0)) for s in samplers.values())} runs).",
+        "- *no training prompt holds*: new tags that are real but appear in no training "
+        "record (`2 fuel 4 ammo 11 steel` after `1girl, dress`): what filling a length at any "
+        "price adds; a proxy, since a rare tag can be right.",
         "- *a tag twice*: runs whose result holds one tag twice in any spelling or "
         "category; *invented name*: runs that added an artist, character or copyright "
         "when the request gave none of that kind; *contradicting*: runs that added a tag "

@@ -236,6 +236,7 @@ def evaluate_sampler(
     tag_caption_items: Sequence[TagCaptionItem] = (),
     caption_candidates: int | None = None,
     tag_prior: float | None = None,
+    is_seen: Callable[[str], bool] | None = None,
 ) -> Outcome:
     """Run every item with every seed and compute the metrics (see :func:`tag_metrics`,
     :func:`caption_metrics`, :func:`tag_caption_metrics`). ``embed`` maps texts to
@@ -259,7 +260,7 @@ def evaluate_sampler(
     tag_groups, caption_groups = run(tag_items), run(caption_items)
     tag_caption_groups = run(tag_caption_items)
     outcome.seconds = time.perf_counter() - started
-    tag_numbers, tag_samples = tag_metrics(tag_items, tag_groups, seeds, is_known)
+    tag_numbers, tag_samples = tag_metrics(tag_items, tag_groups, seeds, is_known, is_seen)
     caption_numbers, caption_samples = caption_metrics(caption_items, caption_groups, seeds, embed)
     from_tags, from_tags_samples = tag_caption_metrics(
         tag_caption_items, tag_caption_groups, seeds, embed
@@ -281,9 +282,15 @@ def tag_metrics(
     groups: Sequence[Sequence[PresampleResult | Exception]],
     seeds: Sequence[int],
     is_known: Callable[[str], bool],
+    is_seen: Callable[[str], bool] | None = None,
 ) -> tuple[dict[str, float | int | None], list[dict[str, Any]]]:
-    """Tag metrics over every (item, seed) run; failed runs count as misses."""
-    new_total = new_real = kept = given_total = 0
+    """Tag metrics over every (item, seed) run; failed runs count as misses.
+
+    ``is_seen``: whether a training prompt holds a tag. A real tag no prompt holds
+    (``2 fuel 4 ammo 11 steel`` after ``1girl, dress``) is what a length filled
+    at any price looks like; its share is a proxy for junk, not proof of it.
+    """
+    new_total = new_real = new_unseen = kept = given_total = 0
     recalls: list[float | None] = []
     precisions: list[float | None] = []
     hits: list[float] = []
@@ -311,6 +318,8 @@ def tag_metrics(
             new = m.new_tags(line, given)
             new_total += len(new)
             new_real += m.real_tag_count(new, is_known)
+            if is_seen is not None:
+                new_unseen += sum(1 for t in new if not is_seen(t))
             recall = m.continuation_recall(line, item.held_out)
             recalls.append(recall)
             precision = m.continuation_precision(new, item.held_out)
@@ -355,6 +364,7 @@ def tag_metrics(
         "repeated_tag_runs": m.mean(repeated),
         "invented_name_runs": m.mean(invented),
         "contradiction_runs": m.mean(contradictory),
+        "unseen_tag_share": m.share(new_unseen, new_total) if is_seen is not None else None,
     }
     return numbers, samples
 
@@ -590,6 +600,7 @@ def evaluate(
                     seeds=config.seeds, is_known=db.is_known, batch_size=config.batch_size,
                     progress=bar.update, embed=embed, tag_caption_items=tag_caption_items,
                     caption_candidates=config.caption_candidates, tag_prior=config.tag_prior,
+                    is_seen=baseline.known,
                 )  # fmt: skip
     finally:
         if model is not None and hasattr(model, "close"):
