@@ -59,7 +59,7 @@ def pick_dtype(dtype: str, device: str) -> str:
     if dtype == "auto":
         # bfloat16 on a CPU with oneDNN bf16 kernels: run batch-invariant
         # (engine/invariant.py), so a seed reproduces in any batch, and fastest
-        # batched (README). Elsewhere on the CPU float32, whose kernels can move
+        # batched (docs/how-it-works.md). Elsewhere on the CPU float32, whose kernels can move
         # a row's logits in the last bits with the batch size (a sampled token
         # flips about once in a million draws).
         if device == "cpu":
