@@ -10,6 +10,7 @@ import pytest
 
 from presample.cli import evaluate
 from presample.cli.common import UserError
+from presample.evaluation.hard_inputs import HARD_INPUTS
 
 
 def eval_cli(*args: str) -> int:
@@ -58,11 +59,13 @@ def test_model_and_baseline(data_dir: Path, tmp_path: Path, tiny_model_dir: Path
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert set(metrics["samplers"]) == {"baseline", "frequent", "model"}
     model = metrics["samplers"]["model"]
-    assert model["runs"] == 2 and model["failures"] == 0
+    assert model["runs"] == 2 + 2 * len(HARD_INPUTS) and model["failures"] == 0
+    assert model["hard_no_names"] == 1.0 and model["hard_kept"] == 1.0
     assert model["input_tags_preserved"] == 1.0  # the engine never drops the user's tags
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "## Targets" in report and "![" in report
     assert "beats the frequent-tags baseline on tag precision" in report
+    assert "| hard inputs: no name invented |" in report
     assert (out / "metrics.png").is_file()
 
 

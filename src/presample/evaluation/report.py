@@ -35,6 +35,11 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("tag_caption_similarity", "caption from tags: similarity to the real caption", "f3"),
     ("tag_caption_names_people", "caption from people-count tags names the people", "%"),
     ("caption_jaccard_distance", "caption word Jaccard distance across seeds", "f3"),
+    ("hard_kept", "hard inputs: the user's words come back", "%"),
+    ("hard_no_names", "hard inputs: no name invented", "%"),
+    ("hard_consistent", "hard inputs: no contradicting new tag", "%"),
+    ("hard_no_repeats", "hard inputs: no tag twice", "%"),
+    ("hard_answered", "hard inputs: answered with something new", "%"),
     ("failures", "failed runs", "d"),
     ("seconds_per_run", "seconds per run", "f3"),
 )
@@ -42,6 +47,7 @@ SHARE_KEYS = (
     "real_tag_share", "tag_recall", "tag_precision", "tag_length_hit", "input_tags_preserved",
     "rating_respected", "nl_length_hit", "tag_distinct_share", "tag_caption_names_people",
     "repeated_tag_runs", "invented_name_runs", "contradiction_runs", "unseen_tag_share",
+    "hard_kept", "hard_no_names", "hard_consistent", "hard_no_repeats", "hard_answered",
 )  # fmt: skip
 GROUPS = (("rating", "rating"), ("length", "requested tag length"))
 
@@ -105,6 +111,10 @@ def target_checks(samplers: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, 
     at_most("repeated_tag_runs", "runs with a tag twice", 0.0)
     at_most("invented_name_runs", "runs with an invented name", 0.0)
     at_most("contradiction_runs", "runs with a contradictory new tag", 0.0)
+    for key, label in (("hard_kept", "hard inputs: the user's words kept"),
+                       ("hard_no_names", "hard inputs: no name invented"),
+                       ("hard_consistent", "hard inputs: no contradiction")):  # fmt: skip
+        at_least(key, label, 1.0)
     return checks
 
 
@@ -194,6 +204,12 @@ def write_report(
         "when the request gave none of that kind; *contradicting*: runs that added a tag "
         "`presample.contradictions` says cannot go with the line (day and night, solo and "
         "2boys ...).",
+        "- *hard inputs*: ten inputs the training data does not resemble (empty, one tag, "
+        "Japanese, Chinese, photo sentences, a 40-tag list, a paragraph; "
+        "`presample/evaluation/hard_inputs.py`), run by the model with each seed: every "
+        "comma-separated piece of the input is in the prompt, no artist, character or "
+        "copyright is added, no new tag contradicts the result, no tag is there twice, and "
+        "something is added (the two long inputs excepted).",
         "- *diversity*: per item over the seeds, distinct outputs / seeds and the mean pairwise "
         "Jaccard distance of the new tags (captions: of their words); the mean over items.",
         "- *caption similarity*: cosine of all-MiniLM-L6-v2 embeddings (mean pooling) of the "

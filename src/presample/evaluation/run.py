@@ -37,6 +37,7 @@ from ..tipo import Length
 from ..training.records import Record
 from ..training.samples import nl_length, tag_length
 from . import metrics as m
+from .hard_inputs import HARD_INPUTS, hard_input_metrics, hard_requests
 
 TAG_LINE = ("special", "general")
 CONDITIONS = ("characters", "copyrights", "artist")
@@ -237,6 +238,7 @@ def evaluate_sampler(
     caption_candidates: int | None = None,
     tag_prior: float | None = None,
     is_seen: Callable[[str], bool] | None = None,
+    hard_inputs: bool = False,
 ) -> Outcome:
     """Run every item with every seed and compute the metrics (see :func:`tag_metrics`,
     :func:`caption_metrics`, :func:`tag_caption_metrics`). ``embed`` maps texts to
@@ -259,6 +261,14 @@ def evaluate_sampler(
     started = time.perf_counter()
     tag_groups, caption_groups = run(tag_items), run(caption_items)
     tag_caption_groups = run(tag_caption_items)
+    hard_numbers: dict[str, float | int | None] = {}
+    hard_samples: list[dict[str, Any]] = []
+    if hard_inputs:
+        hard = run_requests(sampler, hard_requests(seeds), batch_size=batch_size,
+                            progress=progress)  # fmt: skip
+        outcome.runs += len(hard)
+        outcome.failures += sum(isinstance(r, Exception) for r in hard)
+        hard_numbers, hard_samples = hard_input_metrics(hard, seeds)
     outcome.seconds = time.perf_counter() - started
     tag_numbers, tag_samples = tag_metrics(tag_items, tag_groups, seeds, is_known, is_seen)
     caption_numbers, caption_samples = caption_metrics(caption_items, caption_groups, seeds, embed)
@@ -269,11 +279,12 @@ def evaluate_sampler(
         **tag_numbers,
         **caption_numbers,
         **from_tags,
+        **hard_numbers,
         "runs": outcome.runs,
         "failures": outcome.failures,
         "seconds_per_run": outcome.seconds / outcome.runs if outcome.runs else None,
     }
-    outcome.samples = tag_samples + caption_samples + from_tags_samples
+    outcome.samples = tag_samples + caption_samples + from_tags_samples + hard_samples
     return outcome
 
 
@@ -583,13 +594,15 @@ def evaluate(
     if model is not None:
         samplers.append(("model", model))
     runs = (len(tag_items) + len(caption_items) + len(tag_caption_items)) * len(config.seeds)
+    hard_runs = len(HARD_INPUTS) * len(config.seeds) if model is not None else 0
     outcomes: dict[str, Outcome] = {}
     names: dict[str, str] = {}
     from tqdm import tqdm
 
     try:
         with TagDatabase() as db, tqdm(
-            total=runs * len(samplers), unit="run", disable=not config.progress, file=sys.stderr
+            total=runs * len(samplers) + hard_runs, unit="run", disable=not config.progress,
+            file=sys.stderr,
         ) as bar:  # fmt: skip
             for key, sampler in samplers:
                 bar.set_description(key)
@@ -600,7 +613,7 @@ def evaluate(
                     seeds=config.seeds, is_known=db.is_known, batch_size=config.batch_size,
                     progress=bar.update, embed=embed, tag_caption_items=tag_caption_items,
                     caption_candidates=config.caption_candidates, tag_prior=config.tag_prior,
-                    is_seen=baseline.known,
+                    is_seen=baseline.known, hard_inputs=key == "model",
                 )  # fmt: skip
     finally:
         if model is not None and hasattr(model, "close"):
