@@ -30,6 +30,9 @@ __version__ = "0.1.0"
 
 from .categories import Category
 from .dtg import dtg_input, parse_dtg_output
+from .engine.backend import ModelError
+from .engine.sampling import Sampling
+from .errors import InputError, PresampleError, RunError
 from .formatting import TEMPLATES, Target, apply_template, escape, resolve_template
 from .prepare import Prepared, prepare
 from .presampler import Presampler
@@ -54,9 +57,12 @@ __all__ = [
     "BanRule",
     "Candidate",
     "Category",
+    "InputError",
     "Length",
+    "ModelError",
     "ParsedPrompt",
     "Prepared",
+    "PresampleError",
     "PresampleRequest",
     "PresampleResult",
     "Presampler",
@@ -65,6 +71,8 @@ __all__ = [
     "RefineOptions",
     "RefineSession",
     "RefineState",
+    "RunError",
+    "Sampling",
     "Step",
     "StepResult",
     "TagDatabase",

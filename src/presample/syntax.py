@@ -40,6 +40,8 @@ from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Literal
 
+from .errors import InputError
+
 __all__ = [
     "KnownTag",
     "ParsedPrompt",
@@ -62,7 +64,7 @@ DEFAULT_MAX_PIECES = 5_000
 _ATTENTION = 1.1
 
 
-class PromptSyntaxError(ValueError):
+class PromptSyntaxError(InputError):
     """A prompt that cannot be read; the message is one line saying what and where.
 
     ``position`` is the 0-based offset of the offending character (``None`` when

@@ -37,6 +37,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from .errors import RunError
 from .rating import LEVELS
 from .tagdb import normalize_key, typed_key
 
@@ -52,7 +53,7 @@ FLOOR = 0.01
 _END = "\U0010ffff"
 
 
-class TagPriorError(RuntimeError):
+class TagPriorError(RunError):
     """The co-occurrence table is missing, corrupt or of another schema version."""
 
 

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from .categories import DANBOORU_CATEGORY, FIXED_CATEGORY, Category
+from .errors import RunError
 from .syntax import escape_tag, unescape_tag
 
 DEFAULT_DB_NAME = "tags.sqlite"
@@ -87,7 +88,7 @@ class TagInfo:
         }
 
 
-class TagDatabaseError(RuntimeError):
+class TagDatabaseError(RunError):
     """The tag database file is missing, corrupt or of another schema version."""
 
 

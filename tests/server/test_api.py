@@ -343,3 +343,24 @@ def test_an_undecodable_body_is_a_documented_422(client: TestClient) -> None:
     assert response.status_code == 422 and "not a JSON document" in response.json()["detail"]
     schema = client.get("/api/openapi.json").json()["components"]["schemas"]["ErrorAnswer"]
     assert "problems" in schema["properties"]  # canvas errors carry their problems
+
+
+def test_presample_errors_a_route_leaves_are_one_line_422_or_503(client: TestClient) -> None:
+    from presample.errors import InputError, RunError
+
+    def bad_input() -> None:
+        raise InputError("prompt: not a prompt")
+
+    def cannot_run() -> None:
+        raise RunError("co-occurrence table not found at /x")
+
+    from fastapi.routing import APIRoute
+
+    # Ahead of the web page's catch-all static mount.
+    client.app.router.routes.insert(0, APIRoute("/api/test-input-error", bad_input))
+    client.app.router.routes.insert(0, APIRoute("/api/test-run-error", cannot_run))
+    answer = client.get("/api/test-input-error")
+    assert answer.status_code == 422 and answer.json() == {"detail": "prompt: not a prompt"}
+    answer = client.get("/api/test-run-error")
+    assert answer.status_code == 503
+    assert answer.json() == {"detail": "co-occurrence table not found at /x"}

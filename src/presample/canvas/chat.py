@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
+from ..errors import RunError
 from .code import canvas_answer
 from .model import Area, Canvas, GlobalDescription, Location, Offset, Region
 from .parse import CanvasParseError, ParsedAnswer, Problem, parse_answer
@@ -123,7 +124,7 @@ MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 Message = dict[str, str]
 
 
-class ChatError(RuntimeError):
+class ChatError(RunError):
     """The model could not be asked or did not answer; one line says why."""
 
 

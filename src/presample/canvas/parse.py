@@ -39,6 +39,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..errors import InputError
 from ..request import describe_validation_error
 from .model import (
     CHOICES,
@@ -158,7 +159,7 @@ class Problem:
         return {"line": self.line, "column": self.column, "message": self.message}
 
 
-class CanvasParseError(ValueError):
+class CanvasParseError(InputError):
     """The answer is not a canvas we accept; ``problems`` says every reason."""
 
     def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:

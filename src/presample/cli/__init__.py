@@ -13,11 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..engine.backend import ModelError
-from ..syntax import PromptSyntaxError
-from ..tagdb import TagDatabaseError
+from ..errors import InputError, RunError
 from . import canvas, evaluate, generate, prepare, refine, run, serve, show_input, tags, train
-from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, UserError
+from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
 
 DESCRIPTION = """\
 presample turns the few tags or the short sentence you type into the detailed
@@ -60,13 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(args_list)
     try:
         return int(args.handler(args) or 0)
-    except UserError as exc:
+    except InputError as exc:  # the request, a prompt, a file or an option
         print(f"presample: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except PromptSyntaxError as exc:
-        print(f"presample: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (TagDatabaseError, ModelError) as exc:
+    except RunError as exc:  # a model, a table, an endpoint
         print(f"presample: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except MemoryError:

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
+from ..errors import InputError
 from ..request import PresampleRequest, describe_validation_error
 
 # Exit codes scripts can rely on.
@@ -22,7 +23,7 @@ EXIT_INTERRUPTED = 130
 MAX_INPUT_BYTES = 4 * 1024 * 1024
 
 
-class UserError(Exception):
+class UserError(InputError):
     """A problem with what the user gave us; printed as one line, exit code 2."""
 
 

@@ -35,9 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from ..canvas.layout import resize_nearest_exact
+from ..errors import InputError
 
 
-class RegionalAttentionError(ValueError):
+class RegionalAttentionError(InputError):
     """The UNet was called with inputs the regional state does not describe."""
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
+from ..errors import RunError
 from .sampling import Sampling
 
 
@@ -141,7 +142,7 @@ def generate_samples(backend: Backend, jobs: Sequence[GenerationJob]) -> list[Ge
     return out
 
 
-class ModelError(RuntimeError):
+class ModelError(RunError):
     """A model could not be found, loaded or run; the message says which and why."""
 
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import RunError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -22,7 +24,7 @@ MAX_TOKENS = 256
 """The model's ``max_seq_length`` (longer captions are truncated, as in sentence-transformers)."""
 
 
-class EmbeddingUnavailable(RuntimeError):
+class EmbeddingUnavailable(RunError):
     """The embedding model (or PyTorch) is not installed."""
 
 

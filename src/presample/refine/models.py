@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..engine.sampling import Sampling
+from ..errors import InputError
 from ..formatting import Target
 from ..request import MAX_BAN_RULES, MAX_PROMPT_CHARS, MAX_SEED, BanRule
 
@@ -22,7 +23,7 @@ MAX_ROUNDS = 200
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
 
 
-class RefineError(ValueError):
+class RefineError(InputError):
     """A refine action that cannot be done (nothing to undo, no such candidate ...)."""
 
 

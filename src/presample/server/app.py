@@ -23,6 +23,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from .. import __version__
 from ..engine.backend import ModelError
 from ..engine.sampling import Sampling
+from ..errors import InputError, RunError
 from ..presampler import Presampler
 from ..tagdb import TagDatabase
 from .engine import Engine
@@ -140,6 +141,15 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         else:
             body = {"detail": exc.detail}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    # Whatever a route did not answer itself: the one mapping of presample's errors.
+    @app.exception_handler(InputError)
+    async def input_error(request: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(RunError)
+    async def run_error(request: Request, exc: RunError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     from .api import router as api_router
     from .canvas_api import router as canvas_router
