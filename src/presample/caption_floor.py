@@ -16,16 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .compose import sentences
+from .lengths import complete_sentence_count
 
 
 def complete_sentences(text: str) -> int:
-    """Sentences closed by a full stop, counted as the length targets count them.
-
-    A trailing fragment does not count: ending there would leave the caption
-    cut mid-sentence.
-    """
-    return len(sentences(text[: text.rfind(".") + 1]))
+    """Sentences closed by a stop, counted as the training data counts them
+    (``lengths.py``). A trailing fragment does not count: ending there would leave
+    the caption cut mid-sentence."""
+    return complete_sentence_count(text)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from .bans import BanMatcher
 from .categories import Category
 from .formatting import TYPED_TEMPLATE, Target, apply_template, escape, resolve_template
 from .insertion import SENTENCE_ENDS, anchors, insert, text_added
+from .lengths import sentence_count
 from .prepare import Prepared
 from .request import MAX_TAG_CHARS
 from .tagdb import normalize_key
@@ -57,7 +58,10 @@ _FULL_STOP = re.compile(r"\.(?=\s|$)")
 
 
 def sentences(text: str) -> list[str]:
-    """A text's sentences without their closing full stops (joined again with ". ")."""
+    """A text's sentences without their closing full stops (joined again with ". ").
+
+    For merging captions only; lengths are counted by ``lengths.sentence_count``.
+    """
     return [s.strip() for s in _FULL_STOP.split(text) if s.strip()]
 
 
@@ -151,10 +155,11 @@ def reached_minimum(
         target = "short"
     if target == "tag":
         return len(draft.tag_line_tags()) >= tag_range(tag_length, dialect)[0]
+    # Counted as the training data counts (lengths.py), not as split for merging.
     if target == "long":
-        count = max(len(sentences(draft.generated)), len(sentences(written)))
+        count = max(sentence_count(draft.generated), sentence_count(written))
     else:
-        count = len(sentences(draft.extended))
+        count = sentence_count(draft.extended)
     return count >= NL_MIN[nl_length]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from presample import lengths
 from presample.evaluation import metrics as m
 from presample.rating import infer_rating
 
@@ -41,23 +42,23 @@ def test_preserved() -> None:
      (73, "very_long", False)],
 )  # fmt: skip
 def test_tag_length_hit(count: int, length: str, hit: bool) -> None:
-    assert m.tag_length_hit(count, length) is hit
+    assert lengths.tag_length_hit(count, length) is hit
 
 
 def test_nl_length_hit() -> None:
-    assert m.sentence_count("One. Two. Three.") == 3
+    assert lengths.sentence_count("One. Two. Three.") == 3
     # Counted as the training labels count (a decimal point ends nothing).
     from presample.training.samples import nl_length
 
     caption = "A 3.5 m tall statue stands there. It is old. Moss covers it. Birds sit on it."
-    assert m.sentence_count(caption) == 4 and nl_length(caption).value == "long"
-    assert m.nl_length_hit(caption, nl_length(caption))
-    assert m.nl_length_hit("One. Two. Three.", "short")  # 2..4
-    assert not m.nl_length_hit("One.", "short")
-    assert m.nl_length_hit("One.", "very_short")  # 1..2
-    assert not m.nl_length_hit("One. Two. Three.", "very_short")
-    assert not m.nl_length_hit("", "very_short")
-    assert m.nl_length_hit(". ".join(["Word"] * 20), "very_long")  # 8.., no maximum
+    assert lengths.sentence_count(caption) == 4 and nl_length(caption).value == "long"
+    assert lengths.nl_length_hit(caption, nl_length(caption))
+    assert lengths.nl_length_hit("One. Two. Three.", "short")  # 2..4
+    assert not lengths.nl_length_hit("One.", "short")
+    assert lengths.nl_length_hit("One.", "very_short")  # 1..2
+    assert not lengths.nl_length_hit("One. Two. Three.", "very_short")
+    assert not lengths.nl_length_hit("", "very_short")
+    assert lengths.nl_length_hit(". ".join(["Word"] * 20), "very_long")  # 8.., no maximum
 
 
 def test_rating_respected() -> None:

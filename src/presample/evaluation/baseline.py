@@ -30,11 +30,12 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
+from ..lengths import sentence_count
 from ..rating import rating_level
 from ..request import PresampleRequest, PresampleResult, TagSet
 from ..tipo import NL_MAX, NL_MIN, TAG_MAX, TAG_MIN, Length
 from ..training.records import Record
-from .metrics import sentence_count, tag_key, words
+from .metrics import tag_key, words
 
 TAG_LINE = ("special", "general")
 """The categories the length targets count (the TIPO tag line)."""

@@ -14,9 +14,6 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ..tipo import NL_MAX, NL_MIN, TAG_MAX, TAG_MIN, Length
-from ..training.captions import sentences
-
 if TYPE_CHECKING:
     import numpy as np
 
@@ -80,31 +77,6 @@ def preserved(output: Sequence[str], given: Sequence[str]) -> tuple[int, int]:
     wanted = _keys(given)
     got = set(_keys(output))
     return sum(1 for k in wanted if k in got), len(wanted)
-
-
-def tag_length_hit(count: int, length: Length | str) -> bool:
-    """Whether a tag count is within ``TAG_MIN..TAG_MAX`` of the requested length."""
-    length = Length(length)
-    return TAG_MIN[length] <= count <= TAG_MAX[length]
-
-
-def sentence_count(text: str) -> int:
-    """Sentences as the training data counts them (``training/captions.py``).
-
-    The same counter labels a record's length class (``training.samples.nl_length``),
-    which is what a length token means to the model; scoring with another
-    (the engine's split on every ".") made "a 3.5 m statue. It is old." one
-    class by its label and another by its score.
-    """
-    return len(sentences(text))
-
-
-def nl_length_hit(text: str, length: Length | str) -> bool:
-    """Whether a text's sentence count is within ``NL_MIN..NL_MAX`` (no maximum for very_long)."""
-    length = Length(length)
-    count = sentence_count(text)
-    top = NL_MAX[length]
-    return count >= NL_MIN[length] and (top is None or count <= top)
 
 
 def rating_respected(

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from ..caption_fit import names_people
 from ..contradictions import contradicts
+from ..lengths import nl_length_hit, sentence_count, tag_length_hit
 from ..rating import infer_rating
 from ..request import PresampleRequest, PresampleResult, TagSet
 from ..tipo import Length
@@ -335,7 +336,7 @@ def tag_metrics(
             recalls.append(recall)
             precision = m.continuation_precision(new, item.held_out)
             precisions.append(precision)
-            hit = m.tag_length_hit(len(line), item.length)
+            hit = tag_length_hit(len(line), item.length)
             hits.append(float(hit))
             got, wanted = m.preserved(everything, given)
             kept += got
@@ -402,7 +403,7 @@ def caption_metrics(
                                 "error": str(result)})  # fmt: skip
                 continue
             caption = caption_of(result, item.short)
-            hit = m.nl_length_hit(caption, item.length)
+            hit = nl_length_hit(caption, item.length)
             hits.append(float(hit))
             texts.append(caption)
             if caption:
@@ -412,7 +413,7 @@ def caption_metrics(
             samples.append({
                 "kind": "caption", "id": item.id, "seed": seed, "length": item.length.value,
                 "input": item.short, "reference": item.long, "caption": caption,
-                "sentences": m.sentence_count(caption), "length_hit": hit,
+                "sentences": sentence_count(caption), "length_hit": hit,
                 **({"new_caption": new_caption} if new_caption else {}),
             })  # fmt: skip
         distinct.append(m.distinct_share(texts) if len(texts) == len(seeds) else None)

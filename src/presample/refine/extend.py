@@ -16,6 +16,7 @@ from typing import Literal
 
 from ..categories import Category
 from ..dtg import dtg_input
+from ..lengths import sentence_count
 from ..prepare import Prepared
 from ..tipo import EMPTY_TOKEN, NL_MAX, TAG_MIN, Length, Task, clean_value, tipo_input
 
@@ -54,10 +55,6 @@ class Extension:
 
 def tag_count(prepared: Prepared) -> int:
     return len(prepared.tags.get(Category.SPECIAL)) + len(prepared.tags.get(Category.GENERAL))
-
-
-def sentence_count(text: str) -> int:
-    return len([s for s in re.split(r"[.!?。！？]", text) if s.strip()])
 
 
 def tag_length_for(count: int, wanted: int) -> Length:

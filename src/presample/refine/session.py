@@ -28,6 +28,7 @@ from ..engine.pipeline import RunOptions, dtg_run, tipo_run
 from ..engine.scheduler import run_all
 from ..formatting import escape
 from ..insertion import Anchors, anchors, insert, text_added
+from ..lengths import sentence_count
 from ..prepare import Prepared, prepare
 from ..presampler import Presampler
 from ..request import (
@@ -48,7 +49,6 @@ from .extend import (
     next_tag_length,
     safe_tag,
     same_key,
-    sentence_count,
     tag_count,
     tipo_opening,
 )

@@ -11,21 +11,7 @@ from collections.abc import Callable
 
 from ..caption_fit import PERSON_NOUNS, person_plural
 from ..categories import Category
-
-# A sentence ends at . ! or ? followed by space and an upper-case letter, digit
-# or quote; "e.g. the" or "3.5 m" do not split.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-_SPACES = re.compile(r"\s+")
-
-
-def tidy(text: str) -> str:
-    """One line, single spaces, no space before punctuation (CC3M writes ``word .``)."""
-    text = _SPACES.sub(" ", text).strip()
-    return re.sub(r"\s+([.,;:!?])", r"\1", text)
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(tidy(text)) if s.strip()]
+from ..lengths import sentences, tidy
 
 
 def first_sentence(text: str) -> str:
