@@ -7,9 +7,9 @@ import pytest
 from presample import PresampleRequest
 from presample.caption_loops import NoLoops, loops
 from presample.engine.backend import Generation, GenerationJob
-from presample.engine.pipeline import RunOptions, tipo_run
 from presample.engine.sampling import Sampling
 from presample.prepare import prepare
+from presample.runs import RunOptions, tipo_run
 from presample.tagdb import TagDatabase
 
 RULE = NoLoops(frozenset({"short", "long"}))

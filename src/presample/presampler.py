@@ -24,12 +24,12 @@ from typing import Any
 
 from .engine import hub
 from .engine.backend import Backend, ModelError, generate_samples
-from .engine.pipeline import Run, RunOptions, dtg_run, tipo_run
 from .engine.registry import FOLDER_GGUF, ModelSource, resolve
 from .engine.sampling import DTG_DEFAULT, TIPO_DEFAULT, Sampling
 from .engine.scheduler import run_all
 from .prepare import prepare
 from .request import PresampleRequest, PresampleResult, StepResult
+from .runs import Run, RunOptions, dtg_run, tipo_run
 from .tag_prior import CooccurrenceTable
 from .tagdb import TagDatabase
 from .tipo import Length

@@ -4,7 +4,7 @@ The reference reaches a tag length by calling the model again with what it has
 so far until the line is long enough (up to ten retries). A small model that
 closes the line after a handful of tags then spends most of a run on retries
 that add little. Refusing the end of the line (a newline or end of sequence)
-while it holds fewer tags than a floor (the pipeline draws it from the
+while it holds fewer tags than a floor (the run draws it from the
 requested length's range) reaches the target in one call; refusing a tag the
 line already holds keeps that forced continuation from looping on duplicates,
 which the merge would drop anyway.

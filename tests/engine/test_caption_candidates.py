@@ -8,11 +8,11 @@ import pytest
 
 from presample import PresampleRequest
 from presample.engine.backend import BackendInfo, Generation, GenerationJob, generate_samples
-from presample.engine.pipeline import RunOptions, tipo_run
 from presample.engine.sampling import Sampling
 from presample.engine.scheduler import run_all
 from presample.prepare import prepare
 from presample.request import PresampleResult, TagSet
+from presample.runs import RunOptions, tipo_run
 from presample.tagdb import TagDatabase
 
 OFF_TOPIC = " A detailed close-up captures a vibrant red wine glass. It rests on a gray table."

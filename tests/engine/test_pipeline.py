@@ -239,7 +239,7 @@ def test_no_names_are_invented_for_a_plain_prompt(tiny_model_dir: Path, db) -> N
 def test_the_tag_step_carries_the_prior_the_request_asks_for(
     db, prompt: str, strength: float, leans: bool
 ) -> None:
-    from presample.engine.pipeline import RunOptions, tipo_run
+    from presample.runs import RunOptions, tipo_run
     from presample.tag_prior import CooccurrenceTable, TagPrior
 
     table = CooccurrenceTable()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from presample import PresampleRequest
 from presample.caption_floor import CaptionFloor
 from presample.engine.backend import Generation, GenerationJob
-from presample.engine.pipeline import RunOptions, tipo_run
 from presample.engine.sampling import Sampling
 from presample.prepare import prepare
+from presample.runs import RunOptions, tipo_run
 from presample.tag_floor import AllOf, TagFloor
 from presample.tagdb import TagDatabase
 

@@ -1,4 +1,4 @@
-"""The narrow interface between the pipeline and whatever runs the model.
+"""The narrow interface between a run (presample/runs.py) and whatever runs the model.
 
 A backend takes a batch of prompts, each with its own sampling settings, seed
 and optional constraint, and returns their continuations. Everything above

@@ -1,4 +1,4 @@
-"""Running many pipeline runs over one backend, sharing forward passes.
+"""Running many runs over one backend, sharing forward passes.
 
 Each round collects the next job of every unfinished run and hands them to the
 backend as one batch, so requests with different lengths, tasks and seeds
@@ -7,10 +7,14 @@ advance together. A run that fails is reported and the others go on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
 
 from .backend import Backend, Generation, GenerationJob, ModelError, generate_samples
-from .pipeline import Run
+
+Run = Generator[GenerationJob, Generation, Any]
+"""A run (``presample/runs.py``): yields jobs, receives their generations, returns
+its result. The scheduler needs nothing else of it."""
 
 OnDone = Callable[[int, object], None]
 """Called as soon as run ``index`` ends, with its result or its exception."""

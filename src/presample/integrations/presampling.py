@@ -21,12 +21,12 @@ from pydantic import ValidationError
 from ..categories import Category
 from ..compose import Draft, format_result
 from ..engine.backend import ModelError
-from ..engine.pipeline import RunOptions, tipo_run
 from ..engine.sampling import Sampling
 from ..engine.scheduler import run_all
 from ..formatting import REFERENCE_TEMPLATE_NAMES, Target, escape
 from ..prepare import Prepared, prepare
 from ..request import PresampleRequest, PresampleResult, describe_validation_error
+from ..runs import RunOptions, tipo_run
 from ..tagdb import TagDatabase, normalize_key
 from ..tipo import Length, Step, Task
 from .common import MODEL_DEFAULT, ModelCache, model_spec, parse_bans, split_list, using_sampling

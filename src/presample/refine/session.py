@@ -24,7 +24,6 @@ from pydantic import ValidationError
 from ..bans import BanConstraint, BanMatcher
 from ..categories import Category
 from ..engine.backend import Generation, GenerationJob
-from ..engine.pipeline import RunOptions, dtg_run, tipo_run
 from ..engine.scheduler import run_all
 from ..formatting import escape
 from ..insertion import Anchors, anchors, insert, text_added
@@ -38,6 +37,7 @@ from ..request import (
     PresampleResult,
     describe_validation_error,
 )
+from ..runs import RunOptions, dtg_run, tipo_run
 from ..syntax import PromptSyntaxError, parse_prompt
 from ..tagdb import normalize_key
 from ..tipo import NL_MIN, TAG_MIN, Length

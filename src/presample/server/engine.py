@@ -27,10 +27,10 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from ..engine.backend import Generation, GenerationJob, ModelError, generate_samples
-from ..engine.pipeline import Run
 from ..engine.sampling import Sampling
 from ..presampler import Presampler
 from ..request import PresampleRequest, PresampleResult
+from ..runs import Run
 
 log = logging.getLogger("presample.server")
 T = TypeVar("T")

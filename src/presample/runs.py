@@ -1,4 +1,6 @@
-"""The TIPO and DanTagGen runs, written as plain sequential code.
+"""The run layer: one request's journey from prepared input to result, top to bottom.
+
+The TIPO and DanTagGen runs, written as plain sequential code.
 
 A run is a generator: it yields the next ``GenerationJob`` and receives the
 ``Generation``. It never calls a model itself, so the scheduler can batch the
@@ -13,20 +15,22 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
-from ..bans import BanConstraint, BanMatcher
-from ..caption_fit import caption_fit, names_people, tag_words
-from ..caption_floor import CaptionFloor
-from ..caption_loops import NoLoops
-from ..categories import Category
-from ..compose import Draft, format_result, merge_output, reached_minimum
-from ..dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
-from ..prepare import Prepared
-from ..rating import rating_level
-from ..request import PresampleResult, StepResult, TagSet
-from ..tag_floor import AllOf, TagFloor, consistent, known_only
-from ..tag_prior import CooccurrenceTable, TagPrior
-from ..tagdb import TagDatabase, normalize_key
-from ..tipo import (
+from .bans import BanConstraint, BanMatcher
+from .caption_fit import caption_fit, names_people, tag_words
+from .caption_floor import CaptionFloor
+from .caption_loops import NoLoops
+from .categories import Category
+from .compose import Draft, format_result, merge_output, reached_minimum
+from .dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
+from .engine.backend import Constraint, Generation, GenerationJob
+from .engine.sampling import Sampling
+from .prepare import Prepared
+from .rating import rating_level
+from .request import PresampleResult, StepResult, TagSet
+from .tag_floor import AllOf, TagFloor, consistent, known_only
+from .tag_prior import CooccurrenceTable, TagPrior
+from .tagdb import TagDatabase, normalize_key
+from .tipo import (
     NL_MIN,
     Step,
     holds_output,
@@ -34,8 +38,6 @@ from ..tipo import (
     tag_range,
     tipo_input,
 )
-from .backend import Constraint, Generation, GenerationJob
-from .sampling import Sampling
 
 Run = Generator[GenerationJob, Generation, PresampleResult]
 
