@@ -32,7 +32,7 @@ def test_default_model_card_names_its_data() -> None:
 
 @pytest.mark.parametrize("prompt", ["1girl, scenery", "a cat sitting on a windowsill"])
 def test_default_model_captions_reach_the_requested_sentences(prompt: str) -> None:
-    from presample.compose import sentences
+    from presample.lengths import sentence_count
 
     # The two prompts the project promises a first-time user; "short" asks for
     # two to four sentences, and the caption floor keeps a finished first
@@ -41,5 +41,5 @@ def test_default_model_captions_reach_the_requested_sentences(prompt: str) -> No
         for seed in (0, 1):
             result = p(PresampleRequest(prompt=prompt, seed=seed, nl_length="short"))
             caption = result.generated or result.extended
-            assert len(sentences(caption)) >= 2, caption
+            assert sentence_count(caption) >= 2, caption
             assert all(step.reached_target for step in result.steps if step.task != "tag")
