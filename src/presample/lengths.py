@@ -4,9 +4,11 @@ The training data labels each caption's length class by this count
 (``training/samples.nl_length``), and that label is what a length token means
 to the model. So the engine's rules (the caption floor, retries), refine's
 choice of the next length, and the eval's hits count the same way. A sentence
-ends at ``.``, ``!`` or ``?`` followed by white space and an upper-case letter,
-a digit, a quote or a bracket (so "e.g. the" and "3.5 m" do not split), or at
-a CJK full stop ``。！？`` (Chinese and Japanese put no space after one).
+ends at ``.``, ``!`` or ``?`` followed by white space and a word, a quote or a
+bracket, in either case (the model continues a lower-case text in lower case:
+"a cat on a sill. its fur is soft." is two sentences), but not after an
+abbreviation or a one-letter word ("e.g. the", "J. Smith"; "3.5 m" has no
+space), or at a CJK full stop ``。！？`` (Chinese and Japanese put no space after one).
 
 The length ranges themselves belong to the TIPO layout (``tipo.py``).
 """
@@ -17,7 +19,12 @@ import re
 
 from .tipo import NL_MAX, NL_MIN, TAG_MAX, TAG_MIN, Length
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|(?<=[。！？])\s*(?=\S)")
+# Not after an abbreviation or a one-letter word ("e.g.", "Dr.", "J. Smith", "25y.o.").
+_NOT_AFTER = "".join(
+    f"(?<!\\b{word}\\.)"
+    for word in ("e\\.g", "i\\.e", "etc", "vs", "Mr", "Mrs", "Ms", "Dr", "St", "No", "\\w")
+)
+_SENTENCE_END = re.compile(rf"(?<=[.!?]){_NOT_AFTER}\s+(?=[\w\"'(])|(?<=[。！？])\s*(?=\S)")
 _SPACES = re.compile(r"\s+")
 # The marks that can close a sentence (a trailing fragment after the last one is open).
 STOPS = ".!?。！？"
