@@ -39,7 +39,7 @@ from pathlib import Path
 
 from .errors import RunError
 from .rating import LEVELS
-from .tagdb import normalize_key, typed_key
+from .tagdb import normalize_key, open_read_only, typed_key
 
 DEFAULT_TABLE_NAME = "cooccurrence.sqlite"
 SCHEMA_VERSION = "1"
@@ -71,10 +71,8 @@ class CooccurrenceTable:
                 f"co-occurrence table not found at {self.path}; build it with "
                 "'presample train prior'"
             )
-        # Read-only and immutable as the tag database (tagdb.py says why).
-        uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
         try:
-            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._conn = open_read_only(self.path)
             meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
             raise TagPriorError(f"{self.path} is not a co-occurrence table: {exc}") from exc

@@ -92,6 +92,17 @@ class TagDatabaseError(RunError):
     """The tag database file is missing, corrupt or of another schema version."""
 
 
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection to a SQLite file that ships with the package and is only read.
+
+    immutable=1: the file never changes under us, so SQLite skips locking and
+    change detection; check_same_thread=False because the connection is only
+    ever read and the server shares one instance across threads.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+    return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+
 def default_db_path() -> Path:
     return Path(str(resources.files("presample") / "data" / DEFAULT_DB_NAME))
 
@@ -117,12 +128,8 @@ class TagDatabase:
                 f"tag database not found at {self.path}; build it with "
                 "'python scripts/build_tagdb.py'"
             )
-        # immutable=1: the file never changes under us, so SQLite skips locking
-        # and change detection; check_same_thread=False because the connection
-        # is only ever read and the server shares one instance across threads.
-        uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
         try:
-            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._conn = open_read_only(self.path)
             version = self._conn.execute(
                 "SELECT value FROM info WHERE key = 'schema_version'"
             ).fetchone()
