@@ -74,6 +74,8 @@ def test_weights_respect_rating_and_exclusions(table: CooccurrenceTable) -> None
 def test_nothing_to_condition_on_gives_no_prior(table: CooccurrenceTable) -> None:
     assert table.weights([], level=0) == {}
     assert table.weights(["a tag nobody wrote"], level=0) == {}
+    with pytest.raises(ValueError, match="rating level"):
+        table.weights(["wings"], level=3)
 
 
 def test_missing_or_foreign_tables_fail_in_one_line(tmp_path: Path) -> None:

@@ -102,6 +102,8 @@ class CooccurrenceTable:
         (a rare given tag says more than ``1girl``). Only tags seen at the rating
         ``level`` or below, and not ``excluded``, are candidates. Empty when the table
         knows none of the given tags."""
+        if level not in range(LEVELS):  # it names a column below
+            raise ValueError(f"rating level must be 0..{LEVELS - 1}, not {level!r}")
         have = {k for t in given if (k := normalize_key(t))}
         known = self._given(have)
         if not known:
