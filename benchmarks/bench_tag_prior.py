@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench_default_path import cpu_name  # the sibling script, run from this folder
 
-from presample.evaluation.baseline import PromptDB
+from presample.evaluation.baseline import BACKOFF_TAGS, PromptDB
 from presample.evaluation.run import run_requests, select_items, tag_metrics
 from presample.presampler import Presampler
 from presample.tagdb import TagDatabase
@@ -69,9 +69,10 @@ def main() -> None:
 
     measure("frequent tags", prompts.frequent_tags(), {})
     measure("Prompt-DB", prompts, {})
+    measure("Danbooru frequent tags", prompts.danbooru_tags(db.most_popular(BACKOFF_TAGS)), {})
     with Presampler(args.model) as model:
         engine = model.engine
-        for strength in (float(s) for s in args.strengths.split(",")):
+        for strength in (float(s) for s in args.strengths.split(",") if s):
             measure(f"model, tag prior {strength:g}", model, {"tag_prior": strength})
 
     head = "| sampler | " + " | ".join(label for _, label, _ in COLUMNS) + " | s/run |"

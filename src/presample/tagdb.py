@@ -231,6 +231,15 @@ class TagDatabase:
         ).fetchall()
         return sorted({r[0] for r in rows} | set(fixed))[:limit]
 
+    def most_popular(self, limit: int, category: int = 0) -> list[str]:
+        """The names (as written in prompts) of the ``limit`` tags of a Danbooru
+        category (0: general) with the most posts, most first."""
+        rows = self._conn.execute(
+            "SELECT name FROM tag WHERE category = ? ORDER BY post_count DESC, id LIMIT ?",
+            (category, max(0, limit)),
+        ).fetchall()
+        return [display_name(name) for (name,) in rows]
+
     def search_prefix(self, prefix: str, limit: int = 20) -> list[TagInfo]:
         """Most popular tags whose key starts with ``prefix`` (for autocompletion)."""
         key = normalize_key(prefix)

@@ -98,3 +98,13 @@ def test_frequent_tags_adds_the_most_frequent_allowed_tags_the_input_lacks() -> 
     other = frequent.presample(tag_request(4)).tags.general
     short, long = sorted([other, result.tags.general], key=len)
     assert long[: len(short)] == short
+
+
+def test_danbooru_tags_adds_danbooru_s_most_popular_tags_the_rating_allows() -> None:
+    popular = ["1girl", "solo", "long hair", "large breasts", "nude", "smile", "hat", "sky"]
+    danbooru = make_db().danbooru_tags(popular)
+    assert danbooru.name == "Danbooru frequent tags"
+    result = danbooru.presample(tag_request(3))  # general-rated, gives 1girl, smile, hat
+    new = [t for t in [*result.tags.special, *result.tags.general]
+           if t not in {"1girl", "smile", "hat"}]  # fmt: skip
+    assert new == ["solo", "long hair", "sky"]  # in order; no suggestive or explicit tag

@@ -27,7 +27,8 @@ def test_baseline_only_writes_the_report(data_dir: Path, tmp_path: Path, capsys)
                     "--no-progress")  # fmt: skip
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert list(metrics["samplers"]) == ["baseline", "frequent"]
+    assert list(metrics["samplers"]) == ["baseline", "frequent", "danbooru"]
+    assert metrics["samplers"]["danbooru"]["name"] == "Danbooru frequent tags"
     frequent = metrics["samplers"]["frequent"]
     assert frequent["name"] == "frequent tags" and frequent["failures"] == 0
     assert frequent["tag_length_hit"] == 1.0 and frequent["input_tags_preserved"] == 1.0
@@ -57,7 +58,7 @@ def test_model_and_baseline(data_dir: Path, tmp_path: Path, tiny_model_dir: Path
                     "--tag-captions", "0")  # fmt: skip
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert set(metrics["samplers"]) == {"baseline", "frequent", "model"}
+    assert set(metrics["samplers"]) == {"baseline", "frequent", "danbooru", "model"}
     model = metrics["samplers"]["model"]
     assert model["runs"] == 2 + 2 * len(HARD_INPUTS) and model["failures"] == 0
     assert model["hard_no_names"] == 1.0 and model["hard_kept"] == 1.0
@@ -65,6 +66,7 @@ def test_model_and_baseline(data_dir: Path, tmp_path: Path, tiny_model_dir: Path
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "## Targets" in report and "![" in report
     assert "beats the frequent-tags baseline on tag precision" in report
+    assert "beats the Danbooru-frequency baseline on tag recall" in report
     assert "| hard inputs: no name invented |" in report
     assert (out / "metrics.png").is_file()
 

@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
 from ..lengths import sentence_count
-from ..rating import rating_level
+from ..rating import infer_rating, rating_level
 from ..request import PresampleRequest, PresampleResult, TagSet
 from ..tipo import NL_MAX, NL_MIN, TAG_MAX, TAG_MIN, Length
 from ..training.records import Record
@@ -122,6 +122,24 @@ class PromptDB:
         other = copy.copy(self)
         other.name = "frequent tags"
         other.frequent_only = True
+        return other
+
+    def danbooru_tags(self, popular: Sequence[str]) -> PromptDB:
+        """The trivial baseline on Danbooru's own counts: new tags are the most popular
+        Danbooru general tags (``popular``, most first; ``TagDatabase.most_popular``)
+        whose names the rating allows (``presample.rating.infer_rating``) and the input
+        lacks, as many as the Prompt-DB baseline adds."""
+        other = copy.copy(self)
+        other.name = "Danbooru frequent tags"
+        other.frequent_only = True
+        allowed = [("general",), ("general", "sensitive"), ("general", "sensitive", "explicit")]
+        # Most popular first, as the frequency lists are (the values only rank).
+        other.frequent = [
+            {tag_key(t): len(popular) - i for i, t in enumerate(popular) if infer_rating([t]) in ok}
+            for ok in allowed
+        ]
+        other._spelling = {**self._spelling,
+                           **{tag_key(t): ("general", t) for t in popular}}  # fmt: skip
         return other
 
     def known(self, tag: str) -> bool:

@@ -86,7 +86,8 @@ def target_checks(samplers: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, 
     def versus(key: str, label: str, how: str, against: str = "baseline") -> None:
         mine, theirs = model.get(key), (samplers.get(against) or {}).get(key)
         met = None if mine is None or theirs is None else mine > theirs
-        name = "the baseline" if against == "baseline" else f"the {against}-tags baseline"
+        name = {"baseline": "the baseline", "frequent": "the frequent-tags baseline",
+                "danbooru": "the Danbooru-frequency baseline"}[against]  # fmt: skip
         checks.append((f"beats {name} on {label}", met,
                        f"{fmt(mine, how)} vs {fmt(theirs, how)}"))  # fmt: skip
 
@@ -103,6 +104,8 @@ def target_checks(samplers: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, 
     versus("tag_recall", "tag recall", "%")
     versus("tag_recall", "tag recall", "%", against="frequent")
     versus("tag_precision", "tag precision", "%", against="frequent")
+    versus("tag_recall", "tag recall", "%", against="danbooru")
+    versus("tag_precision", "tag precision", "%", against="danbooru")
     versus("caption_similarity", "caption similarity", "f3")
     at_least("input_tags_preserved", "input tags preserved", 1.0)
     at_least("tag_length_hit", "tag length target hit", 0.9)
@@ -187,7 +190,9 @@ def write_report(
         "- *precision*: per run, the share of the new tags that are among the record's "
         "held-out tags; the mean over runs that added tags. The *frequent tags* baseline adds "
         "the training records' most frequent tags (allowed by the rating) that the input "
-        "lacks, most frequent first, as many as the Prompt-DB baseline.",
+        "lacks, most frequent first, as many as the Prompt-DB baseline; the *danbooru* one "
+        "the same from Danbooru's own post counts (general tags whose names the rating "
+        "allows).",
         "- *recall*: per run, the share of the record's held-out tags found in the output; "
         "the mean over runs.",
         "- *length hits*: the special + general tag count within TAG_MIN..TAG_MAX, and the "

@@ -554,7 +554,7 @@ def evaluate(
     ``config.out_dir``; return what ``metrics.json`` holds."""
     from ..tagdb import TagDatabase
     from ..training.records import read_records, split_path
-    from .baseline import PromptDB
+    from .baseline import BACKOFF_TAGS, PromptDB
     from .report import write_report
 
     for split in ("train", "test"):
@@ -588,9 +588,12 @@ def evaluate(
         except EmbeddingUnavailable as exc:
             notes.append(f"caption embedding metrics skipped: {exc}")
 
+    with TagDatabase() as tags:
+        popular = tags.most_popular(BACKOFF_TAGS)
     samplers: list[tuple[str, Any]] = [
         ("baseline", baseline),
         ("frequent", baseline.frequent_tags()),
+        ("danbooru", baseline.danbooru_tags(popular)),
     ]
     if model is not None:
         samplers.append(("model", model))
