@@ -22,6 +22,7 @@ EXCLUSIVE_PAIRS: frozenset[frozenset[str]] = frozenset(
     frozenset(pair)
     for pair in (
         ("day", "night"),
+        ("day", "night sky"),  # Danbooru implies night from it
         ("indoors", "outdoors"),
         ("1girl", "multiple girls"),
         ("1boy", "multiple boys"),
