@@ -77,6 +77,11 @@ class GenerationJob:
         if self.samples < 1:
             raise ValueError(f"a generation job draws at least one sample, not {self.samples}")
 
+    @property
+    def reads_text(self) -> bool:
+        """Whether a rule looks at the text, so the engine must keep it as it grows."""
+        return self.constraint is not None or self.boost is not None
+
 
 @dataclass(frozen=True, slots=True)
 class Generation:

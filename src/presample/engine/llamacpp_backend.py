@@ -194,7 +194,7 @@ class LlamaCppBackend:
                 break
             generated.append(token)
             history.append(token)
-            if job.constraint is not None or job.boost is not None:
+            if job.reads_text:
                 text += self._piece(token)
             if len(generated) >= budget:
                 break

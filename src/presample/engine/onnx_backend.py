@@ -290,7 +290,7 @@ class OnnxBackend:
                     continue
                 generated[row].append(token)
                 history[row].append(token)
-                if job.constraint is not None or job.boost is not None:
+                if job.reads_text:
                     texts[row] += self._piece(token)
                 if len(generated[row]) < budgets[row]:
                     keep.append(slot)

@@ -283,7 +283,7 @@ class TorchBackend:
                     continue
                 generated[row].append(token)
                 history[row].append(token)
-                if jobs[row].constraint is not None or jobs[row].boost is not None:
+                if jobs[row].reads_text:
                     texts[row] += self._piece(token)
                 if len(generated[row]) >= budgets[row]:
                     continue
@@ -344,13 +344,13 @@ class TorchBackend:
         generators: Sequence[torch.Generator],
         constraints: Sequence[Any],
         texts: Sequence[str],
-        boosts: Sequence[Boost | None] = (),
+        boosts: Sequence[Boost | None],
     ) -> list[int]:
         """Draw one token per row: penalty, temperature, boost, top-k, top-p, min-p,
         constraint."""
         leans = [
             None if boost is None else self._lean(boost, text)
-            for boost, text in zip(boosts or [None] * len(texts), texts, strict=True)
+            for boost, text in zip(boosts, texts, strict=True)
         ]
         ids, probs, scaled = filtered(logits, settings, history, leans)
         chosen: list[int] = []

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..contradictions import contradicts
 from ..request import PresampleRequest, PresampleResult
 from ..syntax import COMMAS
 from . import metrics as m
@@ -93,17 +92,14 @@ def hard_input_metrics(
                 continue
             line = [t for c in LINE for t in result.tags.get(c)]
             names = [t for c in NAMES for t in result.tags.get(c)]
-            keys = [m.tag_key(t) for c in (*LINE, *NAMES) for t in result.tags.get(c)]
-            line_keys = [m.tag_key(t) for t in line]
-            typed = {m.tag_key(p) for p in pieces}
-            clashes = [k for k in line_keys if k not in typed
-                       and contradicts(k, [o for o in line_keys if o != k])]  # fmt: skip
+            new = m.new_tags(line, pieces)
+            clashes = m.contradicting(new, line)
             kept = all(p in result.prompt for p in pieces)
-            added = len([k for k in line_keys if k not in typed]) + len(result.generated) > 0
+            added = bool(new or result.generated)
             checks["kept"].append(float(kept))
             checks["no_names"].append(float(not names))
             checks["consistent"].append(float(not clashes))
-            checks["no_repeats"].append(float(len(keys) == len(set(keys))))
+            checks["no_repeats"].append(float(not m.repeats(line + names)))
             checks["answered"].append(float(added or hard.name.startswith("long")))
             samples.append({
                 "kind": "hard", "input": hard.name, "seed": seed, "prompt": result.prompt,

@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from ..contradictions import contradicts
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -51,6 +53,19 @@ def real_tag_count(tags: Sequence[str], is_known: Callable[[str], bool]) -> int:
 def share(part: float, whole: float) -> float | None:
     """``part / whole``, or ``None`` when there is nothing to share."""
     return part / whole if whole else None
+
+
+def repeats(tags: Sequence[str]) -> bool:
+    """Whether a tag appears twice (in any spelling)."""
+    keys = [tag_key(t) for t in tags]
+    return len(keys) != len(set(keys))
+
+
+def contradicting(new: Sequence[str], line: Sequence[str]) -> list[str]:
+    """The keys of the ``new`` tags that contradict another tag of ``line``
+    (``presample.contradictions``)."""
+    keys = [tag_key(t) for t in line]
+    return [k for k in map(tag_key, new) if contradicts(k, [o for o in keys if o != k])]
 
 
 def continuation_recall(output: Sequence[str], held_out: Sequence[str]) -> float | None:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..caption_fit import names_people
-from ..contradictions import contradicts
 from ..lengths import nl_length_hit, sentence_count, tag_length_hit
 from ..rating import infer_rating
 from ..request import PresampleRequest, PresampleResult, TagSet
@@ -345,12 +344,8 @@ def tag_metrics(
             if respected is not None:
                 ratings.append(float(respected))
             outputs.append(frozenset(m.tag_key(t) for t in new))
-            keys = [m.tag_key(t) for t in everything]
-            repeated.append(float(len(keys) != len(set(keys))))
-            line_keys = [m.tag_key(t) for t in line]
-            clashes = [k for k in (m.tag_key(t) for t in new)
-                       if contradicts(k, [o for o in line_keys if o != k])]  # fmt: skip
-            contradictory.append(float(bool(clashes)))
+            repeated.append(float(m.repeats(everything)))
+            contradictory.append(float(bool(m.contradicting(new, line))))
             names = [t for c in unasked for t in result.tags.get(c)]
             invented.append(float(bool(names)))
             samples.append({
