@@ -168,3 +168,61 @@ def test_contradicting_tags_left_at_the_end_of_a_generation_are_dropped() -> Non
     # The user's own clash stays theirs.
     theirs = TipoOutput(tags=["day", "night"], categories={Category.GENERAL: ["day", "night"]})
     assert consistent(theirs, [], frozenset({"day", "night"})) == theirs
+
+
+def _fill_recorder(keys: list[str]) -> tuple[list[list[str]], object]:
+    asked: list[list[str]] = []
+
+    def fill(tags: list[str]) -> list[str]:
+        asked.append(list(tags))
+        return keys
+
+    return asked, fill
+
+
+def test_before_the_model_wants_to_end_any_tag_may_follow() -> None:
+    asked, fill = _fill_recorder(["smile"])
+    floor = TagFloor(minimum=5, fill=fill)
+    # The line end is refused but was not the model's best token: nothing is forced.
+    assert floor.allowed(PROMPT + ", hat", [",", "\n"]) == [True, False]
+    assert floor.allowed(PROMPT + ", hat,", [" dress", " smile"]) == [True, True]
+    assert asked == []
+
+
+def test_a_line_the_floor_forces_on_is_filled_from_the_fill_tags() -> None:
+    asked, fill = _fill_recorder(["blue sky", "smile", "tree"])
+    floor = TagFloor(minimum=6, fill=fill)
+    text = PROMPT + ", hat"
+    # The model's best token ends the line; the floor refuses it, and from here on
+    # new tags come from the fill tags (asked for with the line's tags).
+    assert floor.allowed(text, ["\n", ",", " band"]) == [False, True, True]
+    assert asked == [["1girl", "solo", "hat"]]
+    after = text + ","
+    assert floor.allowed(after, [" smile", " dress", " blue", " bl", " t"]) == [
+        True, False, True, True, True,
+    ]  # fmt: skip
+    assert floor.allowed(after + " smile", [",", " and", "\n"]) == [True, False, False]
+    assert floor.allowed(after + " dress", [","]) == [False]
+    # The tag the line was forced after may still grow ("hat" -> "hat band").
+    assert floor.allowed(text + " band", [",", "\n"]) == [True, False]
+    assert len(asked) == 1  # once per line
+
+
+def test_a_forced_line_with_nothing_left_to_fill_ends_short() -> None:
+    _, fill = _fill_recorder(["smile", "solo"])
+    floor = TagFloor(minimum=10, fill=fill)
+    text = PROMPT + ", hat"
+    assert floor.allowed(text, [None, ","]) == [False, True]
+    # "solo" is on the line already; once "smile" is too there is nothing to add.
+    assert floor.allowed(text + ", smile", [None, "\n", ","]) == [True, True, True]
+    assert floor.allowed(text + ",", [" smile", " solo", " dress"]) == [True, False, False]
+
+
+def test_fill_tags_still_obey_the_other_rules() -> None:
+    _, fill = _fill_recorder(["day", "night", "smile"])
+    floor = TagFloor(minimum=10, fill=fill, banned=lambda key: key == "smile")
+    text = PROMPT + ", night"
+    # "day" contradicts "night" and "smile" is banned: nothing to fill with, so the
+    # line may end where the model wants, and no fill tag may be started.
+    assert floor.allowed(text, ["\n"]) == [True]
+    assert floor.allowed(text + ",", [" day", " smile", " night", " tree"]) == [False] * 4

@@ -36,7 +36,7 @@ RECORDS = [
 def table(tmp_path_factory: pytest.TempPathFactory) -> CooccurrenceTable:
     path = tmp_path_factory.mktemp("prior") / "table.sqlite"
     counts = build_table(RECORDS, path, neighbours=4, min_pair=1)
-    assert counts == {"records": 9, "tags": 10, "pairs": 34}
+    assert counts == {"records": 9, "tags": 10, "pairs": 35}
     return CooccurrenceTable(path)
 
 
@@ -67,6 +67,10 @@ def test_weights_favour_companions_of_the_given_tags(table: CooccurrenceTable) -
 def test_weights_respect_rating_and_exclusions(table: CooccurrenceTable) -> None:
     assert "nude" not in table.weights(["solo"], level=0)
     assert "nude" in table.weights(["solo"], level=2)
+    # Pairs are counted per level: "solo" goes with "smile" in one of its two general
+    # records, but in one of four once the explicit ones count.
+    general, anything = table.weights(["solo"], level=0), table.weights(["solo"], level=2)
+    assert general["smile"] > 1.5 * anything["smile"]
     kept = table.weights(["wings"], level=0, excluded=lambda key: key == "feathers")
     assert "feathers" not in kept and math.isclose(sum(kept.values()), 1.0)
 

@@ -27,7 +27,7 @@ from .engine.sampling import Sampling
 from .prepare import Prepared
 from .rating import rating_level
 from .request import PresampleResult, StepResult, TagSet
-from .tag_floor import AllOf, TagFloor, consistent, known_only
+from .tag_floor import AllOf, FillTags, TagFloor, consistent, known_only
 from .tag_prior import CooccurrenceTable, TagPrior
 from .tagdb import TagDatabase, normalize_key
 from .tipo import (
@@ -93,7 +93,7 @@ def tipo_run(
         drawn_seeds = 0
         detail = StepResult(task=step.task, length=step.length, expand=step.expand,
                             gen_meta=gen_meta, seed=options.seed, draws=0)  # fmt: skip
-        rules = (constraint, _tag_rule(prepared, step, db, options.seed, bans),
+        rules = (constraint, _tag_rule(prepared, step, db, options.seed, bans, prior),
                  _caption_rule(prepared, step), CAPTION_LOOPS)  # fmt: skip
         active = [rule for rule in rules if rule is not None]
         step_constraint: Constraint | None = (
@@ -172,14 +172,20 @@ def tipo_run(
 
 
 def _tag_rule(
-    prepared: Prepared, step: Step, db: TagDatabase, seed: int, bans: BanMatcher
+    prepared: Prepared,
+    step: Step,
+    db: TagDatabase,
+    seed: int,
+    bans: BanMatcher,
+    table: CooccurrenceTable | None,
 ) -> TagFloor | None:
     """The tag line's floor (tag-writing steps) and real-tags rule, as the request asks.
 
     The floor is a count drawn from the requested length's range with the run's
     seed and input, not its minimum: a model trained on real prompts ends its lines
     anywhere in the range, and always stopping at the bottom would make every
-    "short" list 18 tags long.
+    "short" list 18 tags long. Once the floor overrules the model, the line is
+    filled from the co-occurrence ``table`` (``tag_floor.py``).
     """
     request = prepared.request
     minimum = 0
@@ -192,7 +198,17 @@ def _tag_rule(
     if not minimum and vocabulary is None:
         return None
     banned = bans.tag_banned if bans else None
-    return TagFloor(minimum, vocabulary, prepared.protected(), banned)
+    fill: FillTags | None = None
+    if table is not None and minimum:
+        level = _rating_level(prepared)
+        fill = lambda tags: table.weights(tags, level, excluded=banned)  # noqa: E731
+    return TagFloor(minimum, vocabulary, prepared.protected(), banned, fill)
+
+
+def _rating_level(prepared: Prepared) -> int:
+    """The request's rating as a level (``rating.py``): the highest it names."""
+    ratings = prepared.tags.get(Category.RATING)
+    return max((rating_level(r) for r in ratings), default=rating_level(None))
 
 
 def _tag_boost(
@@ -208,10 +224,8 @@ def _tag_boost(
     strength = prepared.request.tag_prior
     if table is None or strength <= 0 or step.task.output != "tag":
         return None
-    ratings = prepared.tags.get(Category.RATING)
-    level = max((rating_level(r) for r in ratings), default=rating_level(None))
     excluded = bans.tag_banned if bans else None
-    weights = table.weights(draft.tag_line_tags(), level, excluded=excluded)
+    weights = table.weights(draft.tag_line_tags(), _rating_level(prepared), excluded=excluded)
     return TagPrior(weights, strength) if weights else None
 
 

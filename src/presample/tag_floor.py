@@ -15,12 +15,23 @@ unknown tag or start a word no known tag starts with, so every new tag on the
 line is a real one (the user's own tags are always allowed). Nor may a new tag
 contradict the line (``day`` after ``night``, ``solo`` beside ``2boys``;
 ``contradictions.py``).
+
+Real is not enough. Once the model would have ended the line (its most likely
+token ends it) and the floor refuses, a small model has nothing left it believes
+in, and the engine's fallback walks the vocabulary to whatever real tag a token
+can still start: `1girl, dakimakura (medium), dress, flower` asked for 54+ tags
+got `2008, 13844, 114514 (meme), 2024 attempted assassination of donald trump`
+and a dozen more years. So from that point on (a *forced* line) new tags must
+come from a fill list, the tags that accompany the line's tags in real prompts
+(the co-occurrence table of ``tag_prior.py``), and when none of those can be
+added the line may end short of the floor: a missed length beats noise.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from .contradictions import contradicts
@@ -30,6 +41,13 @@ from .tipo import TipoOutput
 
 # Keys looked at before giving up on proving that a typed word leads nowhere.
 MAX_KEYS_SCANNED = 2048
+# ``TagFloor._ok``'s verdict on a line end refused only because the line is short.
+_SHORT = object()
+
+
+def _begins(offset: int, tag: str) -> int:
+    """Where ``tag``, found at ``offset`` of the line, starts (past its spaces)."""
+    return offset + len(tag) - len(tag.lstrip())
 
 
 class TagVocabulary(Protocol):
@@ -38,6 +56,20 @@ class TagVocabulary(Protocol):
     def is_known(self, tag: str) -> bool: ...
 
     def prefixed_keys(self, key: str, limit: int) -> list[str]: ...
+
+
+FillTags = Callable[[Sequence[str]], Iterable[str]]
+"""The keys of the tags a forced line may take, given the tags the line holds."""
+
+
+@dataclass(frozen=True)
+class _Forced:
+    """Where the floor first refused the end the model wanted, and what may follow."""
+
+    at: int
+    """Offset in the line's value: tags starting here or later must be fill tags."""
+    keys: list[str]
+    """The fill tags' keys, sorted (prefix search by bisection)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +86,14 @@ class TagFloor:
     """Tags the line may not hold (the request's bans), so that a word is not
     started when every tag it could become is banned: the ban would refuse the
     comma, the floor the newline, and no token would be left."""
+    fill: FillTags | None = None
+    """When given, what a forced line may be filled with (see the module's doc);
+    without it any tag the other rules allow."""
+    # The forced point of each line this rule has seen, by the line's text up to it.
+    # A rule object serves one job, whose text only grows, so this is a record of
+    # its own path (a few entries), not shared state: the same text always gives
+    # the same verdicts.
+    _forced: dict[str, _Forced] = field(default_factory=dict, compare=False, repr=False)
 
     def allowed(self, text: str, candidates: Sequence[str | None]) -> list[bool]:
         line = text[text.rfind("\n") + 1 :]
@@ -62,31 +102,77 @@ class TagFloor:
             return [True] * len(candidates)
         *done, partial = value.split(",")
         seen = {k for k in map(normalize_key, done) if k}
-        return [self._ok(seen, partial, piece) for piece in candidates]
+        forced = self._forced_at(value)
+        verdicts = [self._ok(seen, value, piece, forced) for piece in candidates]
+        if (
+            forced is None
+            and self.fill is not None
+            and candidates
+            and verdicts[0] is _SHORT
+        ):
+            # The model's best token (candidates come best first) ends the line and
+            # only the count refuses it: from here on the line is filled.
+            tags = [t.strip() for t in (*done, partial) if normalize_key(t)]
+            forced = _Forced(len(value), sorted(set(map(normalize_key, self.fill(tags)))))
+            self._forced[value] = forced
+            verdicts = [self._ok(seen, value, piece, forced) for piece in candidates]
+        return [v is True for v in verdicts]
 
-    def _ok(self, seen: set[str], partial: str, piece: str | None) -> bool:
+    def _forced_at(self, value: str) -> _Forced | None:
+        for prefix, forced in self._forced.items():
+            if value.startswith(prefix):
+                return forced
+        return None
+
+    def _ok(
+        self, seen: set[str], value: str, piece: str | None, forced: _Forced | None
+    ) -> bool | object:
+        """True, False, or ``_SHORT``: the line end, refused for its count alone."""
         ends_line = piece is None or "\n" in piece
         added = "" if piece is None else piece.split("\n", 1)[0]
-        *completed, rest = (partial + added).split(",")
+        start = value.rfind(",") + 1  # where the tag being written starts
+        *completed, rest = (value[start:] + added).split(",")
         if ends_line:
             completed.append(rest)
         have = set(seen)
         for tag in completed:
             key = normalize_key(tag)
-            if not key:
-                continue
-            if key in have or not self._real(tag, key) or self._contradicts(key, have):
+            if key:
+                if key in have or not self._real(tag, key) or self._contradicts(key, have):
+                    return False
+                if forced and _begins(start, tag) >= forced.at and not self._fills(forced, key):
+                    return False
+                have.add(key)
+            start += len(tag) + 1
+        typed = typed_key(rest)
+        if not ends_line and added and typed:
+            if forced and _begins(start, rest) >= forced.at:
+                if not self._can_fill(forced, have, typed):
+                    return False
+            elif self.vocabulary is not None and not self._can_finish(have, typed):
+                # Some tag the line may still take must start so, or no token could follow.
                 return False
-            have.add(key)
-        # Some tag the line may still take must start so, or no token could follow.
-        if (
-            not ends_line
-            and self.vocabulary is not None
-            and added
-            and not self._can_finish(have, typed_key(rest))
-        ):
-            return False
-        return not ends_line or len(have) >= self.minimum
+        if not ends_line or len(have) >= self.minimum:
+            return True
+        if forced and not self._can_fill(forced, have, ""):
+            return True  # nothing left to fill with: end short rather than add noise
+        return _SHORT
+
+    def _fills(self, forced: _Forced, key: str) -> bool:
+        i = bisect_left(forced.keys, key)
+        return key in self.protected or (i < len(forced.keys) and forced.keys[i] == key)
+
+    def _can_fill(self, forced: _Forced, have: set[str], typed: str) -> bool:
+        """Whether some fill tag the line may still take starts with ``typed``."""
+        if any(k.startswith(typed) and k not in have for k in self.protected):
+            return True
+        i = bisect_left(forced.keys, typed)
+        for key in forced.keys[i:]:
+            if not key.startswith(typed):
+                return False
+            if key not in have and not self._banned(key) and not self._contradicts(key, have):
+                return True
+        return False
 
     def _can_finish(self, have: set[str], typed: str) -> bool:
         """Whether some tag the line may still take starts with ``typed``: a user's

@@ -42,7 +42,7 @@ from .rating import LEVELS
 from .tagdb import normalize_key, open_read_only, typed_key
 
 DEFAULT_TABLE_NAME = "cooccurrence.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 PRIOR_TAGS = 256
 """Tags the prior holds; its weights beyond these are negligible."""
 FREQUENCY_SHARE = 0.1
@@ -99,13 +99,14 @@ class CooccurrenceTable:
         """The prior over new tags for a tag line holding ``given``, as weights summing
         to 1: each tag scores ``share * P(tag) + (1 - share) * mean P(tag | g)`` over
         the given tags ``g`` the table knows, weighted by ``log(1 + N / count(g))``
-        (a rare given tag says more than ``1girl``). Only tags seen at the rating
-        ``level`` or below, and not ``excluded``, are candidates. Empty when the table
-        knows none of the given tags."""
+        (a rare given tag says more than ``1girl``), every count taken over the
+        records at the rating ``level`` or below. Only tags seen there, and not
+        ``excluded``, are candidates. Empty when the table knows none of the given
+        tags there."""
         if level not in range(LEVELS):  # it names a column below
             raise ValueError(f"rating level must be 0..{LEVELS - 1}, not {level!r}")
         have = {k for t in given if (k := normalize_key(t))}
-        known = self._given(have)
+        known = self._given(have, level)
         if not known:
             # Nothing to condition on (a sentence, or tags the records never hold): a
             # frequency prior would only pull every prompt towards "1girl, solo".
@@ -115,11 +116,11 @@ class CooccurrenceTable:
         norm = sum(w for _, _, w in known)
         for tag_id, count, weight in known:
             for key, n, n_level in self._conn.execute(
-                f"SELECT t.key, p.n, t.n{level} FROM pairs p JOIN tags t ON t.id = p.b "
+                f"SELECT t.key, p.n{level}, t.n{level} FROM pairs p JOIN tags t ON t.id = p.b "
                 "WHERE p.a = ?",
                 (tag_id,),
             ):
-                if n_level:
+                if n and n_level:
                     scores.setdefault(key, frequency_share * n_level / total)
                     scores[key] += (1 - frequency_share) * weight / norm * n / count
         ranked = sorted(
@@ -129,15 +130,16 @@ class CooccurrenceTable:
         mass = sum(s for s, _ in ranked)
         return {k: s / mass for s, k in ranked} if mass > 0 else {}
 
-    def _given(self, keys: set[str]) -> list[tuple[int, int, float]]:
-        """(id, records holding it, weight) of each given key the table knows."""
+    def _given(self, keys: set[str], level: int) -> list[tuple[int, int, float]]:
+        """(id, records at ``level`` holding it, weight) of each given key the table
+        knows at that level."""
         if not keys:
             return []
         marks = ",".join("?" * len(keys))
         rows = self._conn.execute(
-            f"SELECT id, n{LEVELS - 1} FROM tags WHERE key IN ({marks})", sorted(keys)
+            f"SELECT id, n{level} FROM tags WHERE key IN ({marks})", sorted(keys)
         ).fetchall()
-        everyone = self.records[-1]
+        everyone = self.records[level]
         return [(i, n, math.log1p(everyone / n)) for i, n in rows if n > 0]
 
     def _most_frequent(self, level: int) -> list[tuple[str, int]]:
