@@ -26,8 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from ..engine.backend import Generation, GenerationJob, ModelError, generate_samples
+from ..engine.backend import ModelError
 from ..engine.sampling import Sampling
+from ..engine.scheduler import Batcher
 from ..presampler import Presampler
 from ..request import PresampleRequest, PresampleResult
 from ..runs import Run
@@ -65,18 +66,11 @@ class EngineStats:
         }
 
 
-@dataclass
+@dataclass(eq=False)  # a key of the batcher: by identity
 class _Item:
     request: PresampleRequest
     sampling: Sampling | None
     future: asyncio.Future[PresampleResult] = field(repr=False)
-
-
-@dataclass
-class _Active:
-    item: _Item
-    run: Run
-    job: GenerationJob
 
 
 def with_sampling(run: Run, sampling: Sampling) -> Run:
@@ -95,11 +89,6 @@ def with_sampling(run: Run, sampling: Sampling) -> Run:
             job = run.send(generation)
         except StopIteration as stop:
             return stop.value
-
-
-def _failed(exc: Exception) -> Run:
-    raise exc
-    yield  # a generator that fails on its first step
 
 
 class Engine:
@@ -121,7 +110,8 @@ class Engine:
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(queue_size)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"engine-{self.name}")
         self._task: asyncio.Task[None] | None = None
-        self._active: list[_Active] = []
+        # Used only in the worker thread, or while it is idle.
+        self._batcher: Batcher[_Item] = Batcher(presampler.backend)
 
     # lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -133,8 +123,8 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         stopping = ModelError("the server is shutting down")
-        for entry in self._active:
-            _settle(entry.item.future, stopping)
+        for item in self._batcher:
+            _settle(item.future, stopping)
         while not self._queue.empty():
             _settle(self._queue.get_nowait().future, stopping)
         self._thread.shutdown(wait=True, cancel_futures=True)
@@ -162,52 +152,35 @@ class Engine:
 
     async def _batches(self) -> None:
         loop = asyncio.get_running_loop()
-        active: list[_Active] = []
+        batcher = self._batcher
         while True:
-            self._active = active
             items: list[_Item] = []
-            if not active:
+            if not batcher:
                 items.append(await self._queue.get())
                 if self._window > 0:  # idle: give simultaneous requests a moment to arrive
                     await asyncio.sleep(self._window)
-            while len(active) + len(items) < self._max_merged and not self._queue.empty():
+            while len(batcher) + len(items) < self._max_merged and not self._queue.empty():
                 items.append(self._queue.get_nowait())
             fresh = [item for item in items if not item.future.done()]
-            kept = [a for a in active if not a.item.future.done()]
-            self.stats.dropped += len(items) - len(fresh) + len(active) - len(kept)
-            if not fresh and not kept:
-                active = []
+            gone = [item for item in batcher if item.future.done()]
+            for item in gone:
+                batcher.drop(item)
+            self.stats.dropped += len(items) - len(fresh) + len(gone)
+            if not fresh and not batcher:
                 continue
             try:
-                active = await self.call(self._round, kept, fresh, loop)
+                await self.call(self._round, fresh, loop)
             except Exception as exc:  # the round as a whole failed: fail its requests
                 log.exception("model call failed", extra={"event": "call_failed"})
-                for future in [a.item.future for a in kept] + [i.future for i in fresh]:
-                    _settle(future, exc)
-                active = []
-            self._active = active
+                for item in [*batcher, *fresh]:
+                    batcher.drop(item)
+                    _settle(item.future, exc)
 
-    def _round(
-        self, active: list[_Active], fresh: list[_Item], loop: asyncio.AbstractEventLoop
-    ) -> list[_Active]:
+    def _round(self, fresh: list[_Item], loop: asyncio.AbstractEventLoop) -> None:
         """In the worker thread: start new runs, then one model call for every active run."""
         started = time.perf_counter()
-
-        def finish(item: _Item, value: object) -> None:
-            loop.call_soon_threadsafe(_settle, item.future, value)
-
-        def advance(item: _Item, run: Run, generation: Generation | None) -> _Active | None:
-            try:
-                job = next(run) if generation is None else run.send(generation)
-            except StopIteration as stop:
-                finish(item, stop.value)
-            except Exception as exc:  # one bad request must not sink the others
-                finish(item, exc)
-            else:
-                return _Active(item, run, job)
-            return None
-
-        waiting = list(active)
+        batcher = self._batcher
+        ended: list[tuple[_Item, object]] = []
         for item in fresh:
             self.stats.requests += 1
             try:
@@ -215,39 +188,18 @@ class Engine:
                 if item.sampling is not None:
                     run = with_sampling(run, item.sampling)
             except (ValueError, ModelError) as exc:  # an invalid request fails alone
-                finish(item, exc)
+                ended.append((item, exc))
                 continue
-            if (entry := advance(item, run, None)) is not None:
-                waiting.append(entry)
-        if not waiting:
-            return []
-
-        backend = self.presampler.backend
-        try:
-            generations: list[Generation | Exception] = list(
-                generate_samples(backend, [a.job for a in waiting])
-            )
-        except Exception:
-            # Find the job the model refused (too long, a sampler failure on odd
-            # settings) and fail only its request; the others go on.
-            generations = []
-            for entry in waiting:
-                try:
-                    generations.extend(generate_samples(backend, [entry.job]))
-                except ModelError as exc:
-                    generations.append(exc)
-                except Exception as exc:
-                    log.exception("model call failed", extra={"event": "call_failed"})
-                    generations.append(ModelError(f"{type(exc).__name__}: {exc}"))
-        still: list[_Active] = []
-        for entry, generation in zip(waiting, generations, strict=True):
-            if isinstance(generation, Exception):
-                finish(entry.item, generation)
-            elif (following := advance(entry.item, entry.run, generation)) is not None:
-                still.append(following)
-
+            if (done := batcher.add(item, run)) is not None:
+                ended.append(done)
+        rows = batcher.rows()
+        if batcher:
+            ended += batcher.step()
+        for item, value in ended:
+            loop.call_soon_threadsafe(_settle, item.future, value)
+        if not rows:
+            return
         seconds = time.perf_counter() - started
-        rows = sum(max(a.job.samples, 1) for a in waiting)  # a caption from tags: several
         self.stats.calls += 1
         self.stats.jobs += rows
         self.stats.largest_batch = max(self.stats.largest_batch, rows)
@@ -257,7 +209,6 @@ class Engine:
             extra={"event": "call", "model": self.name, "jobs": rows,
                    "seconds": round(seconds, 3)},
         )  # fmt: skip
-        return still
 
     # any other model work (refine rounds) ---------------------------------------
     async def call(self, function: Callable[..., T], *args: object) -> T:
