@@ -228,3 +228,40 @@ def test_a_replaced_model_file_leaves_one_conversion(tiny_model_dir: Path, tmp_p
     weights.write_bytes(data)  # the same bytes in a new file: a new identity
     second = _convert(folder, "int8")
     assert second != first and second.is_dir() and not first.exists()
+
+
+def test_a_row_computes_the_same_bits_beside_longer_and_shorter_rows(int8: OnnxBackend) -> None:
+    # Different prompts decode in one batch, each row only as long as its own text:
+    # the attention mask tells the graph where each row ends.
+    texts = [TEXT, "1girl", TEXT + ", blue eyes, long hair, smile"]
+    ids = [int8._tokenize(t) for t in texts]
+    longest = max(map(len, ids)) + 2
+    alone = []
+    for row in ids:
+        cache = int8._empty_cache(longest)
+        int8._forward(np.asarray([row]), len(row), cache)
+        alone.append((int8._forward(np.asarray([[5]]), len(row) + 1, cache)[0], cache))
+    batch = int8._empty_cache(longest, rows=3)
+    for r, row in enumerate(ids):
+        own = int8._empty_cache(len(row))
+        int8._forward(np.asarray([row]), len(row), own)
+        for name, array in own.arrays.items():
+            batch.arrays[name][r, :, : len(row)] = array[0]
+    together = int8._forward(np.asarray([[5]] * 3), [len(row) + 1 for row in ids], batch)
+    for r in range(3):
+        assert np.array_equal(together[r], alone[r][0])
+    # The step wrote each row's keys where its own pass did.
+    for name, array in batch.arrays.items():
+        for r, row in enumerate(ids):
+            end = len(row) + 1
+            assert np.array_equal(array[r, :, :end], alone[r][1].arrays[name][0, :, :end])
+
+
+def test_different_prompts_give_the_same_text_as_alone(int8: OnnxBackend) -> None:
+    sampling = Sampling(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, max_new_tokens=20)
+    jobs = [GenerationJob(t, sampling, seed=s) for s, t in
+            enumerate(["1girl", TEXT, "a cat on a sofa, in the sun", TEXT])]  # fmt: skip
+    together = int8.generate(jobs)
+    for job, generation in zip(jobs, together, strict=True):
+        (alone,) = int8.generate([job])
+        assert generation == alone

@@ -9,12 +9,15 @@ the README, ``benchmarks/bench_default_path.py`` and
 Our own decode loop, for the reasons the transformers backend gives: the
 logits come back as NumPy and each row's token is drawn by
 ``engine/choose.py`` with its own settings, random stream and constraint,
-exactly as on the llama.cpp backend. Jobs with the same prompt (the draws of
-one caption, a batch of identical requests) read the prompt once and decode
-as one batch: the prompt's key/value cache is copied to every row. A row's
-bits do not depend on its neighbours: every operator of the graph works row
-by row (checked in the tests, logits compared bit for bit at batch 1 and 3).
-Jobs with different prompts run one after another.
+exactly as on the llama.cpp backend. Every job of a call decodes in one
+batch: each distinct prompt is read once (the draws of one caption share it)
+and its key/value cache copied to its rows, which may then be of different
+lengths: the attention mask tells each row's length, and the graph's attention
+(GroupQueryAttention) reads and writes each row's cache up to its own length.
+A row's bits do not depend on its neighbours: every operator of the graph
+works row by row, the int8 matmuls quantize each row's activations on their
+own (checked in the tests, logits compared bit for bit alone and beside
+longer and shorter rows).
 """
 
 from __future__ import annotations
@@ -211,65 +214,32 @@ class OnnxBackend:
     def generate(
         self, jobs: Sequence[GenerationJob], progress: ProgressCallback | None = None
     ) -> list[Generation]:
-        groups: dict[str, list[int]] = {}
-        for index, job in enumerate(jobs):
-            groups.setdefault(job.prompt, []).append(index)
-        results: dict[int, Generation] = {}
-        for indices in groups.values():
-            for index, generation in zip(
-                indices, self._generate_group([jobs[i] for i in indices], progress), strict=True
-            ):
-                results[index] = generation
-        return [results[i] for i in range(len(jobs))]
-
-    # ----------------------------------------------------------------- decoding
-
-    def _tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text).ids)
-
-    def _empty_cache(self, longest: int) -> KVCache:
-        return KVCache.empty(self._past_names, (1, self.kv_heads, longest, self.head_size))
-
-    def _forward(self, tokens: np.ndarray, length: int, cache: KVCache) -> np.ndarray:
-        """A pass of ``tokens`` (rows x new) after ``cache``, which it extends in place;
-        rows are ``length`` long after it. The last position's logits, one row each."""
-        binding = self.session.io_binding()
-        binding.bind_cpu_input("input_ids", tokens.astype(np.int64, copy=False))
-        binding.bind_cpu_input("attention_mask", np.ones((tokens.shape[0], length), np.int64))
-        binding.bind_output(self._outputs[0])
-        for past, present in zip(self._past_names, self._outputs[1:], strict=True):
-            value = cache.values[past]
-            binding.bind_ortvalue_input(past, value)
-            binding.bind_ortvalue_output(present, value)
-        self.session.run_with_iobinding(binding)
-        return binding.get_outputs()[0].numpy()[:, -1, :]
-
-    def _generate_group(
-        self, jobs: Sequence[GenerationJob], progress: ProgressCallback | None
-    ) -> list[Generation]:
-        """Jobs sharing one prompt: read it once, then decode every row in lockstep."""
-        prompt = self._tokenize(jobs[0].prompt)
+        if not jobs:
+            return []
         context = self.info.context_length
-        if len(prompt) >= context:
-            raise ModelError(
-                f"the model input is {len(prompt)} tokens, longer than the model's "
-                f"context of {context}; shorten the prompt"
-            )
-        budgets = [min(job.sampling.max_new_tokens, context - len(prompt)) for job in jobs]
-        cache = self._empty_cache(len(prompt) + max(budgets))
-        logits = self._forward(np.asarray([prompt]), len(prompt), cache)
+        prompts: dict[str, list[int]] = {}
+        for job in jobs:
+            if job.prompt not in prompts:
+                ids = self._tokenize(job.prompt)
+                if len(ids) >= context:
+                    raise ModelError(
+                        f"the model input is {len(ids)} tokens, longer than the model's "
+                        f"context of {context}; shorten the prompt"
+                    )
+                prompts[job.prompt] = ids
         rows = len(jobs)
-        if rows > 1:
-            logits = np.repeat(logits, rows, axis=0)
-            cache = cache.rows(np.zeros(rows, dtype=np.int64))
+        lengths = [len(prompts[job.prompt]) for job in jobs]
+        budgets = [min(job.sampling.max_new_tokens, context - n)
+                   for job, n in zip(jobs, lengths, strict=True)]  # fmt: skip
+        cache = self._empty_cache(max(n + b for n, b in zip(lengths, budgets, strict=True)), rows)
+        logits = self._prefill(jobs, prompts, cache)
 
         rngs = [np.random.default_rng(job.seed % 2**63) for job in jobs]
-        history = [list(prompt) for _ in jobs]
+        history = [list(prompts[job.prompt]) for job in jobs]
         generated: list[list[int]] = [[] for _ in jobs]
         finish = ["length"] * rows
         texts = [job.prompt for job in jobs]  # kept for constrained or boosted rows only
         active = list(range(rows))
-        length = len(prompt)
         while True:
             keep: list[int] = []
             for slot, row in enumerate(active):
@@ -299,22 +269,66 @@ class OnnxBackend:
             if not keep:
                 break
             if len(keep) < len(active):
-                index = np.asarray(keep)
-                cache = cache.rows(index)
+                cache = cache.rows(np.asarray(keep))
                 active = [active[s] for s in keep]
-            length += 1
             step = np.asarray([[generated[row][-1]] for row in active])
-            logits = self._forward(step, length, cache)
+            logits = self._forward(step, [len(history[row]) for row in active], cache)
 
         return [
             Generation(
-                text=self._continuation(prompt, generated[i]),
-                prompt_tokens=len(prompt),
+                text=self._continuation(prompts[jobs[i].prompt], generated[i]),
+                prompt_tokens=lengths[i],
                 new_tokens=len(generated[i]) + (finish[i] == "eos"),
                 finish="eos" if finish[i] == "eos" else "length",
             )
             for i in range(rows)
         ]
+
+    # ----------------------------------------------------------------- decoding
+
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text).ids)
+
+    def _empty_cache(self, longest: int, rows: int = 1) -> KVCache:
+        return KVCache.empty(self._past_names, (rows, self.kv_heads, longest, self.head_size))
+
+    def _forward(
+        self, tokens: np.ndarray, lengths: Sequence[int] | int, cache: KVCache
+    ) -> np.ndarray:
+        """A pass of ``tokens`` (rows x new) after ``cache``, which it extends in place;
+        row ``r`` is ``lengths[r]`` tokens long after it (one number: every row). The
+        last position's logits, one row each."""
+        rows = tokens.shape[0]
+        ends = np.broadcast_to(np.asarray(lengths, dtype=np.int64), (rows,))
+        # Each row's mask is ones up to its own length: its attention reads no further.
+        mask = (np.arange(int(ends.max()))[None, :] < ends[:, None]).astype(np.int64)
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("input_ids", tokens.astype(np.int64, copy=False))
+        binding.bind_cpu_input("attention_mask", mask)
+        binding.bind_output(self._outputs[0])
+        for past, present in zip(self._past_names, self._outputs[1:], strict=True):
+            value = cache.values[past]
+            binding.bind_ortvalue_input(past, value)
+            binding.bind_ortvalue_output(present, value)
+        self.session.run_with_iobinding(binding)
+        return binding.get_outputs()[0].numpy()[:, -1, :]
+
+    def _prefill(
+        self, jobs: Sequence[GenerationJob], prompts: dict[str, list[int]], cache: KVCache
+    ) -> np.ndarray:
+        """Read each distinct prompt once, alone, and copy its keys and values and its
+        logits to the rows of the jobs that have it: the first logits of every row."""
+        firsts: dict[str, np.ndarray] = {}
+        for prompt, ids in prompts.items():
+            rows = [r for r, job in enumerate(jobs) if job.prompt == prompt]
+            if len(jobs) == 1:
+                firsts[prompt] = self._forward(np.asarray([ids]), len(ids), cache)[0]
+                continue
+            own = self._empty_cache(len(ids))
+            firsts[prompt] = self._forward(np.asarray([ids]), len(ids), own)[0]
+            for name, array in own.arrays.items():
+                cache.arrays[name][rows, :, : len(ids)] = array[0]
+        return np.stack([firsts[job.prompt] for job in jobs])
 
     def _continuation(self, prompt: list[int], new: list[int]) -> str:
         """The generated text with the spacing it has after the prompt (see TorchBackend)."""
