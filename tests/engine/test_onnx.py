@@ -84,10 +84,17 @@ def test_a_row_computes_the_same_bits_alone_and_in_a_batch(int8: OnnxBackend) ->
     ids = int8._tokenize(TEXT)
     cache = int8._empty_cache(len(ids) + 1)
     int8._forward(np.asarray([ids]), len(ids), cache)
-    rows = cache.rows(np.zeros(3, dtype=np.int64))  # before the next pass writes to cache
+    rows = int8._empty_cache(len(ids) + 1, rows=3)
+    int8._forward(np.asarray([ids]), len(ids), rows, start=2)  # read into the last row
+    rows.move(2, 0, len(ids))
+    rows.move(2, 1, len(ids))
     alone = int8._forward(np.asarray([[5]]), len(ids) + 1, cache)
     batched = int8._forward(np.asarray([[7], [5], [9]]), len(ids) + 1, rows)
     assert np.array_equal(batched[1], alone[0])
+    # A single row of the block, in place.
+    again = int8._empty_cache(len(ids) + 1, rows=3)
+    int8._forward(np.asarray([ids]), len(ids), again, start=1)
+    assert np.array_equal(int8._forward(np.asarray([[5]]), len(ids) + 1, again, start=1), alone)
 
 
 def test_same_seed_same_text_alone_and_among_draws(int8: OnnxBackend) -> None:

@@ -110,21 +110,38 @@ class KVCache:
     these models), instead of returning a longer copy of the whole cache at
     every step: the same logits bit for bit, 1.1-1.2x the decoding speed at 200-340
     tokens of context, about 1.02x on a whole default prompt (mostly shorter).
+
+    A pass runs on a block of consecutive rows (a view, no copy): the whole
+    batch, or one row while its prompt is read. A row that finishes makes room
+    by taking the last running row's keys and values (``move``), so the running
+    rows stay a block at the front; copying the whole cache instead, as each row
+    finished, took a quarter of a 16-prompt batch.
     """
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
-        import onnxruntime as ort
-
-        self.arrays = arrays  # the OrtValues below share this memory: keep it alive
-        self.values = {n: ort.OrtValue.ortvalue_from_numpy(a) for n, a in arrays.items()}
+        self.arrays = arrays  # the OrtValues of ``block`` share this memory
+        self._blocks: dict[tuple[int, int], tuple[dict[str, Any], list[np.ndarray]]] = {}
 
     @classmethod
     def empty(cls, names: Sequence[str], shape: tuple[int, int, int, int]) -> KVCache:
         return cls({name: np.zeros(shape, dtype=np.float32) for name in names})
 
-    def rows(self, index: np.ndarray) -> KVCache:
-        """A cache of the given rows (repeated ones too: one prompt's copies for its draws)."""
-        return KVCache({name: np.ascontiguousarray(a[index]) for name, a in self.arrays.items()})
+    def block(self, start: int, rows: int) -> dict[str, Any]:
+        """The OrtValues of rows ``start`` .. ``start + rows - 1``, by input name."""
+        key = (start, rows)
+        if key not in self._blocks:
+            import onnxruntime as ort
+
+            views = [a[start : start + rows] for a in self.arrays.values()]
+            values = {n: ort.OrtValue.ortvalue_from_numpy(v)
+                      for n, v in zip(self.arrays, views, strict=True)}  # fmt: skip
+            self._blocks[key] = (values, views)  # the views keep the memory referenced
+        return self._blocks[key][0]
+
+    def move(self, source: int, target: int, length: int) -> None:
+        """Row ``source``'s first ``length`` positions into row ``target``."""
+        for array in self.arrays.values():
+            array[target, :, :length] = array[source, :, :length]
 
 
 class OnnxBackend:
@@ -239,7 +256,7 @@ class OnnxBackend:
         generated: list[list[int]] = [[] for _ in jobs]
         finish = ["length"] * rows
         texts = [job.prompt for job in jobs]  # kept for constrained or boosted rows only
-        active = list(range(rows))
+        active = list(range(rows))  # the job in each running slot of the cache
         while True:
             keep: list[int] = []
             for slot, row in enumerate(active):
@@ -269,8 +286,7 @@ class OnnxBackend:
             if not keep:
                 break
             if len(keep) < len(active):
-                cache = cache.rows(np.asarray(keep))
-                active = [active[s] for s in keep]
+                active = self._close_gaps(cache, active, keep, history)
             step = np.asarray([[generated[row][-1]] for row in active])
             logits = self._forward(step, [len(history[row]) for row in active], cache)
 
@@ -293,11 +309,11 @@ class OnnxBackend:
         return KVCache.empty(self._past_names, (rows, self.kv_heads, longest, self.head_size))
 
     def _forward(
-        self, tokens: np.ndarray, lengths: Sequence[int] | int, cache: KVCache
+        self, tokens: np.ndarray, lengths: Sequence[int] | int, cache: KVCache, start: int = 0
     ) -> np.ndarray:
-        """A pass of ``tokens`` (rows x new) after ``cache``, which it extends in place;
-        row ``r`` is ``lengths[r]`` tokens long after it (one number: every row). The
-        last position's logits, one row each."""
+        """A pass of ``tokens`` (rows x new) after the cache's rows from ``start``, which
+        it extends in place; row ``r`` is ``lengths[r]`` tokens long after it (one
+        number: every row). The last position's logits, one row each."""
         rows = tokens.shape[0]
         ends = np.broadcast_to(np.asarray(lengths, dtype=np.int64), (rows,))
         # Each row's mask is ones up to its own length: its attention reads no further.
@@ -306,8 +322,9 @@ class OnnxBackend:
         binding.bind_cpu_input("input_ids", tokens.astype(np.int64, copy=False))
         binding.bind_cpu_input("attention_mask", mask)
         binding.bind_output(self._outputs[0])
+        values = cache.block(start, rows)
         for past, present in zip(self._past_names, self._outputs[1:], strict=True):
-            value = cache.values[past]
+            value = values[past]
             binding.bind_ortvalue_input(past, value)
             binding.bind_ortvalue_output(present, value)
         self.session.run_with_iobinding(binding)
@@ -316,19 +333,34 @@ class OnnxBackend:
     def _prefill(
         self, jobs: Sequence[GenerationJob], prompts: dict[str, list[int]], cache: KVCache
     ) -> np.ndarray:
-        """Read each distinct prompt once, alone, and copy its keys and values and its
-        logits to the rows of the jobs that have it: the first logits of every row."""
+        """Read each distinct prompt once, alone, into the first row of a job that has
+        it, and copy that row to the other jobs' rows: the first logits of every row."""
         firsts: dict[str, np.ndarray] = {}
-        for prompt, ids in prompts.items():
-            rows = [r for r, job in enumerate(jobs) if job.prompt == prompt]
-            if len(jobs) == 1:
-                firsts[prompt] = self._forward(np.asarray([ids]), len(ids), cache)[0]
+        home: dict[str, int] = {}
+        for row, job in enumerate(jobs):
+            ids = prompts[job.prompt]
+            if job.prompt in home:
+                cache.move(home[job.prompt], row, len(ids))
                 continue
-            own = self._empty_cache(len(ids))
-            firsts[prompt] = self._forward(np.asarray([ids]), len(ids), own)[0]
-            for name, array in own.arrays.items():
-                cache.arrays[name][rows, :, : len(ids)] = array[0]
+            home[job.prompt] = row
+            firsts[job.prompt] = self._forward(np.asarray([ids]), len(ids), cache, row)[0]
         return np.stack([firsts[job.prompt] for job in jobs])
+
+    @staticmethod
+    def _close_gaps(
+        cache: KVCache, active: list[int], keep: list[int], history: list[list[int]]
+    ) -> list[int]:
+        """The running rows as a block at the front again: each slot a finished row
+        leaves inside the new block takes a running row from beyond it."""
+        size = len(keep)
+        holes = [slot for slot in range(size) if slot not in set(keep)]
+        movers = [slot for slot in keep if slot >= size]
+        slots = list(active[:size])
+        for hole, mover in zip(holes, movers, strict=True):
+            row = active[mover]
+            cache.move(mover, hole, len(history[row]) - 1)  # the last token is not in yet
+            slots[hole] = row
+        return slots
 
     def _continuation(self, prompt: list[int], new: list[int]) -> str:
         """The generated text with the spacing it has after the prompt (see TorchBackend)."""
