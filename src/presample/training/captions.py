@@ -65,6 +65,13 @@ KnownLookup = Callable[[list[str]], list]
 
 # Caption words rarely mean the Danbooru tag they spell.
 _NOT_TAGS = frozenset({"a (phrase)", "solo", "english text", "no humans", "text focus"})
+FALSE_FRIENDS = frozenset({
+    "can", "back", "patch", "tan", "shade", "space", "perspective", "hot", "circle", "dark",
+})  # fmt: skip
+"""Caption words that spell a popular tag in another sense ("it can", "in the back", "a
+patch of grass", "tan" the colour, "from a high-angle perspective"). Matched as tags,
+they became the shipped model's commonest additions to a sentence (``can, tan, patch``
+after "a red vintage car ...")."""
 MIN_CAPTION_TAG_POSTS = 2000
 MAX_NGRAM = 3
 
@@ -102,7 +109,7 @@ def caption_tags(text: str, lookup_many: KnownLookup) -> list[str]:
 
 
 def _usable(gram: str, info) -> bool:
-    if info.category is not Category.GENERAL or info.name in _NOT_TAGS:
+    if info.category is not Category.GENERAL or info.name in _NOT_TAGS | FALSE_FRIENDS:
         return False
     if info.post_count < MIN_CAPTION_TAG_POSTS:
         return False

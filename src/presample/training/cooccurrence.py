@@ -11,7 +11,9 @@ of held-out tags by the prior alone, 600 test items: 17.5% with 32, 17.7% with
 every pair) at an eighth of the size.
 
 A record derived twice from one source (a tag task and a tags+caption task)
-counts once.
+counts once. A caption's tags leave out the caption words that mean something
+else (``training/captions.py``: ``FALSE_FRIENDS``), also in records prepared
+before that list existed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from ..rating import LEVELS, rating_level
 from ..tagdb import normalize_key
+from .captions import FALSE_FRIENDS
 from .records import Record
 
 TAG_LINE = ("special", "general")
@@ -48,9 +51,13 @@ def build_table(
     totals = [0] * LEVELS
     seen: set[tuple[str, tuple[str, ...]]] = set()
     for record in records:
+        dropped = FALSE_FRIENDS if record.src != "civitai" else frozenset()
         keys = tuple(
             dict.fromkeys(
-                k for c in TAG_LINE for t in record.tags.get(c, []) if (k := normalize_key(t))
+                k
+                for c in TAG_LINE
+                for t in record.tags.get(c, [])
+                if (k := normalize_key(t)) and k not in dropped
             )
         )
         if len(keys) < 2 or (record.id, keys) in seen:
