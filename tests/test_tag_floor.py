@@ -226,3 +226,14 @@ def test_fill_tags_still_obey_the_other_rules() -> None:
     # line may end where the model wants, and no fill tag may be started.
     assert floor.allowed(text, ["\n"]) == [True]
     assert floor.allowed(text + ",", [" day", " smile", " night", " tree"]) == [False] * 4
+
+
+def test_what_the_users_sentence_states_counts_against_new_tags() -> None:
+    from presample.contradictions import said
+
+    assert said("a red vintage car parked on a rainy street at night") == {"night"}
+    assert said("Daylight, a girl indoors") == {"day", "indoors"}
+    assert said("a birthday cake inside a box, midnightblue") == set()
+    floor = TagFloor(minimum=0, stated=said("a car at night"))
+    assert floor.allowed(PROMPT + ", car, day", [",", " time,", "\n"]) == [False, True, False]
+    assert floor.allowed(PROMPT + ", car, night sky", [","]) == [True]

@@ -28,9 +28,24 @@ EXCLUSIVE_PAIRS: frozenset[frozenset[str]] = frozenset(
         ("1boy", "multiple boys"),
     )
 )
+# Words of a sentence that state a tag of the pairs above: "parked on a street at
+# night" is a night picture, and a new ``day`` contradicts it. Only words with no
+# other common sense ("inside a box" is not ``indoors``).
+_SAID = {
+    "night": re.compile(r"\b(?:night|nighttime|midnight)\b"),
+    "day": re.compile(r"\b(?:day|daytime|daylight)\b"),
+    "indoors": re.compile(r"\bindoors\b"),
+    "outdoors": re.compile(r"\boutdoors\b"),
+}
 # People counts: "3girls" counts 3; "6+girls" at least 6; "multiple girls" at least 2.
 _COUNT = re.compile(r"(\d+)(\+?)(girls?|boys?|others?)")
 _MULTIPLE = {"multiple girls": "girls", "multiple boys": "boys", "multiple others": "others"}
+
+
+def said(text: str) -> frozenset[str]:
+    """The tags of the exclusive pairs that a sentence states in so many words."""
+    lowered = text.lower()
+    return frozenset(tag for tag, words in _SAID.items() if words.search(lowered))
 
 
 def people(keys: Iterable[str]) -> dict[str, int]:

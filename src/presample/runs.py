@@ -21,6 +21,7 @@ from .caption_floor import CaptionFloor
 from .caption_loops import NoLoops
 from .categories import Category
 from .compose import Draft, format_result, merge_output, reached_minimum
+from .contradictions import said
 from .dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
 from .engine.backend import Constraint, Generation, GenerationJob
 from .engine.sampling import Sampling
@@ -130,7 +131,8 @@ def tipo_run(
                 output = parse_tipo_output(text + drawn.text, db.categorize)
                 if request.known_tags_only:
                     output = known_only(output, db, prepared.protected())
-                output = consistent(output, draft.tag_line_tags(), prepared.protected())
+                earlier = [*draft.tag_line_tags(), *said(prepared.nl)]
+                output = consistent(output, earlier, prepared.protected())
                 merged = merge_output(
                     draft,
                     output,
@@ -202,7 +204,7 @@ def _tag_rule(
     if table is not None and minimum:
         level = _rating_level(prepared)
         fill = lambda tags: table.weights(tags, level, excluded=banned)  # noqa: E731
-    return TagFloor(minimum, vocabulary, prepared.protected(), banned, fill)
+    return TagFloor(minimum, vocabulary, prepared.protected(), banned, fill, said(prepared.nl))
 
 
 def _rating_level(prepared: Prepared) -> int:

@@ -89,6 +89,9 @@ class TagFloor:
     fill: FillTags | None = None
     """When given, what a forced line may be filled with (see the module's doc);
     without it any tag the other rules allow."""
+    stated: frozenset[str] = frozenset()
+    """Keys of tags the user's text states ("at night": ``contradictions.said``),
+    which new tags may not contradict either."""
     # The forced point of each line this rule has seen, by the line's text up to it.
     # A rule object serves one job, whose text only grows, so this is a record of
     # its own path (a few entries), not shared state: the same text always gives
@@ -196,7 +199,9 @@ class TagFloor:
     def _contradicts(self, key: str, have: set[str]) -> bool:
         # The user's tags count even when the model has written past one ("night" ->
         # "night sky"): they come back in the prompt whatever the line says.
-        return key not in self.protected and contradicts(key, have | self.protected)
+        return key not in self.protected and contradicts(
+            key, have | self.protected | self.stated
+        )
 
     def _banned(self, key: str) -> bool:
         return self.banned is not None and key not in self.protected and self.banned(key)
