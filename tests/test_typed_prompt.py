@@ -70,3 +70,12 @@ def test_leading_spaces_do_not_move_the_insertion_point(db: TagDatabase) -> None
     prepared = prepare(PresampleRequest(prompt="  1girl, smile, a girl sits on an old bench "), db)
     draft = _draft(prepared, general=["tree"])
     assert format_result(draft, prepared) == "1girl, smile, tree, a girl sits on an old bench"
+
+
+def test_an_empty_prompt_gets_the_additions_alone(db: TagDatabase) -> None:
+    # Not the reference's layout with its blank lines and a rating nobody chose.
+    for typed in ("", "   "):
+        prepared = prepare(PresampleRequest(prompt=typed), db)
+        draft = _draft(prepared, general=["tree", "sky"], generated="A tree under the sky")
+        assert format_result(draft, prepared) == "tree, sky, A tree under the sky."
+        assert format_result(draft, prepared, user_only=True) == ""

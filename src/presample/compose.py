@@ -170,7 +170,7 @@ def format_result(draft: Draft, prepared: Prepared, *, user_only: bool = False) 
     template = resolve_template(request.template)
     if template == TYPED_TEMPLATE:
         given = any(request.tags.get(c) for c in Category) or request.nl_prompt.strip()
-        if request.prompt.strip() and not given:
+        if not given:  # typed, or nothing at all: the additions alone, no rating line
             return request.prompt.strip() if user_only else typed_prompt(draft, prepared)
         # Not only typed (tags by category, a separate nl_prompt): the reference's layout.
         template = resolve_template(FALLBACK_TEMPLATE)
