@@ -239,6 +239,7 @@ def test_show_input_matches_reference_for_every_fixture(
                     "aspect_ratio": ar,
                     "add_quality": case["add_quality"],
                     "sfw": False,
+                    "read_any_script": True,
                 }
             )
         )

@@ -104,3 +104,42 @@ def test_a_decimal_point_is_not_a_sentence_end() -> None:
                           nl_length=Length.LONG, bans=BanMatcher([]), protected=frozenset(),
                           rng=None)  # fmt: skip
     assert merged.extended == "a 3.5 m tall statue of a knight. It is old"
+
+
+def test_text_in_a_script_the_models_cannot_read_is_kept_but_not_shown(db: TagDatabase) -> None:
+    from presample.prepare import readable
+
+    assert readable("a cat, 1girl, café, naïve") and readable("(1.2), 2024") and readable("")
+    assert not readable("一只猫坐在窗台上") and not readable("長い黒髪")
+    mixed = prepare(PresampleRequest(prompt="1girl, 夕焼けの海辺, long hair, a girl waving"), db)
+    assert mixed.tags.general == ["long hair"]
+    assert "夕焼け" not in mixed.model_input(mixed.steps()[0])
+    assert mixed.nl == "a girl waving" and mixed.unread == ("夕焼けの海辺",)
+    assert mixed.steps() and not mixed.unreadable
+    chinese = prepare(PresampleRequest(prompt="一只猫坐在窗台上, 窗外下着雪"), db)
+    assert chinese.unreadable and chinese.steps() == [] and chinese.nl == ""
+    # An empty prompt is not unreadable: it gets a picture from nothing.
+    assert prepare(PresampleRequest(prompt=""), db).steps()
+
+
+def test_an_unreadable_prompt_comes_back_as_typed_without_a_model_call(db: TagDatabase) -> None:
+    from presample.engine.sampling import Sampling
+    from presample.engine.scheduler import run_all
+    from presample.runs import RunOptions, dtg_run, tipo_run
+
+    class NoModel:
+        def generate(self, jobs, progress=None):  # type: ignore[no-untyped-def]
+            raise AssertionError("the model was called")
+
+    typed = "夕焼けの海辺に立つ少女、長い黒髪、白いワンピース"
+    prepared = prepare(PresampleRequest(prompt=typed), db)
+    for run in (tipo_run, dtg_run):
+        (result,) = run_all(NoModel(), [run(prepared, db, RunOptions(Sampling(), seed=1))])  # type: ignore[arg-type]
+        assert result.prompt == typed and result.steps == []
+        (note,) = result.notes
+        assert note.endswith("'夕焼けの海辺に立つ少女', '長い黒髪', '白いワンピース'")
+
+
+def test_any_script_reaches_the_model_when_asked(db: TagDatabase) -> None:
+    ready = prepare(PresampleRequest(prompt="一只猫坐在窗台上", read_any_script=True), db)
+    assert ready.nl == "一只猫坐在窗台上" and not ready.unread and ready.steps()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .categories import NON_EXPLICIT_RATINGS, SAFE_RATINGS, Category
 from .request import BanRule, PresampleRequest, TagSet
-from .syntax import ParsedPrompt, joined_text, parse_prompt
+from .syntax import ParsedPrompt, Piece, joined_text, parse_prompt
 from .tagdb import TagDatabase, normalize_key
 from .tipo import Dialect, Step, build_meta, plan_steps, tag_line, tipo_input
 
@@ -43,6 +43,9 @@ class Prepared:
     """Canonical tags that live in those later segments."""
     dialect: Dialect = Dialect.V1
     """Which TIPO generation's strings the model reads."""
+    unread: tuple[str, ...] = ()
+    """Typed text in a script the models cannot read (``readable``): kept in the
+    prompt as typed, never shown to the model."""
 
     def meta(self, tags: dict[str, list[str]] | None = None) -> dict[str, str]:
         """The meta lines for this request's tags (or a draft's ``tags``)."""
@@ -65,8 +68,17 @@ class Prepared:
             expand=step.expand, gen_meta=gen_meta, dialect=self.dialect,
         )  # fmt: skip
 
+    @property
+    def unreadable(self) -> bool:
+        """Something was typed, but nothing the model can read: expanding nothing
+        would draw a random picture (a girl for a cat typed in Chinese), so the
+        prompt stays as typed."""
+        return bool(self.unread) and not self.tag_line().strip() and not self.nl.strip()
+
     def steps(self) -> list[Step]:
         req = self.request
+        if self.unreadable:
+            return []
         return plan_steps(
             has_tags=bool(self.tag_line().strip()),
             has_nl=bool(self.nl.strip()),
@@ -134,6 +146,7 @@ def prepare(
 
     model_tags: dict[Category, list[str]] = {c: [] for c in Category}
     ignored: dict[Category, list[str]] = {c: [] for c in Category}
+    unread: list[tuple[int, str]] = []  # (where typed, text)
     order: list[str] = []
     raw_forms: dict[str, str] = {}
     later: set[str] = set()
@@ -151,9 +164,14 @@ def prepare(
     for (category, tag), info in zip(given, given_infos, strict=True):
         # Explicit categories are trusted, but spellings are canonicalised.
         add(info.name if info else tag, category, normalize_key(tag))
+    legible = (lambda _: True) if request.read_any_script else readable
     for piece, info in zip(pieces, piece_infos, strict=True):
         name = info.name if info else db.canonical(piece.text)
-        add(name, info.category if info else Category.GENERAL, normalize_key(piece.text))
+        key = normalize_key(piece.text)
+        if info is None and not legible(piece.text):
+            unread.append((piece.start, piece.text))
+            ignored_keys.add(key)  # kept in the prompt, held back from the model
+        add(name, info.category if info else Category.GENERAL, key)
         if piece.weight != 1.0 or _CHOICE.search(piece.raw):
             # Weighted tags, prompt editing ([a:b:0.5]) and alternations ([a|b], {a|b})
             # are written back as typed: the model saw only one branch.
@@ -166,8 +184,17 @@ def prepare(
         # an unrated request means a general image unless the user says otherwise.
         model_tags[Category.RATING].append(DEFAULT_RATING)
 
-    typed = joined_text(parsed, request.prompt) if parsed else ""
-    nl = " ".join(part for part in [request.nl_prompt, typed] if part).strip()
+    def read(piece: Piece) -> bool:
+        if legible(piece.text):
+            return True
+        unread.append((piece.start, piece.text))
+        return False
+
+    typed = joined_text(parsed, request.prompt, read) if parsed else ""
+    nl_prompt = request.nl_prompt if legible(request.nl_prompt) else ""
+    if request.nl_prompt and not nl_prompt:
+        unread.append((-1, request.nl_prompt))
+    nl = " ".join(part for part in [nl_prompt, typed] if part).strip()
     return Prepared(
         request=request,
         tags=TagSet(**{c.value: v for c, v in model_tags.items()}),
@@ -179,7 +206,24 @@ def prepare(
         later_segments=_later_segments(parsed),
         later_tags=frozenset(later),
         dialect=dialect,
+        unread=tuple(text for _, text in sorted(unread)),
     )
+
+
+# Share of a text's letters that must be Latin for the models to read it. The
+# published TIPO models and ours learned English captions and romanised Danbooru
+# tags; given Chinese or Japanese they answer about something else entirely
+# (``一只猫坐在窗台上`` got a caption about pickled ginger).
+MIN_LATIN_SHARE = 0.5
+
+
+def readable(text: str) -> bool:
+    """Whether the models can read ``text``: mostly Latin letters (or none at all)."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return True
+    latin = sum(1 for c in letters if c < "\u0250")  # Latin-1 and Latin Extended-A/B
+    return latin >= MIN_LATIN_SHARE * len(letters)
 
 
 def _later_segments(parsed: ParsedPrompt | None) -> tuple[str, ...]:

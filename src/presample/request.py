@@ -201,6 +201,14 @@ class PresampleRequest(_Model):
         "request's tags in real prompts (presample/tag_prior.py). 0: off, the model alone. "
         "Left out, the model card's value (the shipped model's is on; published models' off).",
     )
+    read_any_script: bool = Field(
+        False,
+        description="Show the model text in any script. False: text mostly in a script the "
+        "models cannot read (Chinese, Japanese, Cyrillic ...; they learned English and "
+        "romanised Danbooru tags) stays in the prompt as typed but is not shown to the model, "
+        "and a prompt of nothing else comes back unchanged, with a note. True: the "
+        "reference's behaviour (the model answers about something else entirely).",
+    )
     known_tags_only: bool = Field(
         True,
         description="New tags must be tags the tag database knows: on the tag line unknown "
@@ -283,6 +291,11 @@ class PresampleResult(_Model):
     )
     steps: list[StepResult] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What the user should know about this result: input kept as typed "
+        "because the model cannot read it, ...",
+    )
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -270,6 +270,8 @@ def dtg_run(prepared: Prepared, db: TagDatabase, options: RunOptions) -> Run:
     detail = StepResult(
         task="tag", length=request.tag_length, expand=True, seed=options.seed, draws=0
     )
+    if prepared.unreadable:
+        return _result(Draft.start(prepared), prepared, [], options, started)
     for attempt in range(DTG_MAX_RETRIES + 1):
         generation = yield GenerationJob(
             prompt, options.sampling, options.seed + attempt, constraint
@@ -362,4 +364,14 @@ def _result(
             "total_seconds": time.perf_counter() - started,
             "generated_tokens": float(sum(d.generated_tokens for d in details)),
         },
+        notes=_notes(prepared),
     )
+
+
+def _notes(prepared: Prepared) -> list[str]:
+    if not prepared.unread:
+        return []
+    shown = ", ".join(repr(t if len(t) <= 40 else t[:39] + "…") for t in prepared.unread)
+    return [
+        f"kept as typed, not read by the model (it reads English and Danbooru tags): {shown}"
+    ]

@@ -913,8 +913,11 @@ def _lone_phrase(pieces: list[Piece], is_known_tag: KnownTag | None) -> list[Pie
     return [replace(p, kind="text") if i == content[0] else p for i, p in enumerate(pieces)]
 
 
-def joined_text(parsed: ParsedPrompt, source: str) -> str:
-    """The prompt's text pieces as one text, joined as they were typed.
+def joined_text(
+    parsed: ParsedPrompt, source: str, keep: Callable[[Piece], bool] | None = None
+) -> str:
+    """The prompt's text pieces (those ``keep`` accepts) as one text, joined as they
+    were typed.
 
     Pieces separated by tags, weights or networks (``a field, (masterpiece:1.2),
     wind in her hair``) keep the comma that stood between them, so the text
@@ -923,7 +926,7 @@ def joined_text(parsed: ParsedPrompt, source: str) -> str:
     out = ""
     previous: Piece | None = None
     for piece in parsed.pieces:
-        if piece.kind != "text":
+        if piece.kind != "text" or (keep is not None and not keep(piece)):
             continue
         if previous is not None:
             gap = source[previous.end : piece.start]

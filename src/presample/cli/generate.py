@@ -137,6 +137,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "suggestive tags out)",
     )
     r.add_argument(
+        "--read-any-script",
+        action="store_true",
+        help="show the model text in any script, as the reference does (default: text "
+        "mostly in a script the models cannot read, Chinese or Japanese say, stays in the "
+        "prompt as typed and is not expanded; a prompt of nothing else comes back unchanged)",
+    )
+    r.add_argument(
         "--new-names",
         choices=["auto", "always", "never"],
         help="which names the model may add: auto (default) adds artists only when you "
@@ -194,6 +201,8 @@ def build_request(args: argparse.Namespace) -> PresampleRequest:
         base["new_names"] = args.new_names
     if args.no_sfw:
         base["sfw"] = False
+    if args.read_any_script:
+        base["read_any_script"] = True
     try:
         return PresampleRequest.model_validate(base)
     except ValidationError as exc:
@@ -215,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(result.prompt)
         seconds = result.timings.get("total_seconds", 0.0)
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
         short = [s.task.value for s in result.steps if not s.reached_target]
         if short:
             print(

@@ -11,8 +11,10 @@ list. For each the expected behaviour is the same few rules, checked per run:
   copyright, so none may be added);
 - no new tag contradicts another tag of the result (``contradictions.py``);
 - no tag appears twice;
-- the run answers (no error) and adds something unless the input is long
-  enough already.
+- the run answers (no error) and adds something, unless the input is long
+  enough already or the model cannot read it at all (Chinese or Japanese only:
+  the prompt comes back as typed, with a note saying why, rather than a random
+  picture).
 """
 
 from __future__ import annotations
@@ -100,7 +102,8 @@ def hard_input_metrics(
             checks["no_names"].append(float(not names))
             checks["consistent"].append(float(not clashes))
             checks["no_repeats"].append(float(not m.repeats(line + names)))
-            checks["answered"].append(float(added or hard.name.startswith("long")))
+            explained = bool(result.notes) and result.prompt.strip() == hard.prompt.strip()
+            checks["answered"].append(float(added or explained or hard.name.startswith("long")))
             samples.append({
                 "kind": "hard", "input": hard.name, "seed": seed, "prompt": result.prompt,
                 "names": names, "contradicting": clashes, "kept": kept,

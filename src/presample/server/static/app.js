@@ -379,6 +379,7 @@ async function init() {
       const result = await api("/api/presample", request);
       renderResult(result, request);
       addHistory(request, result);
+      if (result.notes?.length) return `Note: ${result.notes.join(" ")}`;
     });
   });
   $("prompt").addEventListener("input", suggest);
