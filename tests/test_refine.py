@@ -11,8 +11,9 @@ pytest.importorskip("torch")
 
 from pydantic import ValidationError
 
-from presample import Presampler, RefineError, RefineOptions, RefineSession
+from presample import Presampler, RefineOptions, RefineSession
 from presample.insertion import anchors, insert
+from presample.refine import RefineError
 from presample.refine.extend import continued_tags, continued_words
 from presample.syntax import parse_prompt
 

@@ -82,3 +82,15 @@ def test_schema_is_available_for_clients() -> None:
     schema = PresampleRequest.model_json_schema()
     assert "prompt" in schema["properties"]
     assert schema["additionalProperties"] is False
+
+
+def test_the_public_api_is_small_and_the_layouts_have_their_own_module() -> None:
+    import presample
+    import presample.layouts
+
+    assert len(presample.__all__) <= 20
+    assert {"Presampler", "PresampleRequest", "PresampleResult", "PresampleError"} <= set(
+        presample.__all__
+    )
+    for name in (*presample.__all__, *presample.layouts.__all__):
+        assert hasattr(presample if name in presample.__all__ else presample.layouts, name)

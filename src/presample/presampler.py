@@ -24,10 +24,10 @@ from typing import Any
 
 from .engine import hub
 from .engine.backend import Backend, ModelError, generate_samples
-from .engine.registry import FOLDER_GGUF, ModelSource, resolve
 from .engine.sampling import DTG_DEFAULT, TIPO_DEFAULT, Sampling
 from .engine.scheduler import run_all
 from .prepare import prepare
+from .registry import FOLDER_GGUF, ModelSource, resolve
 from .request import PresampleRequest, PresampleResult, StepResult
 from .runs import Run, RunOptions, dtg_run, tipo_run
 from .tag_prior import CooccurrenceTable
@@ -91,7 +91,7 @@ def load_backend(
 def _hub_gguf(source: ModelSource) -> ModelSource:
     """A known model's published GGUF for llama.cpp: the smallest near-lossless file
     (Q8_0 where published, as the reference's users run it), else its first."""
-    from .engine.registry import known
+    from .registry import known
 
     model = known(source.location)
     if model is None or not model.gguf_files:

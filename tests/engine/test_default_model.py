@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 
 from presample import Presampler, PresampleRequest
-from presample.engine.registry import default_model_dir, resolve
+from presample.registry import default_model_dir, resolve
 
 pytestmark = pytest.mark.skipif(
     not (default_model_dir() / "config.json").is_file(), reason="no default model in this copy"

@@ -14,9 +14,9 @@ from huggingface_hub import HfApi, constants
 from presample import PresampleRequest
 from presample.engine import hub
 from presample.engine.backend import ModelError
-from presample.engine.registry import resolve
 from presample.engine.sampling import Sampling
 from presample.presampler import Presampler
+from presample.registry import resolve
 
 REPO = "KBlueLeaf/TIPO-100M"
 

@@ -12,9 +12,9 @@ pytest.importorskip("gguf")
 
 from presample import PresampleRequest
 from presample.engine.backend import ModelError
-from presample.engine.registry import KNOWN_MODELS, known, resolve
 from presample.engine.sampling import Sampling
 from presample.presampler import Presampler
+from presample.registry import KNOWN_MODELS, known, resolve
 
 SHORT = Sampling(max_new_tokens=16)
 REQ = PresampleRequest(prompt="1girl, scenery", seed=9, tag_length="very_short",

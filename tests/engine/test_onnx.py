@@ -22,9 +22,9 @@ from presample import PresampleRequest  # noqa: E402
 from presample.engine import onnx_export  # noqa: E402
 from presample.engine.backend import GenerationJob, ModelError  # noqa: E402
 from presample.engine.onnx_backend import OnnxBackend  # noqa: E402
-from presample.engine.registry import resolve  # noqa: E402
 from presample.engine.sampling import Sampling  # noqa: E402
 from presample.presampler import Presampler, load_backend  # noqa: E402
+from presample.registry import resolve  # noqa: E402
 
 GREEDY = Sampling(temperature=0, max_new_tokens=20, repetition_penalty=1.0)
 TEXT = "rating: general\ntarget: <|short|>\ntag: 1girl, long hair, smile"

@@ -24,9 +24,9 @@ from conftest import tiny_corpus  # noqa: E402
 from presample import PresampleRequest  # noqa: E402
 from presample.engine import dots1  # noqa: E402
 from presample.engine.backend import ModelError  # noqa: E402
-from presample.engine.registry import KNOWN_MODELS, TIPO_V2_SAMPLING, known, resolve  # noqa: E402
 from presample.engine.sampling import Sampling  # noqa: E402
 from presample.presampler import Presampler  # noqa: E402
+from presample.registry import KNOWN_MODELS, TIPO_V2_SAMPLING, known, resolve  # noqa: E402
 from presample.tipo import Dialect  # noqa: E402
 from presample.training import tipo_v2  # noqa: E402
 

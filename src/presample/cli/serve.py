@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     from dataclasses import replace
 
-    from ..engine.registry import resolve
+    from ..registry import resolve
     from .common import EXIT_FAILURE
 
     settings, limits = settings_from(args)

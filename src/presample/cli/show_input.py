@@ -132,7 +132,7 @@ def _layout(args: argparse.Namespace) -> tuple[str, Dialect]:
     layout, dialect = "tipo", Dialect.V1
     if args.model:
         from ..engine.backend import ModelError
-        from ..engine.registry import resolve
+        from ..registry import resolve
 
         try:
             source = resolve(args.model)

@@ -226,7 +226,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_gguf(args: argparse.Namespace) -> int:
     from ..engine.backend import ModelError
-    from ..engine.registry import default_model_dir, resolve
+    from ..registry import default_model_dir, resolve
     from ..training.gguf_export import export_gguf
 
     model_dir = args.model_dir or default_model_dir()

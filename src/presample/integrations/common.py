@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from ..engine.registry import CARD_FILE, DEFAULT_MODEL, KNOWN_MODELS, known, resolve
 from ..engine.sampling import Sampling
 from ..formatting import TEMPLATES, TYPED_TEMPLATE
+from ..registry import CARD_FILE, DEFAULT_MODEL, KNOWN_MODELS, known, resolve
 from ..request import BanRule
 from ..syntax import unescape_tag
 from ..tipo import Length

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..engine.registry import CARD_FILE, FOLDER_GGUF, SAFETENSORS_FILE
+from ..registry import CARD_FILE, FOLDER_GGUF, SAFETENSORS_FILE
 from .base import BASE_PROVENANCE
 from .checkpoint import latest_checkpoint, load_checkpoint, load_weights
 from .curves import read_log

@@ -15,10 +15,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from ..tipo import Dialect
-from .backend import ModelError
-from .dots1 import is_kohaku
-from .sampling import Sampling
+from .engine.backend import ModelError
+from .engine.dots1 import is_kohaku
+from .engine.sampling import Sampling
+from .tipo import Dialect
 
 Layout = Literal["tipo", "dtg"]
 # The TIPO v2 model cards' sampling (spec/TIPO_V2.md §9): the models were tuned to
@@ -217,7 +217,7 @@ def _gguf_source(path: Path) -> ModelSource:
 
 
 def _gguf_architecture(path: Path) -> str:
-    from .llamacpp_backend import gguf_architecture
+    from .engine.llamacpp_backend import gguf_architecture
 
     return gguf_architecture(path)
 
@@ -254,8 +254,8 @@ CARD_DEFAULT_FIELDS = ("tag_length", "nl_length", "tag_prior")
 
 
 def _card_defaults(card: Path, defaults: object) -> tuple[tuple[str, str | float], ...]:
-    from ..request import MAX_TAG_PRIOR
-    from ..tipo import Length
+    from .request import MAX_TAG_PRIOR
+    from .tipo import Length
 
     lengths = {x.value for x in Length}
 
