@@ -26,7 +26,7 @@ from .engine import hub
 from .engine.backend import Backend, ModelError, generate_samples
 from .engine.sampling import DTG_DEFAULT, TIPO_DEFAULT, Sampling
 from .engine.scheduler import run_all
-from .prepare import prepare
+from .prepare import Prepared, prepare
 from .registry import FOLDER_GGUF, ModelSource, resolve
 from .request import PresampleRequest, PresampleResult, StepResult
 from .runs import Run, RunOptions, dtg_run, tipo_run
@@ -284,15 +284,31 @@ class Presampler:
         """The generator behind one request (for schedulers and streaming)."""
         req = self.with_model_defaults(as_request(request))
         seed = req.seed if req.seed >= 0 else secrets.randbelow(2**32)
+        return self.run_prepared(self.prepare(req), seed=seed, on_step=on_step)
+
+    def prepare(self, request: PresampleRequest) -> Prepared:
+        """``request`` ready for this model's layout (its TIPO generation's strings)."""
+        return prepare(request, self.db, dialect=self.source.dialect)
+
+    def run_prepared(
+        self,
+        prepared: Prepared,
+        *,
+        seed: int,
+        sampling: Sampling | None = None,
+        on_step: Callable[[StepResult], None] | None = None,
+    ) -> Run:
+        """The run of a prepared request on this model: its layout's steps, its rules
+        and the tag prior. Every front end starts its runs here (presample, refine,
+        the plug-ins' single steps)."""
         options = RunOptions(
-            sampling=self.sampling,
+            sampling=sampling or self.sampling,
             seed=seed,
             model=self.source.name,
             engine=self.engine,
             quality=self.source.quality,
             on_step=on_step,
         )
-        prepared = prepare(req, self.db, dialect=self.source.dialect)
         if self.source.layout == "dtg":
             return dtg_run(prepared, self.db, options)
         return tipo_run(prepared, self.db, options, self.prior)

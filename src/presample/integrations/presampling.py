@@ -26,7 +26,6 @@ from ..engine.scheduler import run_all
 from ..formatting import REFERENCE_TEMPLATE_NAMES, Target, escape
 from ..prepare import Prepared, prepare
 from ..request import PresampleRequest, PresampleResult, describe_validation_error
-from ..runs import RunOptions, tipo_run
 from ..tagdb import TagDatabase, normalize_key
 from ..tipo import Length, Step, Task
 from .common import MODEL_DEFAULT, ModelCache, model_spec, parse_bans, split_list, using_sampling
@@ -166,21 +165,13 @@ def _single_task(
         )
     request = presampler.with_model_defaults(request)
     length = request.tag_length if task.output == "tag" else request.nl_length
-    prepared = prepare(request, presampler.db)
+    prepared = presampler.prepare(request)
     one = _OneStep(
         **{f.name: getattr(prepared, f.name) for f in fields(Prepared)},
         step=Step(task, Length(length), expand),
     )
     seed = request.seed if request.seed >= 0 else secrets.randbelow(2**32)
-    options = RunOptions(
-        sampling=presampler.sampling,
-        seed=seed,
-        model=presampler.source.name,
-        engine=presampler.engine,
-        quality=presampler.source.quality,
-    )
-    run = tipo_run(one, presampler.db, options, presampler.prior)
-    (result,) = run_all(presampler.backend, [run])
+    (result,) = run_all(presampler.backend, [presampler.run_prepared(one, seed=seed)])
     if isinstance(result, Exception):
         raise result
     assert isinstance(result, PresampleResult)

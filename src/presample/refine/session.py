@@ -28,7 +28,7 @@ from ..engine.scheduler import run_all
 from ..formatting import escape
 from ..insertion import Anchors, anchors, insert, text_added
 from ..lengths import sentence_count
-from ..prepare import Prepared, prepare
+from ..prepare import Prepared
 from ..presampler import Presampler
 from ..request import (
     MAX_PROMPT_CHARS,
@@ -37,7 +37,6 @@ from ..request import (
     PresampleResult,
     describe_validation_error,
 )
-from ..runs import RunOptions, dtg_run, tipo_run
 from ..syntax import PromptSyntaxError, parse_prompt
 from ..tagdb import normalize_key
 from ..tipo import NL_MIN, TAG_MIN, Length
@@ -205,7 +204,7 @@ class RefineSession:
             )  # fmt: skip
         except ValidationError as exc:
             raise RefineError(describe_validation_error(exc)) from None
-        return prepare(request, self.presampler.db, dialect=self.presampler.source.dialect)
+        return self.presampler.prepare(request)
 
     def _seeds(self, start: int, count: int, used: set[int]) -> tuple[list[int], int]:
         seeds: list[int] = []
@@ -394,14 +393,7 @@ class RefineSession:
             shuffle_new_tags=False,
         )
         sampling = self.options.sampling(p.sampling)
-        runner = dtg_run if p.source.layout == "dtg" else tipo_run
-        runs = [
-            runner(prepared, p.db, RunOptions(
-                sampling=sampling, seed=seed, model=p.source.name, engine=p.engine,
-                quality=p.source.quality,
-            ))
-            for seed in seeds
-        ]  # fmt: skip
+        runs = [p.run_prepared(prepared, seed=seed, sampling=sampling) for seed in seeds]
         out: list[Extension | Exception] = []
         for result in run_all(p.backend, runs):
             if isinstance(result, Exception):
