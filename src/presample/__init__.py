@@ -29,7 +29,7 @@ from .engine.backend import ModelError
 from .engine.sampling import Sampling
 from .errors import InputError, PresampleError, RunError
 from .formatting import Target
-from .presampler import Presampler
+from .presampler import LoadSettings, Presampler
 from .refine import RefineOptions, RefineSession
 from .request import BanRule, PresampleRequest, PresampleResult, StepResult, TagSet
 from .tagdb import TagDatabase
@@ -40,6 +40,7 @@ __all__ = [
     "Category",
     "InputError",
     "Length",
+    "LoadSettings",
     "ModelError",
     "PresampleError",
     "PresampleRequest",

@@ -17,8 +17,8 @@ import platform
 import secrets
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from .engine import hub
 from .engine.backend import Backend, ModelError, generate_samples
 from .engine.sampling import DTG_DEFAULT, TIPO_DEFAULT, Sampling
 from .engine.scheduler import run_all
+from .errors import InputError
 from .prepare import Prepared, prepare
 from .registry import FOLDER_GGUF, ModelSource, resolve
 from .request import PresampleRequest, PresampleResult, StepResult
@@ -219,6 +220,41 @@ def _load_llamacpp(source: ModelSource, *, device: str, dtype: str) -> Backend:
             "with llama.cpp the GGUF file decides the precision; leave --dtype at auto"
         )
     return LlamaCppBackend.load(path, name=source.name)
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How to load a model, the same for every front end (the CLI's model options,
+    the server's settings, the ComfyUI and A1111 plug-ins): ``settings.open()``."""
+
+    model: str | None = None
+    """A model name, folder, ``.gguf`` file or Hugging Face id; None: the shipped default."""
+    backend: str = "auto"
+    device: str = "auto"
+    dtype: str = "auto"
+    models_dirs: tuple[Path, ...] = ()
+    """Folders searched for a model given by name (ComfyUI's ``models/kgen`` ...)."""
+    sampling: Mapping[str, float | int] = field(default_factory=dict)
+    """Overrides of the model's own sampling settings (``temperature`` ...)."""
+
+    def open(self, source: ModelSource | None = None) -> Presampler:
+        """Load the model (``source``: already resolved); bad sampling values are an
+        ``InputError`` naming the setting."""
+        presampler = Presampler(
+            self.model,
+            backend=self.backend,
+            device=self.device,
+            dtype=self.dtype,
+            models_dirs=self.models_dirs,
+            source=source,
+        )
+        if self.sampling:
+            try:
+                presampler.sampling = Sampling(**{**presampler.sampling.to_dict(), **self.sampling})
+            except (TypeError, ValueError) as exc:
+                presampler.close()
+                raise InputError(f"invalid sampling setting: {exc}") from None
+        return presampler
 
 
 class Presampler:

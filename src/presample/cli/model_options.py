@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..engine.backend import ModelError
-from ..engine.sampling import Sampling
-from .common import UserError
-
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
@@ -59,21 +55,13 @@ def open_presampler(args: argparse.Namespace):  # -> Presampler (imported lazily
     """Load the model the options name, turning failures into one-line errors."""
     from pathlib import Path
 
-    from ..presampler import Presampler
+    from ..presampler import LoadSettings
 
-    try:
-        presampler = Presampler(
-            args.model,
-            backend=args.backend,
-            device=args.device,
-            dtype=args.dtype,
-            models_dirs=[Path(d) for d in args.models_dir],
-        )
-        overrides = sampling_overrides(args)
-        if overrides:
-            presampler.sampling = Sampling(**{**presampler.sampling.to_dict(), **overrides})
-    except ValueError as exc:  # invalid sampling values
-        raise UserError(str(exc)) from None
-    except ModelError:
-        raise
-    return presampler
+    return LoadSettings(
+        model=args.model,
+        backend=args.backend,
+        device=args.device,
+        dtype=args.dtype,
+        models_dirs=tuple(Path(d) for d in args.models_dir),
+        sampling=sampling_overrides(args),
+    ).open()

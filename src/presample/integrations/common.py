@@ -190,15 +190,17 @@ class ModelCache:
         models_dirs: Sequence[Path] = (),
     ) -> Presampler:
         """The presampler for ``spec`` on ``device``/``dtype``, loading it on a miss."""
-        from ..presampler import Presampler
+        from ..presampler import LoadSettings
 
         with self.lock:
-            source = resolve(spec, search=tuple(models_dirs))
+            dirs = tuple(models_dirs)
+            settings = LoadSettings(spec, device=device, dtype=dtype, models_dirs=dirs)
+            source = resolve(spec, search=settings.models_dirs)
             key = ModelKey(source.name, source.location, source.gguf_file, device, dtype)
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            presampler = Presampler(source=source, device=device, dtype=dtype)
+            presampler = settings.open(source)
             self.loads += 1
             self._items[key] = presampler
             while len(self._items) > self.max_models:

@@ -21,10 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .. import __version__
-from ..engine.backend import ModelError
-from ..engine.sampling import Sampling
 from ..errors import InputError, RunError
-from ..presampler import Presampler
 from ..tagdb import TagDatabase
 from .engine import Engine
 from .middleware import AccessLog, ApiKey, BodyLimit, SecurityHeaders
@@ -42,21 +39,7 @@ def load_engines(settings: ServerSettings) -> dict[str, Engine]:
     """Load every configured model (in this thread: startup blocks until ready)."""
     engines: dict[str, Engine] = {}
     for spec in settings.models:
-        presampler = Presampler(
-            spec,
-            backend=settings.backend,
-            device=settings.device,
-            dtype=settings.dtype,
-            models_dirs=settings.models_dirs,
-        )
-        if settings.sampling:
-            try:
-                presampler.sampling = Sampling(
-                    **{**presampler.sampling.to_dict(), **settings.sampling}
-                )
-            except (TypeError, ValueError) as exc:
-                presampler.close()
-                raise ModelError(f"invalid sampling setting: {exc}") from None
+        presampler = settings.load_settings(spec).open()
         if presampler.source.name in engines:
             presampler.close()
             continue

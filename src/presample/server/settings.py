@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..request import MAX_CAPTION_CANDIDATES
+
+if TYPE_CHECKING:  # the presampler imports the engines; settings stay light
+    from ..presampler import LoadSettings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7878
@@ -86,6 +90,19 @@ class ServerSettings:
     allowed_hosts: tuple[str, ...] = LOCAL_HOST_NAMES
     """Host header values answered (``*.example.org`` patterns; ``*`` for any);
     others get 400."""
+
+    def load_settings(self, model: str) -> LoadSettings:
+        """How to load one of ``models`` (the settings every front end shares)."""
+        from ..presampler import LoadSettings
+
+        return LoadSettings(
+            model=model,
+            backend=self.backend,
+            device=self.device,
+            dtype=self.dtype,
+            models_dirs=tuple(self.models_dirs),
+            sampling=dict(self.sampling),
+        )
 
     def __post_init__(self) -> None:
         if not self.models:
