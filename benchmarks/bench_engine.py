@@ -10,6 +10,8 @@ files cannot be downloaded here), in one run:
 - our transformers backend: tokens/s at batch 1 and prompts/s at each batch size
   (every prompt generates ``--new-tokens`` tokens: random weights never emit eos
   because eos is masked out here, so the work per prompt is fixed);
+- our ONNX Runtime backend (the default engine; ``--onnx int8``), converted from
+  the same weights, at each batch size;
 - the reference, when ``--kgen-path`` holds tipo-kgen 0.3.1 (``pip install --no-deps
   --target DIR tipo-kgen==0.3.1``): its ``generate()`` on the same weights loaded
   the way it loads them (float16), one prompt at a time (it has no batching).
@@ -78,6 +80,24 @@ def run_ours(model, tokenizer, batch: int, new_tokens: int, repeat: int) -> floa
     return statistics.median(times)
 
 
+def run_onnx(converted: Path, batch: int, new_tokens: int, repeat: int) -> float:
+    """Median seconds to generate ``new_tokens`` for each of ``batch`` prompts on ONNX
+    Runtime (the prompts differ by one token, so each is read on its own as in use)."""
+    from presample.engine.onnx_backend import OnnxBackend
+
+    backend = OnnxBackend.load(converted, name="bench")
+    backend.eos_id = -1  # as above: never stop early
+    sampling = Sampling(max_new_tokens=new_tokens)
+    jobs = [GenerationJob(f"{PROMPT}, {i}", sampling, seed=i) for i in range(batch)]
+    backend.generate([GenerationJob(PROMPT, Sampling(max_new_tokens=8), 0)] * batch)  # warm-up
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        backend.generate(jobs)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def run_llamacpp(gguf: Path, new_tokens: int, repeat: int) -> float:
     """Median seconds for one prompt of ``new_tokens`` through the llama.cpp backend."""
     from presample.engine.llamacpp_backend import LlamaCppBackend
@@ -133,6 +153,12 @@ def main() -> int:
         help="GGUF weight types to run through the llama.cpp backend at batch 1, "
         "if llama-cpp-python is installed ('' to skip)",
     )
+    parser.add_argument(
+        "--onnx",
+        default="int8",
+        help="ONNX Runtime precisions to run at every batch size, if presample[onnx] is "
+        "installed ('' to skip)",
+    )
     parser.add_argument("--kgen-path", help="folder where tipo-kgen 0.3.1 is importable")
     parser.add_argument("--kgen-prompts", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -174,6 +200,31 @@ def main() -> int:
                     else ""
                 )
             )
+
+    onnx_precisions = [t for t in args.onnx.split(",") if t]
+    from presample.engine import onnx_export
+
+    if onnx_precisions and onnx_export.available():
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            for precision in onnx_precisions:
+                ceiling = bandwidth / (params * {"int8": 1, "fp32": 4}.get(precision, 1))
+                converted = onnx_export.convert(
+                    folder, identity=onnx_export.file_identity(Path(folder)), precision=precision
+                )
+                for batch in (int(b) for b in args.batches.split(",")):
+                    seconds = run_onnx(converted, batch, args.new_tokens, args.repeat)
+                    tokens_s = batch * args.new_tokens / seconds
+                    rows.append((f"onnx-{precision}", batch, tokens_s, batch / seconds, ceiling))
+                    print(f"onnx {precision:<18} batch {batch:>3}: {tokens_s:7.1f} tokens/s, "
+                          f"{batch / seconds:6.3f} prompts/s")  # fmt: skip
+                shutil.rmtree(converted, ignore_errors=True)  # a random model: keep no copy
+    elif onnx_precisions:
+        print("onnx: skipped (pip install 'presample[onnx]')")
 
     gguf_types = [t for t in args.llamacpp.split(",") if t]
     if gguf_types and llamacpp_backend.available():
