@@ -49,3 +49,14 @@ def test_the_cli_maps_each_family_to_its_exit_code_in_one_line(
     assert main(["1girl"]) == code
     err = capsys.readouterr().err
     assert err == f"presample: error: {error}\n"
+
+
+def test_a_missing_extra_is_named_with_a_command_that_works_here() -> None:
+    from pathlib import Path
+
+    from presample.errors import install_hint
+
+    repo = Path(__file__).resolve().parents[1]
+    # presample is not on the package index: the command installs from this checkout.
+    assert install_hint("server") == f"pip install -e '{repo}[server]'"
+    assert "\n" not in install_hint("onnx")

@@ -1,7 +1,9 @@
 """Installs presample into the WebUI's Python: wheels only, no host package changed.
 
-The WebUI runs this file at start-up. presample and its pure-Python
-dependencies come from the package registry with ``launch.run_pip``. The WebUI
+The WebUI runs this file at start-up. presample is not on the package index:
+it installs from a checkout of its repository (``PRESAMPLE_SOURCE``, or the
+repository this extension folder is a link into), its pure-Python dependencies
+from the package registry, all through ``launch.run_pip``. The WebUI
 pins its own stack, so this script never upgrades a package the WebUI already
 has: if the installed pydantic, torch or transformers is older than presample
 needs, it installs nothing and says why in one line (the WebUI keeps working).
@@ -9,9 +11,11 @@ needs, it installs nothing and says why in one line (the WebUI keeps working).
 
 from __future__ import annotations
 
+import os
 from importlib import metadata
+from pathlib import Path
 
-REQUIREMENT = "presample[torch,gguf,canvas]>=0.1.0"
+EXTRAS = "torch,gguf,canvas"
 # What presample needs from packages the WebUI ships itself (see presample's pyproject).
 HOST_MINIMUMS = {"pydantic": (2, 6), "torch": (2, 2), "transformers": (4, 44)}
 
@@ -35,8 +39,22 @@ def _major_minor(version: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
-def plan(installed: dict[str, str | None]) -> tuple[str | None, str]:
-    """What to install given the host's versions: a requirement or ``None``, and why."""
+def source_folder() -> Path | None:
+    """The presample repository to install from: ``$PRESAMPLE_SOURCE``, or the one this
+    folder lives in (``extensions/zz-presample`` linked to ``integrations/a1111``)."""
+    env = os.environ.get("PRESAMPLE_SOURCE")
+    here = Path(__file__).resolve().parent
+    for folder in ([Path(env).expanduser()] if env else []) + [here.parents[1]]:
+        if (folder / "pyproject.toml").is_file() and (folder / "src" / "presample").is_dir():
+            return folder.resolve()
+    return None
+
+
+def plan(
+    installed: dict[str, str | None], source: Path | None = None
+) -> tuple[str | None, str]:
+    """What to install given the host's versions and the repository found: a
+    requirement or ``None``, and why."""
     if installed.get("presample"):
         return None, f"presample {installed['presample']} is installed"
     too_old = [
@@ -50,12 +68,21 @@ def plan(installed: dict[str, str | None]) -> tuple[str | None, str]:
             + "; upgrading would break it. Use a WebUI with a newer stack (Forge), "
             "or see docs/a1111.md"
         )
-    return REQUIREMENT, "installing presample (wheels only, no compiler)"
+    if source is None:
+        return None, (
+            "presample is not installed and not on the package index: set PRESAMPLE_SOURCE "
+            "to a checkout of its repository (or link this folder from one) and restart; "
+            "see docs/a1111.md"
+        )
+    return (
+        f"presample[{EXTRAS}] @ {source.as_uri()}",
+        f"installing presample from {source} (wheels only, no compiler)",
+    )
 
 
 def main() -> None:
     installed = {name: _version(name) for name in ("presample", *HOST_MINIMUMS)}
-    requirement, reason = plan(installed)
+    requirement, reason = plan(installed, source_folder())
     print(f"[presample] {reason}")
     if requirement is None:
         return

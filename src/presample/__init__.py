@@ -3,7 +3,8 @@
 The public API. Importing it is cheap (no torch, no network, no file reads):
 model backends load only when a model is asked for.
 
-Generation (the default engine needs ``pip install 'presample[onnx]'``)::
+Generation (the default engine needs the ``onnx`` extra: ``pip install -e '.[onnx]'``
+in the repository)::
 
     from presample import Presampler, PresampleRequest
     with Presampler() as p:                 # or a folder, a .gguf, a Hugging Face id

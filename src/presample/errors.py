@@ -21,3 +21,18 @@ class InputError(PresampleError, ValueError):
 
 class RunError(PresampleError, RuntimeError):
     """The work could not be done; the message says what failed and why."""
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs one of presample's extras, for error messages.
+
+    presample is not on the package index: run from a checkout of its repository
+    (an editable install, as ``scripts/run.sh`` makes), the command names that
+    folder; otherwise it says to run it there.
+    """
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / "src" / "presample").is_dir():
+        return f"pip install -e '{root}[{extra}]'"
+    return f"pip install -e '.[{extra}]' in the presample repository"

@@ -26,7 +26,7 @@ from .engine import hub
 from .engine.backend import Backend, ModelError, generate_samples
 from .engine.sampling import DTG_DEFAULT, TIPO_DEFAULT, Sampling
 from .engine.scheduler import run_all
-from .errors import InputError
+from .errors import InputError, install_hint
 from .prepare import Prepared, prepare
 from .registry import FOLDER_GGUF, ModelSource, resolve
 from .request import PresampleRequest, PresampleResult, StepResult
@@ -110,7 +110,8 @@ def _load_transformers(source: ModelSource, *, device: str, dtype: str) -> Backe
         from .engine.torch_backend import TorchBackend
     except ImportError as exc:
         raise ModelError(
-            f"the transformers backend needs PyTorch: pip install 'presample[torch]' ({exc})"
+            f"no engine to run the model: {install_hint('onnx')} (the default engine; "
+            f"{exc})"
         ) from None
     gguf_folder = source.kind == "folder" and _gguf_only(Path(source.location))
     gguf_file = FOLDER_GGUF if gguf_folder else source.gguf_file

@@ -242,12 +242,20 @@ def test_installer_uses_wheels_and_never_upgrades_the_webui(
     install = load_installer()
     host = {"presample": None, "pydantic": "2.8.2", "torch": "2.3.1+cu121",
             "transformers": "4.46.1"}  # fmt: skip
-    requirement, _ = install.plan(host)
-    assert requirement is not None and "llama" not in requirement
+    repo = A1111_FOLDER.parents[1]
+    requirement, _ = install.plan(host, repo)
+    # From the repository (presample is not on the package index), never llama.cpp.
+    assert requirement == f"presample[torch,gguf,canvas] @ {repo.resolve().as_uri()}"
     old = {**host, "pydantic": "1.10.15", "transformers": "4.30.2"}
-    requirement, reason = install.plan(old)
+    requirement, reason = install.plan(old, repo)
     assert requirement is None and "pydantic 1.10.15" in reason and "transformers" in reason
-    assert install.plan({**host, "presample": "0.1.0"})[0] is None
+    assert install.plan({**host, "presample": "0.1.0"}, repo)[0] is None
+    requirement, reason = install.plan(host, None)
+    assert requirement is None and "PRESAMPLE_SOURCE" in reason
+    # This folder lies in the repository: it is found; elsewhere PRESAMPLE_SOURCE says.
+    assert install.source_folder() == repo.resolve()
+    monkeypatch.setenv("PRESAMPLE_SOURCE", str(repo))
+    assert install.source_folder() == repo.resolve()
 
     calls: list[tuple[str, str]] = []
     launch = types.ModuleType("launch")

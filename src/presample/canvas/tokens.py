@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..errors import install_hint
 from ..formatting import Target, escape
 from .layout import Condition, conditions
 from .model import Canvas, sentence
@@ -47,7 +48,7 @@ def _instant() -> object:
     except ImportError as exc:
         raise MissingTokenizer(
             "counting CLIP tokens needs instant-clip-tokenizer: "
-            "pip install 'presample[canvas]' (wheels for Python 3.10-3.12; "
+            f"{install_hint('canvas')} (wheels for Python 3.10-3.12; "
             "elsewhere pass encode=..., e.g. a Hugging Face CLIPTokenizer)"
         ) from exc
     return instant_clip_tokenizer.Tokenizer()

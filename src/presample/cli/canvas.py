@@ -11,6 +11,7 @@ from typing import Any
 
 from ..canvas.exports import FORMATS
 from ..canvas.parse import CanvasParseError, ParsedAnswer, parse_answer
+from ..errors import install_hint
 from .common import EXIT_FAILURE, UserError, read_text
 
 MAX_IMAGE_SIDE = 8192
@@ -200,7 +201,7 @@ def _size(text: str, option: str = "--size") -> tuple[int, int]:
 def _needs_extra(exc: ImportError) -> int:
     print(
         f"presample: error: {exc.name or exc}: this command needs the canvas extra "
-        "(pip install 'presample[canvas]')",
+        f"({install_hint('canvas')})",
         file=sys.stderr,
     )
     return EXIT_FAILURE

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from ..errors import install_hint
 from .common import UserError
 from .model_options import add_model_options, sampling_overrides
 
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         from ..server.logs import configure
     except ImportError as exc:
         raise UserError(
-            f"presample serve needs the server extra: pip install 'presample[server]' ({exc.name})"
+            f"presample serve needs the server extra: {install_hint('server')} ({exc.name})"
         ) from None
     from dataclasses import replace
 

@@ -1,7 +1,7 @@
 """diffusers helpers: long prompts past 77 tokens, and Omost canvases as regional attention.
 
-Needs ``diffusers`` and PyTorch (``pip install 'presample[diffusers]'``); nothing
-here is imported by ``import presample``. ::
+Needs ``diffusers`` and PyTorch (the ``diffusers`` extra: ``pip install -e
+'.[diffusers]'`` in the repository); nothing here is imported by ``import presample``. ::
 
     from presample.diffusers import encode_long_prompt, presample_and_encode, regional_pipeline
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import install_hint
 from .backend import (
     BackendInfo,
     Generation,
@@ -97,7 +98,7 @@ class LlamaCppBackend:
             import llama_cpp
         except ImportError as exc:
             raise ModelError(
-                "the llama.cpp backend needs llama-cpp-python: pip install 'presample[llamacpp]' "
+                f"the llama.cpp backend needs llama-cpp-python: {install_hint('llamacpp')} "
                 f"(it compiles llama.cpp, which takes a while) ({exc})"
             ) from None
         path = Path(path)

