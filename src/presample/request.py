@@ -291,6 +291,11 @@ class PresampleResult(_Model):
     )
     steps: list[StepResult] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
+    added: list[str] = Field(
+        default_factory=list,
+        description="The tags of ``tags`` the model added (the others are the user's), "
+        "canonical names as in ``tags``.",
+    )
     notes: list[str] = Field(
         default_factory=list,
         description="What the user should know about this result: input kept as typed "

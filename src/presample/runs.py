@@ -350,6 +350,7 @@ def _result(
     options: RunOptions,
     started: float,
 ) -> PresampleResult:
+    mine = set(prepared.user_order)
     return PresampleResult(
         tags=TagSet(**{c.value: v for c, v in draft.tags.items()}),
         extended=draft.extended,
@@ -364,6 +365,7 @@ def _result(
             "total_seconds": time.perf_counter() - started,
             "generated_tokens": float(sum(d.generated_tokens for d in details)),
         },
+        added=[t for c in Category for t in draft.tags.get(c, []) if t not in mine],
         notes=_notes(prepared),
     )
 

@@ -116,6 +116,11 @@ def test_presample_from_the_page_shows_coloured_tags_and_history(page) -> None:
         "node => getComputedStyle(node).color"
     )
     assert colour != general, "categories have their own colours"
+    # Bold means added by the model, as the legend says: the user's own tags are not.
+    assert "new" not in (miku.get_attribute("class") or "")
+    added = page.locator(".tag.new")
+    assert added.count() >= 1 and "added by the model" in added.first.get_attribute("title")
+    assert "bold: added by the model" in page.inner_text("#legend")
     assert page.locator("#history li").count() == 1
     shoot(page, "presample")
 

@@ -171,20 +171,23 @@ function renderResult(result, request) {
   $("result-prompt").textContent = result.prompt;
   const seconds = result.timings?.total_seconds;
   $("result-meta").textContent = `seed ${result.seed} · ${result.model}${seconds ? ` · ${seconds.toFixed(1)} s` : ""}`;
-  const typed = new Set((result.user_prompt || "").toLowerCase().split(/[,\n]/).map((t) => t.trim()));
+  // The server says which tags the model added (canonical names, as in result.tags).
+  const added = new Set(result.added || []);
   const chips = [];
   for (const category of CATEGORIES) {
     for (const tag of result.tags?.[category] || []) {
       chips.push(el("span", {
-        className: `tag${typed.has(tag.toLowerCase()) ? "" : " new"}`,
+        className: `tag${added.has(tag) ? " new" : ""}`,
         "--c": `var(--${category})`,
-        title: `${category}${typed.has(tag.toLowerCase()) ? "" : " · added by the model"}`,
+        title: `${category}${added.has(tag) ? " · added by the model" : " · yours"}`,
         textContent: tag,
       }));
     }
   }
   $("result-tags").replaceChildren(...chips);
-  $("legend").replaceChildren(...CATEGORIES.map((c) => el("span", { "--c": `var(--${c})`, textContent: c })));
+  $("legend").replaceChildren(
+    ...CATEGORIES.map((c) => el("span", { "--c": `var(--${c})`, textContent: c })),
+    el("span", { className: "added", textContent: "bold: added by the model" }));
   $("steps-list").replaceChildren(...(result.steps || []).map((s) =>
     el("li", { textContent: `${s.task} (${s.length}, ${s.expand ? "expand" : "generate"}): ${s.generated_tokens} tokens, ${s.attempts} attempt(s)${s.draws > s.attempts ? `, ${s.draws} drawn` : ""}${s.reached_target ? "" : ", length target not reached"}` })));
 }
@@ -229,6 +232,9 @@ function renderHistory() {
 
 // ---------------------------------------------------------------- tag suggestions
 let suggestTimer = 0;
+function compactCount(n) {
+  return new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 }).format(n);
+}
 function currentWord() {
   const area = $("prompt");
   const before = area.value.slice(0, area.selectionStart);
@@ -245,7 +251,8 @@ function suggest() {
       const answer = await api(`/api/tags?q=${encodeURIComponent(word)}&limit=8`);
       box.replaceChildren(...answer.matches.map((m) => {
         const button = el("button", { type: "button", "--c": `var(--${m.category})`,
-          title: `${m.category}, ${m.post_count.toLocaleString()} posts`, textContent: m.name });
+          title: `${m.category}, ${m.post_count.toLocaleString()} posts` });
+        button.append(m.name, el("small", { textContent: compactCount(m.post_count) }));
         button.addEventListener("click", () => {
           const area = $("prompt");
           const end = area.selectionStart;
