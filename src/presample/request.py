@@ -291,6 +291,22 @@ class PresampleResult(_Model):
     )
     steps: list[StepResult] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
+    tags_prompt: str = Field(
+        "",
+        description="The tags alone, comma-separated and escaped for the target: for CLIP "
+        "text encoders (SD 1.5, SDXL, the CLIP half of SD3/FLUX.1).",
+    )
+    text_prompt: str = Field(
+        "",
+        description="The sentences alone (your text as extended, a caption written from "
+        "tags): for T5 and LLM text encoders (SD3, FLUX). Empty when there is no prose.",
+    )
+    flux2_prompt: dict[str, Any] = Field(
+        default_factory=dict,
+        description="A FLUX.2 structured prompt (scene, subjects, style, color_palette, "
+        "lighting, background, composition, camera) read from the tags and sentences; "
+        "fields the result says nothing about are left out.",
+    )
     added: list[str] = Field(
         default_factory=list,
         description="The tags of ``tags`` the model added (the others are the user's), "

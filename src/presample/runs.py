@@ -23,6 +23,7 @@ from .categories import Category
 from .compose import Draft, format_result, merge_output, reached_minimum
 from .contradictions import said
 from .dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
+from .encoders import flux2_prompt, tags_prompt, text_prompt
 from .engine.backend import Constraint, Generation, GenerationJob
 from .engine.sampling import Sampling
 from .prepare import Prepared
@@ -351,8 +352,11 @@ def _result(
     started: float,
 ) -> PresampleResult:
     mine = set(prepared.user_order)
+    tags = TagSet(**{c.value: v for c, v in draft.tags.items()})
+    added = [t for c in Category for t in draft.tags.get(c, []) if t not in mine]
+    prose = text_prompt(draft.extended, draft.generated)
     return PresampleResult(
-        tags=TagSet(**{c.value: v for c, v in draft.tags.items()}),
+        tags=tags,
         extended=draft.extended,
         generated=draft.generated,
         prompt=format_result(draft, prepared),
@@ -365,7 +369,10 @@ def _result(
             "total_seconds": time.perf_counter() - started,
             "generated_tokens": float(sum(d.generated_tokens for d in details)),
         },
-        added=[t for c in Category for t in draft.tags.get(c, []) if t not in mine],
+        tags_prompt=tags_prompt(tags, added, prepared.request.target),
+        text_prompt=prose,
+        flux2_prompt=flux2_prompt(tags, prose),
+        added=added,
         notes=_notes(prepared),
     )
 

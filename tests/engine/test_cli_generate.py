@@ -187,3 +187,17 @@ def test_the_tag_prior_is_the_cards_unless_given(flag: list[str], fields: set[st
     parser, _ = build_parser()
     request = build_request(parser.parse_args(["generate", "1girl", *flag]))
     assert {"tag_prior"} & request.model_fields_set == fields and request.tag_prior == 0.0
+
+
+def test_one_prompt_per_text_encoder(tiny_model_dir: Path, capsys) -> None:
+    args = ("1girl, a girl on a hill", "--model", str(tiny_model_dir), "--seed", "2",
+            "--tag-length", "very_short", "--nl-length", "very_short")  # fmt: skip
+    code, out, _ = cli(capsys, *args, "--json")
+    result = json.loads(out)
+    for encoder, expected in (("clip", result["tags_prompt"]), ("t5", result["text_prompt"]),
+                              ("prompt", result["prompt"])):  # fmt: skip
+        code, out, _ = cli(capsys, *args, "--for", encoder)
+        assert code == 0 and out == expected + "\n"
+    assert result["tags_prompt"].startswith("1girl") and "a girl on a hill" in result["text_prompt"]
+    code, out, _ = cli(capsys, *args, "--for", "flux2")
+    assert json.loads(out) == result["flux2_prompt"]

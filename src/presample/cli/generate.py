@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from pydantic import ValidationError
 
 from ..formatting import TEMPLATES, TYPED_TEMPLATE, Target
-from ..request import BanRule, PresampleRequest, describe_validation_error
+from ..request import BanRule, PresampleRequest, PresampleResult, describe_validation_error
 from ..tipo import Length
 from .common import UserError, parse_request_json, read_text
 from .model_options import add_model_options, open_presampler
@@ -157,6 +158,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="captions to draw when one is written from tags alone; the one whose words "
         "come most from the tags is kept (default 3; 1 = one draw, as the reference does)",
     )
+    p.add_argument(
+        "--for",
+        dest="encoder",
+        choices=["prompt", "clip", "t5", "flux2"],
+        default="prompt",
+        help="what to print: the combined prompt (default); clip: the tags alone (CLIP "
+        "encoders: SD 1.5, SDXL); t5: the sentences alone (T5/LLM encoders: SD3, FLUX); "
+        "flux2: a FLUX.2 structured JSON prompt. --json has all of them",
+    )
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
     add_model_options(p)
     p.set_defaults(handler=run)
@@ -222,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
-        print(result.prompt)
+        print(_for_encoder(result, args.encoder))
         seconds = result.timings.get("total_seconds", 0.0)
         for note in result.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -234,3 +244,13 @@ def run(args: argparse.Namespace) -> int:
         made = f"{presampler.source.name} on {result.engine}"
         print(f"\n(seed {result.seed}, {seconds:.1f} s, {made})", file=sys.stderr)
     return 0
+
+
+def _for_encoder(result: PresampleResult, encoder: str) -> str:
+    if encoder == "clip":
+        return result.tags_prompt
+    if encoder == "t5":
+        return result.text_prompt
+    if encoder == "flux2":
+        return json.dumps(result.flux2_prompt, indent=2, ensure_ascii=False)
+    return result.prompt

@@ -246,9 +246,20 @@ class PresampleNode:
             "optional": _optional_inputs(),
         }
 
-    RETURN_TYPES = ("STRING", "STRING", "STRING", "STRING", "STRING", RESULT)
+    # The reference's four outputs first; the per-encoder prompts last, so workflows
+    # linked to the earlier outputs keep their links.
+    RETURN_TYPES = ("STRING", "STRING", "STRING", "STRING", "STRING", RESULT,
+                    "STRING", "STRING", "STRING")  # fmt: skip
     RETURN_NAMES = ("prompt", "user_prompt", "unformatted_prompt", "unformatted_user_prompt",
-                    "result_json", "result")  # fmt: skip
+                    "result_json", "result", "clip_prompt", "t5_prompt", "flux2_json")  # fmt: skip
+    OUTPUT_TOOLTIPS = (
+        "the detailed prompt", "your prompt, formatted the same way",
+        "the detailed prompt without the template", "your prompt without the template",
+        "the whole result as JSON", "the result, for the Format node",
+        "the tags alone: for CLIP text encoders (SD 1.5, SDXL, the CLIP half of SD3/FLUX.1)",
+        "the sentences alone: for T5/LLM text encoders (SD3, FLUX)",
+        "a FLUX.2 structured JSON prompt",
+    )  # fmt: skip
     FUNCTION = "execute"
     CATEGORY = CATEGORY
     DESCRIPTION = "Expand a few tags or a short sentence into a detailed prompt."
@@ -260,8 +271,11 @@ class PresampleNode:
     def execute(self, **kwargs: Any) -> tuple[Any, ...]:
         outcome = _run(kwargs)
         out = texts(outcome)
+        result = outcome.result
         return (out.prompt, out.user_prompt, out.unformatted_prompt,
-                out.unformatted_user_prompt, outcome.result.model_dump_json(), outcome)  # fmt: skip
+                out.unformatted_user_prompt, result.model_dump_json(), outcome,
+                result.tags_prompt, result.text_prompt,
+                json.dumps(result.flux2_prompt, ensure_ascii=False))  # fmt: skip
 
 
 class PresampleTaskNode:
