@@ -137,6 +137,12 @@ def test_contradictions_are_only_the_sure_ones() -> None:
     assert not contradicts("multiple girls", ["2girls"]) and not contradicts("1boy", ["1girl"])
     assert not contradicts("6+girls", ["2girls"]) and not contradicts("solo", ["1girl"])
     assert not contradicts("smile", ["solo", "2girls"])  # the line's own clash is not smile's
+    # One person has at most two hair colours (two-tone) and two eye colours
+    # (heterochromia); with several people any number.
+    assert contradicts("blonde hair", ["1girl", "black hair", "brown hair"])
+    assert contradicts("blue eyes", ["solo", "red eyes", "green eyes"])
+    assert not contradicts("blonde hair", ["1girl", "black hair", "red eyes", "blue eyes"])
+    assert not contradicts("blonde hair", ["2girls", "black hair", "brown hair"])
 
 
 def test_a_word_is_not_started_when_every_tag_it_could_become_contradicts(
