@@ -285,6 +285,7 @@ class Presampler:
         )
         self.db = TagDatabase()
         self.prior = CooccurrenceTable()
+        self._model_hash: str | None = None
 
     def _check_layout(self) -> None:
         """A model without the layout's special tokens would read our prompts as noise."""
@@ -308,6 +309,26 @@ class Presampler:
 
     def __call__(self, request: RequestLike) -> PresampleResult:
         return self.presample(request)
+
+    @property
+    def model_hash(self) -> str:
+        """A short hash of the model's weight files (``record.weights_hash``), read once."""
+        if self._model_hash is None:
+            from .record import weights_hash
+
+            self._model_hash = weights_hash(self._weight_files())
+        return self._model_hash
+
+    def _weight_files(self) -> list[Path]:
+        location = Path(self.source.location)
+        if self.source.gguf_file:
+            return [location / self.source.gguf_file]
+        if location.is_file():
+            return [location]
+        if not location.is_dir():
+            return []
+        suffixes = {".gguf", ".safetensors", ".bin"}
+        return [f for f in location.iterdir() if f.is_file() and f.suffix in suffixes]
 
     @property
     def engine(self) -> str:

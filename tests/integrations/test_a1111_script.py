@@ -154,10 +154,17 @@ def test_process_hooks_hand_the_values_to_the_logic(
     script_module: types.ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[str, Any, a1111.ScriptOptions]] = []
-    monkeypatch.setattr(script_module.logic, "process_after",
-                        lambda p, o, run: seen.append(("after", p, o)))  # fmt: skip
-    monkeypatch.setattr(script_module.logic, "process_before",
-                        lambda p, o, run: seen.append(("before", p, o)))  # fmt: skip
+    hashes: list[str] = []
+
+    def hook(when: str):  # type: ignore[no-untyped-def]
+        def process(p: Any, o: a1111.ScriptOptions, run: Any, model_hash: Any) -> None:
+            seen.append((when, p, o))
+            hashes.append(model_hash())  # the runner's model, for the infotext
+
+        return process
+
+    monkeypatch.setattr(script_module.logic, "process_after", hook("after"))
+    monkeypatch.setattr(script_module.logic, "process_before", hook("before"))
     script = script_module.PresampleScript()
     values = [getattr(a1111.ScriptOptions(enabled=True, seed=5), n)
               for n in a1111.ScriptOptions.names()]  # fmt: skip
@@ -165,5 +172,6 @@ def test_process_hooks_hand_the_values_to_the_logic(
     script.before_process(p, *values)
     script.process(p, *values)
     assert [(w, o.seed, o.enabled) for w, _, o in seen] == [("before", 5, True), ("after", 5, True)]
+    assert hashes == ["", ""]  # no model ran yet
     models = script_module._models_dirs()
     assert models[0].name == "presample" and models[1].name == "kgen"

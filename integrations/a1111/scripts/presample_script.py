@@ -146,11 +146,15 @@ class PresampleScript(scripts.Script):
 
     def before_process(self, p, *args) -> None:  # type: ignore[no-untyped-def]
         if logic is not None and args:
-            logic.process_before(p, logic.ScriptOptions.from_args(args), _runner().run)
+            runner = _runner()
+            logic.process_before(p, logic.ScriptOptions.from_args(args), runner.run,
+                                 lambda: runner.last_model_hash)  # fmt: skip
 
     def process(self, p, *args) -> None:  # type: ignore[no-untyped-def]
         if logic is not None and args:
-            logic.process_after(p, logic.ScriptOptions.from_args(args), _runner().run)
+            runner = _runner()
+            logic.process_after(p, logic.ScriptOptions.from_args(args), runner.run,
+                                lambda: runner.last_model_hash)  # fmt: skip
 
 
 def on_ui_settings() -> None:

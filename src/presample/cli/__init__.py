@@ -14,7 +14,19 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import InputError, RunError
-from . import canvas, evaluate, generate, prepare, refine, run, serve, show_input, tags, train
+from . import (
+    canvas,
+    evaluate,
+    generate,
+    prepare,
+    refine,
+    run,
+    serve,
+    show,
+    show_input,
+    tags,
+    train,
+)
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
 
 DESCRIPTION = """\
@@ -26,9 +38,10 @@ prompt a text-to-image model was trained on, using TIPO / DanTagGen layouts.
   presample refine "a cat"            grow a prompt by picking among candidates
   presample serve                     web page and JSON API on 127.0.0.1
   presample prepare                   convert the model once for ONNX Runtime
+  presample show IMAGE.png            how an image's prompt was made (its record)
 """
 
-COMMANDS = (generate, run, refine, show_input, tags, canvas, train, evaluate, serve, prepare)
+COMMANDS = (generate, run, refine, show_input, show, tags, canvas, train, evaluate, serve, prepare)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, frozenset[str]]:

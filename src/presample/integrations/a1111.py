@@ -38,6 +38,7 @@ from .presampling import Outcome, build_request, sampling_value, template_value,
 INFOTEXT_SEED = "Presample seed"
 INFOTEXT_INPUT = "Presample input"
 INFOTEXT_SETTINGS = "Presample"
+INFOTEXT_HASH = "Presample model hash"
 AFTER = "after"
 BEFORE = "before"
 TIMINGS: dict[str, str] = {
@@ -99,6 +100,18 @@ class ScriptOptions:
         """
         values = {k: v for k, v in asdict(self).items() if k not in ("enabled", "seed")}
         return urlencode({k: str(v) for k, v in values.items()})
+
+    def request_for(
+        self, prompt: str, seed: int | None = None, width: int | None = None,
+        height: int | None = None,
+    ) -> PresampleRequest:  # fmt: skip
+        """The request these options make of ``prompt`` (``seed``: else the options')."""
+        return build_request(
+            prompt=prompt, nl_prompt=self.nl_prompt, tag_length=self.tag_length,
+            nl_length=self.nl_length, template=template_value(self.template, self.custom_template),
+            ban=self.ban, ignored=self.ignored, seed=self.seed if seed is None else seed,
+            width=width, height=height, target="a1111",
+        )  # fmt: skip
 
     @classmethod
     def from_infotext(cls, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -185,20 +198,21 @@ class Presampling:
 
     cache: ModelCache
     models_dirs: Sequence[Path] = ()
+    last_model_hash: str = ""
+    """The hash of the weights of the model the last run used, for the infotext."""
 
     def run(
         self, prompts: Sequence[str], seeds: Sequence[int], options: ScriptOptions,
         width: int | None = None, height: int | None = None,
     ) -> list[str]:  # fmt: skip
         """One new prompt per (prompt, seed), batched on one model."""
-        template = template_value(options.template, options.custom_template)
         sampling = sampling_value(
             options.sampling, temperature=options.temperature, top_p=options.top_p,
             top_k=options.top_k, min_p=options.min_p,
             repetition_penalty=options.repetition_penalty, max_new_tokens=options.max_new_tokens,
         )  # fmt: skip
         requests = [
-            self.request(prompt, seed, options, template, width, height)
+            options.request_for(prompt, seed, width, height)
             for prompt, seed in zip(prompts, seeds, strict=True)
         ]
 
@@ -207,6 +221,7 @@ class Presampling:
                 model_spec(options.model, self.models_dirs), device=options.device,
                 dtype=options.dtype, models_dirs=self.models_dirs,
             )  # fmt: skip
+            self.last_model_hash = presampler.model_hash
             with using_sampling(presampler, sampling):
                 results = presampler.presample_many(requests, raise_errors=True)
         out = []
@@ -216,22 +231,14 @@ class Presampling:
             out.append(written.unformatted_prompt if options.no_formatting else written.prompt)
         return out
 
-    @staticmethod
-    def request(
-        prompt: str, seed: int, options: ScriptOptions, template: str,
-        width: int | None, height: int | None,
-    ) -> PresampleRequest:  # fmt: skip
-        return build_request(
-            prompt=prompt, nl_prompt=options.nl_prompt, tag_length=options.tag_length,
-            nl_length=options.nl_length, template=template, ban=options.ban,
-            ignored=options.ignored, seed=seed, width=width, height=height, target="a1111",
-        )  # fmt: skip
 
 
 Runner = Callable[[Sequence[str], Sequence[int], ScriptOptions, int | None, int | None], list[str]]
 
 
-def process_after(p: Any, options: ScriptOptions, run: Runner) -> None:
+def process_after(
+    p: Any, options: ScriptOptions, run: Runner, model_hash: Callable[[], str] | None = None
+) -> None:
     """Presample every image's prompt with its own seed; record seeds and inputs per image."""
     if not options.enabled or options.timing != AFTER:
         return
@@ -245,10 +252,12 @@ def process_after(p: Any, options: ScriptOptions, run: Runner) -> None:
             new[i] if hr == originals[i] else hr for i, hr in enumerate(p.all_hr_prompts)
         ]
     p.all_prompts = new
-    record(p, options, seeds, originals)
+    record(p, options, seeds, originals, model_hash() if model_hash else "")
 
 
-def process_before(p: Any, options: ScriptOptions, run: Runner) -> None:
+def process_before(
+    p: Any, options: ScriptOptions, run: Runner, model_hash: Callable[[], str] | None = None
+) -> None:
     """Presample the typed prompt once, before wildcards; their syntax is put back."""
     if not options.enabled or options.timing != BEFORE:
         return
@@ -261,15 +270,20 @@ def process_before(p: Any, options: ScriptOptions, run: Runner) -> None:
     p.prompt = new
     if getattr(p, "hr_prompt", None) == original:
         p.hr_prompt = new
-    record(p, options, [seed], [original])
+    record(p, options, [seed], [original], model_hash() if model_hash else "")
 
 
-def record(p: Any, options: ScriptOptions, seeds: list[int], inputs: list[str]) -> None:
-    """Write the infotext: per-image lists (A1111 picks each image's entry) or one value."""
+def record(
+    p: Any, options: ScriptOptions, seeds: list[int], inputs: list[str], model_hash: str = ""
+) -> None:
+    """Write the infotext: per-image lists (A1111 picks each image's entry) or one value.
+    ``presample show IMAGE`` reads it back (``presample/record.py``)."""
     extra = p.extra_generation_params
     extra[INFOTEXT_SEED] = seeds if len(seeds) > 1 else seeds[0]
     extra[INFOTEXT_INPUT] = inputs if len(inputs) > 1 else inputs[0]
     extra[INFOTEXT_SETTINGS] = options.settings_infotext()
+    if model_hash:
+        extra[INFOTEXT_HASH] = model_hash
 
 
 def generate_prompt(

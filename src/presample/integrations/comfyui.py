@@ -28,6 +28,7 @@ from ..canvas.exports import GLOBAL_WEIGHT, REGION_WEIGHT, comfyui_conditioning
 from ..canvas.layout import FULL, Condition, composition, resize_nearest_exact
 from ..canvas.model import Canvas, sentence
 from ..canvas.parse import parse_answer
+from ..record import PNG_KEY, make_record
 from ..tipo import Task
 from .common import (
     DEVICES,
@@ -228,6 +229,18 @@ def _run(kwargs: dict[str, Any], *, task: Task | None = None, expand: bool = Tru
     )
 
 
+def keep_record(extra_pnginfo: Any, outcome: Outcome) -> None:
+    """Add the run's record (``presample/record.py``) to the metadata SaveImage writes
+    into the PNG, so ``presample show IMAGE`` can make the prompt again. (A node
+    ComfyUI does not run again, its inputs unchanged, adds no record to later images;
+    the workflow in the image still holds its inputs.)"""
+    if isinstance(extra_pnginfo, dict):
+        record = make_record(outcome.request, outcome.result, outcome.model_hash)
+        records = extra_pnginfo.setdefault(PNG_KEY, [])
+        if isinstance(records, list):
+            records.append(record.model_dump(mode="json"))
+
+
 # --- presampling nodes --------------------------------------------------------------------
 
 
@@ -244,6 +257,8 @@ class PresampleNode:
                 **_tail_inputs(),
             },
             "optional": _optional_inputs(),
+            # Where SaveImage finds what to write into the PNG: the record goes there.
+            "hidden": {"extra_pnginfo": "EXTRA_PNGINFO"},
         }
 
     # The reference's four outputs first; the per-encoder prompts last, so workflows
@@ -272,6 +287,7 @@ class PresampleNode:
         outcome = _run(kwargs)
         out = texts(outcome)
         result = outcome.result
+        keep_record(kwargs.get("extra_pnginfo"), outcome)
         return (out.prompt, out.user_prompt, out.unformatted_prompt,
                 out.unformatted_user_prompt, result.model_dump_json(), outcome,
                 result.tags_prompt, result.text_prompt,

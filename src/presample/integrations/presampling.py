@@ -37,6 +37,8 @@ class Outcome:
 
     request: PresampleRequest
     result: PresampleResult
+    model_hash: str = ""
+    """The hash of the model's weights (``Presampler.model_hash``), for the image's record."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,8 @@ def presample(
                 result = presampler.presample(request)
             else:
                 result = _single_task(presampler, request, task, expand)
-    return Outcome(request, result)
+        model_hash = presampler.model_hash
+    return Outcome(request, result, model_hash)
 
 
 @dataclass(frozen=True)
