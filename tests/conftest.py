@@ -6,8 +6,10 @@ exists; tests that need it skip with a reason on a machine without it.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,28 @@ from presample.tagdb import TagDatabase
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED_DATA = Path(os.environ.get("PRESAMPLE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def run_cli(
+    capsys: pytest.CaptureFixture[str],
+    *args: str,
+    stdin: str | bytes | None = None,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> tuple[int, str, str]:
+    """``presample ARGS`` as a user runs it: (exit code, stdout, stderr); argparse's
+    usage errors are exit codes too. ``stdin`` needs ``monkeypatch``."""
+    from presample.cli import main
+
+    if stdin is not None:
+        assert monkeypatch is not None
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    try:
+        code = main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def read_jsonl(path: Path) -> list[dict]:

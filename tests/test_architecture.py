@@ -28,3 +28,17 @@ def test_the_engine_imports_no_layout_and_no_rule() -> None:
     for path in sorted((PACKAGE / "engine").glob("*.py")):
         outside = {m for m in _imports(path) if not m.startswith("engine")}
         assert outside <= {"errors"}, f"{path.name} imports {sorted(outside)}"
+
+
+FRONT_ENDS = ("cli", "server", "integrations")
+
+
+def test_only_front_ends_import_front_ends() -> None:
+    # The library below (layouts, rules, runs, the presampler, refine, evaluation ...)
+    # never reaches up into a command line, a server or a host plug-in.
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[0] in FRONT_ENDS or parts == ("__main__",):
+            continue
+        upward = {m for m in _imports(path) if m.split(".")[0] in FRONT_ENDS}
+        assert not upward, f"{'/'.join(parts)} imports {sorted(upward)}"

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli as run
 
-from presample.cli import main
 from presample.tagdb import TagDatabase
 
 EXAMPLE = {
@@ -27,23 +26,6 @@ META = (
 )
 
 
-def run(
-    capsys: pytest.CaptureFixture[str],
-    *args: str,
-    stdin: str | bytes | None = None,
-    monkeypatch: pytest.MonkeyPatch | None = None,
-) -> tuple[int, str, str]:
-    if stdin is not None:
-        assert monkeypatch is not None
-        data = stdin.encode() if isinstance(stdin, str) else stdin
-        fake = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
-        monkeypatch.setattr(sys, "stdin", fake)
-    try:
-        code = main(list(args))
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_show_input_from_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

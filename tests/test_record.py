@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import run_cli as cli
 
 pytest.importorskip("torch")
 PIL = pytest.importorskip("PIL")
@@ -15,7 +16,6 @@ PIL = pytest.importorskip("PIL")
 from PIL import Image, PngImagePlugin  # noqa: E402
 
 from presample import Presampler, PresampleRequest  # noqa: E402
-from presample.cli import main  # noqa: E402
 from presample.integrations import a1111  # noqa: E402
 from presample.integrations.comfyui import keep_record  # noqa: E402
 from presample.integrations.presampling import Outcome  # noqa: E402
@@ -30,13 +30,6 @@ def png(path: Path, chunks: dict[str, str]) -> Path:
     return path
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_comfyui_image_makes_its_prompt_again(
@@ -52,7 +45,7 @@ def test_a_comfyui_image_makes_its_prompt_again(
     keep_record(extra, Outcome(request, result, model_hash))
     image = png(tmp_path / "out.png", {k: json.dumps(v) for k, v in extra.items()})
 
-    (record,) = read_records(image)
+    (record,), _ = read_records(image)
     assert record.request.seed == result.seed >= 0  # the drawn seed, not -1
     assert record.prompt == result.prompt and record.model_hash == model_hash
 
@@ -78,16 +71,14 @@ def test_an_a1111_infotext_is_read_back() -> None:
         f"{k}: {written(v)}" for k, v in {"Steps": 20, **p.extra_generation_params}.items()
     )
     text = f"1girl, smile, scenery, tree\nNegative prompt: lowres\n{params}"
-    from presample.record import from_infotext
-
-    record = from_infotext(text)
+    record = a1111.record_from_infotext(text)
     assert record is not None and record.source == "a1111"
     assert record.request.prompt == "1girl, (smile:1.2), scenery" and record.request.seed == 5
     assert record.request.tag_length == "short" and record.request.template == "both_tag_first"
     assert [b.pattern for b in record.request.ban] == ["red hair"]
     assert record.prompt == "1girl, smile, scenery, tree"
     assert record.model == "default" and record.model_hash == "0a14621b5b33"
-    assert from_infotext("1girl\nSteps: 20, Sampler: Euler") is None
+    assert a1111.record_from_infotext("1girl\nSteps: 20, Sampler: Euler") is None
 
 
 def test_images_without_a_record_say_so_in_one_line(

@@ -7,7 +7,8 @@ records in the PNG as a ``presample`` text chunk (a JSON list, one per node
 that ran); the A1111 extension writes its fields into the image's infotext
 (``Presample seed``, ``Presample input``, ``Presample`` settings, ``Presample
 model hash``), which A1111 keeps in the PNG's ``parameters`` chunk.
-``presample show IMAGE`` reads either back (``read_records``).
+``presample show IMAGE`` reads either back (``read_records`` here,
+``integrations.a1111.record_from_infotext`` for the infotext).
 
 Image files are untrusted input: only PNG text chunks are read (Pillow), their
 JSON is validated against these models, and nothing in them is executed or
@@ -81,9 +82,10 @@ def weights_hash(files: Iterable[Path]) -> str:
     return digest.hexdigest()[:HASH_CHARS]
 
 
-def read_records(path: str | Path) -> list[PromptRecord]:
-    """The records a PNG holds: presample's own chunk, else an A1111 infotext's
-    Presample fields. ``InputError`` when the file is no readable PNG."""
+def read_records(path: str | Path) -> tuple[list[PromptRecord], dict[str, str]]:
+    """The records presample's own chunk of a PNG holds, and all its text chunks
+    (an A1111 infotext is read by ``integrations.a1111.record_from_infotext``).
+    ``InputError`` when the file is no readable PNG."""
     chunks = _png_text(Path(path))
     records: list[PromptRecord] = []
     raw = chunks.get(PNG_KEY)
@@ -97,11 +99,7 @@ def read_records(path: str | Path) -> list[PromptRecord]:
                 records.append(PromptRecord.model_validate(item))
             except ValidationError as exc:
                 raise InputError(f"{path}: a presample record is invalid: {exc}") from None
-    if not records and A1111_KEY in chunks:
-        record = from_infotext(chunks[A1111_KEY])
-        if record is not None:
-            records.append(record)
-    return records
+    return records, chunks
 
 
 # One "key: value" of an infotext's parameter line; a value holding a comma or a
@@ -109,10 +107,8 @@ def read_records(path: str | Path) -> list[PromptRecord]:
 _PARAM = re.compile(r'\s*([\w][\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
 
 
-def from_infotext(text: str) -> PromptRecord | None:
-    """The record in an A1111 infotext (``None`` without Presample fields)."""
-    from .integrations.a1111 import INFOTEXT_HASH, ScriptOptions, pasted_prompt
-
+def infotext_params(text: str) -> tuple[str, dict[str, str]]:
+    """An A1111 infotext split into the prompt and its last line's parameters."""
     lines = text.strip().split("\n")
     params: dict[str, str] = {}
     for key, value in _PARAM.findall(lines[-1]):
@@ -120,19 +116,8 @@ def from_infotext(text: str) -> PromptRecord | None:
             with contextlib.suppress(json.JSONDecodeError):
                 value = json.loads(value)
         params[key.strip()] = str(value)
-    typed = pasted_prompt(params)
-    if typed is None:
-        return None
-    options = ScriptOptions(**ScriptOptions.from_infotext(params))
-    request = options.request_for(typed)
     body = [line for line in lines[:-1] if not line.startswith("Negative prompt:")]
-    return PromptRecord(
-        request=request,
-        prompt="\n".join(body).strip(),
-        model=options.model,
-        model_hash=params.get(INFOTEXT_HASH, ""),
-        source="a1111",
-    )
+    return "\n".join(body).strip(), params
 
 
 def _png_text(path: Path) -> dict[str, str]:

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from presample.cli import main
+from conftest import run_cli as run
 
 from .answers import FIXTURES, GLOBAL, INIT, SEED_ANSWERS, answer, fenced, region, seed_answer
 
@@ -17,13 +16,6 @@ Image = pytest.importorskip("PIL.Image")
 DRAGON = str(FIXTURES / SEED_ANSWERS[0])
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(args))
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_parse_summary(capsys: pytest.CaptureFixture[str]) -> None:

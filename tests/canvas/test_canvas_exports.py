@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli as run
 
 from presample.canvas import box_mask, conditions, parse_canvas
 from presample.canvas.exports import (
@@ -28,7 +29,6 @@ from presample.canvas.exports import (
     regional_prompter_colour,
     save_mask_image,
 )
-from presample.cli import main
 
 from .answers import FIXTURES, GLOBAL, INIT, SEED_ANSWERS, answer, fenced, region, seed_answer
 
@@ -51,14 +51,6 @@ DETAILS = "It is orange. It is asleep. cat, orange. Calm. Photo. Sharp."
 def seed(name: str = SEED_ANSWERS[0]):  # type: ignore[no-untyped-def]
     return parse_canvas(seed_answer(name))
 
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- ComfyUI ------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from presample.canvas import parse_answer
-from presample.cli import main
 
 from .test_chat import DINOSAUR, DRAGON, EDIT, FIRST, FakeServer
 
@@ -29,12 +29,7 @@ def _reset(server: FakeServer) -> None:
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        code = main(["canvas", "chat", *args])
-    except SystemExit as exc:  # argparse usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, "canvas", "chat", *args)
 
 
 def test_a_session_edits_the_canvas(

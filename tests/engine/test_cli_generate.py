@@ -9,17 +9,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from presample.cli import main
+from conftest import run_cli as cli
+
 from presample.cli.run import answered
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _lines(path: Path) -> list[str]:

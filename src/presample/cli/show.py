@@ -33,9 +33,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..record import read_records
+    from ..integrations.a1111 import record_from_infotext
+    from ..record import A1111_KEY, read_records
 
-    records = read_records(args.image)
+    records, chunks = read_records(args.image)
+    if not records and A1111_KEY in chunks:
+        found = record_from_infotext(chunks[A1111_KEY])
+        records = [found] if found is not None else []
     if not records:
         raise UserError(
             f"{args.image}: no presample record (it was not made with presample's ComfyUI "

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from ..record import PromptRecord, infotext_params
 from ..request import MAX_SEED, PresampleRequest, PresampleResult
 from .common import MODEL_DEFAULT, ModelCache, model_spec, using_sampling
 from .presampling import Outcome, build_request, sampling_value, template_value, texts
@@ -138,6 +139,23 @@ class ScriptOptions:
             except ValueError:
                 continue
         return out
+
+
+def record_from_infotext(text: str) -> PromptRecord | None:
+    """The record an image's infotext holds (``None`` without Presample fields), for
+    ``presample show``: the request the settings make of the input, with its seed."""
+    prompt, params = infotext_params(text)
+    typed = pasted_prompt(params)
+    if typed is None:
+        return None
+    options = ScriptOptions(**ScriptOptions.from_infotext(params))
+    return PromptRecord(
+        request=options.request_for(typed),
+        prompt=prompt,
+        model=options.model,
+        model_hash=params.get(INFOTEXT_HASH, ""),
+        source="a1111",
+    )
 
 
 def pasted_prompt(params: Mapping[str, Any]) -> str | None:
