@@ -5,19 +5,26 @@ it installs from a checkout of its repository (``PRESAMPLE_SOURCE``, or the
 repository this extension folder is a link into), its pure-Python dependencies
 from the package registry, all through ``launch.run_pip``. The WebUI
 pins its own stack, so this script never upgrades a package the WebUI already
-has: if the installed pydantic, torch or transformers is older than presample
-needs, it installs nothing and says why in one line (the WebUI keeps working).
+has: every installed distribution's version goes to pip as a constraint
+(``-c``), so pip adds what is missing and changes nothing that is there, and
+when the installed pydantic, torch, transformers or accelerate is older than
+presample needs (Forge pins accelerate 0.21) it installs nothing and says why in
+one line (the WebUI keeps working).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
 EXTRAS = "torch,gguf,canvas"
 # What presample needs from packages the WebUI ships itself (see presample's pyproject).
-HOST_MINIMUMS = {"pydantic": (2, 6), "torch": (2, 2), "transformers": (4, 44)}
+HOST_MINIMUMS = {
+    "pydantic": (2, 6), "torch": (2, 2), "transformers": (4, 44), "accelerate": (0, 30),
+}  # fmt: skip
 
 
 def _version(name: str) -> str | None:
@@ -80,6 +87,19 @@ def plan(
     )
 
 
+def host_constraints(distributions: Iterable[tuple[str, str]]) -> str:
+    """A pip constraints file pinning every installed distribution to its version:
+    pip may add packages, never move one the WebUI has. presample itself is left
+    out (it is what is being installed)."""
+    lines = sorted({f"{name.lower()}=={version}" for name, version in distributions
+                    if name and version and name.lower() != "presample"})  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _installed() -> list[tuple[str, str]]:
+    return [(d.metadata["Name"] or "", d.version or "") for d in metadata.distributions()]
+
+
 def main() -> None:
     installed = {name: _version(name) for name in ("presample", *HOST_MINIMUMS)}
     requirement, reason = plan(installed, source_folder())
@@ -88,8 +108,21 @@ def main() -> None:
         return
     import launch  # the WebUI's own module, present when the WebUI runs this file
 
-    launch.run_pip(f'install "{requirement}" --prefer-binary --only-binary=:all:',
-                   "presample: text presampling")  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        constraints = Path(folder) / "host-versions.txt"
+        constraints.write_text(host_constraints(_installed()), encoding="utf-8")
+        try:
+            launch.run_pip(
+                f'install "{requirement}" -c "{constraints}" --prefer-binary '
+                "--only-binary=:all:",
+                "presample: text presampling",
+            )
+        except Exception as exc:  # launch.run_pip raises RuntimeError with pip's output
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(
+                "[presample] not installed: it needs a version of a package this WebUI pins "
+                f"({first}); the WebUI is unchanged. See docs/a1111.md"
+            )
 
 
 if __name__ == "__main__":  # the WebUI runs this file as a script

@@ -237,7 +237,7 @@ def load_installer() -> types.ModuleType:
 
 
 def test_installer_uses_wheels_and_never_upgrades_the_webui(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     install = load_installer()
     host = {"presample": None, "pydantic": "2.8.2", "torch": "2.3.1+cu121",
@@ -257,11 +257,39 @@ def test_installer_uses_wheels_and_never_upgrades_the_webui(
     monkeypatch.setenv("PRESAMPLE_SOURCE", str(repo))
     assert install.source_folder() == repo.resolve()
 
+    # Forge pins accelerate 0.21: refused, not upgraded.
+    forge = {**host, "accelerate": "0.21.0"}
+    requirement, reason = install.plan(forge, repo)
+    assert requirement is None and "accelerate 0.21.0" in reason
+    # Every installed version is a constraint: pip adds, never moves one.
+    text = install.host_constraints([("Torch", "2.3.1+cu121"), ("presample", "0.1.0"),
+                                     ("gradio", "4.40.0"), ("", "1")])  # fmt: skip
+    assert text == "gradio==4.40.0\ntorch==2.3.1+cu121\n"
+
     calls: list[tuple[str, str]] = []
+    constraints: list[str] = []
     launch = types.ModuleType("launch")
-    launch.run_pip = lambda command, desc=None: calls.append((command, desc))  # type: ignore[attr-defined]
+
+    def run_pip(command: str, desc: str | None = None) -> None:
+        calls.append((command, desc))
+        path = command.split(' -c "', 1)[1].split('"', 1)[0]
+        constraints.append(Path(path).read_text(encoding="utf-8"))
+
+    launch.run_pip = run_pip  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "launch", launch)
     monkeypatch.setattr(install, "_version", lambda name: host.get(name))
+    monkeypatch.setattr(install, "_installed", lambda: [("pydantic", "2.8.2"), ("torch", "2.3.1")])
     install.main()
     ((command, _),) = calls
     assert command.startswith("install ") and "--only-binary=:all:" in command
+    assert constraints == ["pydantic==2.8.2\ntorch==2.3.1\n"]
+
+    # pip finding no way within the pins: one line, the WebUI unchanged, no traceback.
+    def refuse(command: str, desc: str | None = None) -> None:
+        raise RuntimeError("Couldn't install presample.\nCommand: ...\nError code: 1")
+
+    launch.run_pip = refuse  # type: ignore[attr-defined]
+    capsys.readouterr()
+    install.main()
+    said = capsys.readouterr().out.strip().splitlines()
+    assert said[-1].startswith("[presample] not installed") and "Couldn't install" in said[-1]
