@@ -182,14 +182,16 @@ def test_the_tag_prior_is_the_cards_unless_given(flag: list[str], fields: set[st
 
 
 def test_one_prompt_per_text_encoder(tiny_model_dir: Path, capsys) -> None:
+    from presample.cli.generate import _for_encoder
+    from presample.request import PresampleResult
+
     args = ("1girl, a girl on a hill", "--model", str(tiny_model_dir), "--seed", "2",
             "--tag-length", "very_short", "--nl-length", "very_short")  # fmt: skip
     code, out, _ = cli(capsys, *args, "--json")
-    result = json.loads(out)
-    for encoder, expected in (("clip", result["tags_prompt"]), ("t5", result["text_prompt"]),
-                              ("prompt", result["prompt"])):  # fmt: skip
-        code, out, _ = cli(capsys, *args, "--for", encoder)
-        assert code == 0 and out == expected + "\n"
-    assert result["tags_prompt"].startswith("1girl") and "a girl on a hill" in result["text_prompt"]
-    code, out, _ = cli(capsys, *args, "--for", "flux2")
-    assert json.loads(out) == result["flux2_prompt"]
+    result = PresampleResult.model_validate_json(out)
+    assert result.tags_prompt.startswith("1girl") and "a girl on a hill" in result.text_prompt
+    code, out, _ = cli(capsys, *args, "--for", "t5")
+    assert code == 0 and out == result.text_prompt + "\n"
+    assert _for_encoder(result, "clip") == result.tags_prompt
+    assert _for_encoder(result, "prompt") == result.prompt
+    assert json.loads(_for_encoder(result, "flux2")) == result.flux2_prompt
