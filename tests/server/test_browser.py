@@ -6,6 +6,7 @@ Playwright's own browser download is never used: it cannot reach the network her
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +134,14 @@ def test_presample_from_the_page_shows_coloured_tags_and_history(page) -> None:
     page.get_by_role("button", name="Copy for ComfyUI").click()
     wait_until(page, copied.format("ComfyUI prompt"))
     assert "hatsune miku" in page.evaluate("navigator.clipboard.readText()")
+    # One prompt per text encoder, as the API gives them.
+    page.get_by_role("button", name="Copy tags (CLIP)").click()
+    wait_until(page, copied.format("tags"))
+    assert page.evaluate("navigator.clipboard.readText()").startswith("1girl, hatsune miku")
+    page.get_by_role("button", name="Copy FLUX.2 JSON").click()
+    wait_until(page, copied.format("FLUX.2 JSON"))
+    flux2 = json.loads(page.evaluate("navigator.clipboard.readText()"))
+    assert "hatsune miku" in flux2["subjects"][0]["description"]
 
     # Reloading keeps the history; clicking it shows the result again.
     page.reload()

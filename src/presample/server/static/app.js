@@ -392,6 +392,10 @@ async function init() {
   $("prompt").addEventListener("input", suggest);
   $("copy-a1111").addEventListener("click", () => busy(null, async () => copy(await formatted("a1111"), "the A1111 prompt")));
   $("copy-comfyui").addEventListener("click", () => busy(null, async () => copy(await formatted("comfyui"), "the ComfyUI prompt")));
+  $("copy-clip").addEventListener("click", () => busy(null, async () => copy(state.result?.tags_prompt ?? "", "the tags")));
+  $("copy-t5").addEventListener("click", () => busy(null, async () => copy(state.result?.text_prompt ?? "", "the text")));
+  $("copy-flux2").addEventListener("click", () => busy(null, async () =>
+    copy(JSON.stringify(state.result?.flux2_prompt ?? {}, null, 2), "the FLUX.2 JSON")));
   $("to-refine").addEventListener("click", () => {
     $("refine-prompt").value = state.result?.prompt.replace(/\s+/g, " ").trim() || "";
     show("refine");
