@@ -10,8 +10,9 @@ import io
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,34 @@ def run_cli(
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+class FakeBackend:
+    """A ``Backend`` (engine/backend.py) without a model: each job's continuation is
+    ``answer(job)``; every job it was given is kept in ``jobs``, each call's prompts
+    in ``calls``. ``answer`` may raise, as a model refusing a job does."""
+
+    def __init__(self, answer: Callable[[Any], str], name: str = "fake") -> None:
+        from presample.engine.backend import BackendInfo
+
+        self.info = BackendInfo(name=name, model=name)
+        self.answer = answer
+        self.jobs: list[Any] = []
+        self.calls: list[list[str]] = []
+
+    def generate(self, jobs: Sequence[Any], progress: object = None) -> list[Any]:
+        from presample.engine.backend import Generation
+
+        self.calls.append([j.prompt for j in jobs])
+        self.jobs.extend(jobs)
+        texts = [self.answer(job) for job in jobs]
+        return [Generation(t, prompt_tokens=10, new_tokens=5, finish="eos") for t in texts]
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def single_tokens(self, texts: Sequence[str]) -> list[bool]:
+        return [True for _ in texts]
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from conftest import FakeBackend
 
 from presample import PresampleRequest
-from presample.engine.backend import BackendInfo, Generation, GenerationJob, generate_samples
+from presample.engine.backend import GenerationJob, generate_samples
 from presample.engine.sampling import Sampling
 from presample.engine.scheduler import run_all
 from presample.prepare import prepare
@@ -21,29 +22,13 @@ OTHER = " A bowl of fruit sits on the counter. The light is soft."
 TAGS = TagSet(special=["1girl"], general=["scenery", "mountain", "blue sky", "standing"])
 
 
-class Scripted:
+def Scripted(texts: Sequence[str]) -> FakeBackend:
     """A backend whose continuation is chosen by the job's seed."""
-
-    info = BackendInfo(name="scripted", model="scripted")
-
-    def __init__(self, texts: Sequence[str]) -> None:
-        self.texts = texts
-        self.jobs: list[GenerationJob] = []
-
-    def generate(self, jobs: Sequence[GenerationJob], progress: object = None) -> list[Generation]:
-        self.jobs.extend(jobs)
-        texts = [self.texts[j.seed % len(self.texts)] for j in jobs]
-        return [Generation(t, prompt_tokens=10, new_tokens=5, finish="eos") for t in texts]
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def single_tokens(self, texts: Sequence[str]) -> list[bool]:
-        return [True for _ in texts]
+    return FakeBackend(lambda job: texts[job.seed % len(texts)], name="scripted")
 
 
 def run(
-    backend: Scripted, request: PresampleRequest, db: TagDatabase, seed: int = 0
+    backend: FakeBackend, request: PresampleRequest, db: TagDatabase, seed: int = 0
 ) -> PresampleResult:
     options = RunOptions(sampling=Sampling(), seed=seed)
     (result,) = run_all(backend, [tipo_run(prepare(request, db), db, options)])  # type: ignore[arg-type]

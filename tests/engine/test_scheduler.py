@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
+from conftest import FakeBackend
 
-from presample.engine.backend import BackendInfo, Generation, GenerationJob, ModelError
+from presample.engine.backend import GenerationJob, ModelError
 from presample.engine.sampling import Sampling
 from presample.engine.scheduler import Batcher, Run, run_all
 
 
-class Echo:
-    """Answers each job with its prompt upper-cased; refuses prompts containing "long"
-    (as a model refuses an input past its context), and breaks on "bug"."""
+def echo(job: GenerationJob) -> str:
+    """The prompt upper-cased; "long" is refused (as a model refuses an input past its
+    context) and "bug" breaks."""
+    if "long" in job.prompt:
+        raise ModelError(f"{job.prompt}: longer than the context")
+    if "bug" in job.prompt:
+        raise TypeError("a bug in a rule")
+    return job.prompt.upper()
 
-    info = BackendInfo(name="echo", model="echo")
 
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    def generate(self, jobs: Sequence[GenerationJob], progress: object = None) -> list[Generation]:
-        self.calls.append([j.prompt for j in jobs])
-        for job in jobs:
-            if "long" in job.prompt:
-                raise ModelError(f"{job.prompt}: longer than the context")
-            if "bug" in job.prompt:
-                raise TypeError("a bug in a rule")
-        return [Generation(j.prompt.upper(), 1, 1, "eos") for j in jobs]
-
-    def count_tokens(self, text: str) -> int:
-        return len(text)
-
-    def single_tokens(self, texts: Sequence[str]) -> list[bool]:
-        return [len(t) == 1 for t in texts]
+def Echo() -> FakeBackend:
+    return FakeBackend(echo, name="echo")
 
 
 def steps(*prompts: str) -> Run:
