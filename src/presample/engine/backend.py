@@ -22,7 +22,9 @@ class Constraint(Protocol):
 
     ``allowed`` sees the text so far (prompt plus generated) and the text each
     candidate token would append (``None`` for end of sequence) and says which
-    candidates may be drawn.
+    candidates may be drawn. Candidates come best first (the model's most likely
+    token leads), which a rule may rely on: the tag floor tells from it that the
+    model wanted the line to end.
     """
 
     def allowed(self, text: str, candidates: Sequence[str | None]) -> list[bool]: ...
