@@ -79,3 +79,25 @@ def test_an_empty_prompt_gets_the_additions_alone(db: TagDatabase) -> None:
         draft = _draft(prepared, general=["tree", "sky"], generated="A tree under the sky")
         assert format_result(draft, prepared) == "tree, sky, A tree under the sky."
         assert format_result(draft, prepared, user_only=True) == ""
+
+
+def test_your_tags_are_written_as_every_tag_is_unless_you_keep_your_spelling(
+    db: TagDatabase,
+) -> None:
+    typed = "1girl, long_hair, (smile:1.2), Blue_Eyes, boobs, ohwx_style, a girl in a field"
+    prepared = prepare(PresampleRequest(prompt=typed), db)
+    draft = _draft(prepared, general=["tree"])
+    # Known tags in the target's style (an alias becomes its tag); a weighted tag,
+    # text and a tag the database does not know (a LoRA trigger) stay as typed.
+    assert format_result(draft, prepared) == (
+        "1girl, long hair, (smile:1.2), blue eyes, breasts, ohwx_style, tree, a girl in a field"
+    )
+    kept = prepare(PresampleRequest(prompt=typed, tag_spelling="typed"), db)
+    assert format_result(_draft(kept, general=["tree"]), kept) == typed.replace(
+        "ohwx_style,", "ohwx_style, tree,"
+    )
+    # Escaped for the target, and the user's-only prompt is never rewritten.
+    miku = prepare(PresampleRequest(prompt="Hatsune_Miku, ganyu_\\(genshin_impact\\)"), db)
+    assert format_result(_draft(miku), miku) == "hatsune miku, ganyu \\(genshin impact\\)"
+    mine = format_result(_draft(miku), miku, user_only=True)
+    assert mine == "Hatsune_Miku, ganyu_\\(genshin_impact\\)"

@@ -242,7 +242,10 @@ def typed_prompt(draft: Draft, prepared: Prepared) -> str:
         return ", ".join(part for part in (prompt.strip(), *additions) if part)
     if where.tag_end is not None:  # new tags follow the user's last tag
         where = replace(where, content_end=where.tag_end)
-    return insert(prompt, where, escape(text, target), additions).strip()
+    respell = prepared.respell if request.tag_spelling == "canonical" else ()
+    return insert(prompt, where, escape(text, target), additions, respell=[
+        (start, end, escape(name, target)) for start, end, name in respell
+    ]).strip()
 
 
 def _written(tag: str, prepared: Prepared, target: Target) -> str:

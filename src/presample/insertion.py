@@ -45,8 +45,17 @@ def anchors(prompt: str, parsed: ParsedPrompt | None) -> Anchors | None:
     )
 
 
-def insert(prompt: str, where: Anchors, text: str = "", tags: Sequence[str] = ()) -> str:
-    """The prompt with ``text`` after the user's text and ``tags`` after the content."""
+def insert(
+    prompt: str,
+    where: Anchors,
+    text: str = "",
+    tags: Sequence[str] = (),
+    *,
+    respell: Sequence[tuple[int, int, str]] = (),
+) -> str:
+    """The prompt with ``text`` after the user's text and ``tags`` after the content;
+    ``respell``: (start, end, new) spans of the prompt written anew (a tag's
+    canonical spelling), which never overlap an anchor's offset from inside."""
     tag_part = "".join(f", {t}" for t in tags)
     edits: dict[int, str] = {}
     if text and where.text_end is not None:
@@ -57,14 +66,17 @@ def insert(prompt: str, where: Anchors, text: str = "", tags: Sequence[str] = ()
             # After a finished sentence the tags start anew, not after a comma.
             tag_part = " " + tag_part.removeprefix(", ")
         edits[where.content_end] = before + tag_part
+    changes = [(offset, offset, edit) for offset, edit in edits.items()]
+    changes += [(start, end, new) for start, end, new in respell]
     out = prompt
-    for offset in sorted(edits, reverse=True):
-        edit = edits[offset]
-        if prompt[offset : offset + 1] in COMMAS:
+    # From the end backwards, so earlier offsets stay valid; an insertion at a
+    # span's end goes before the span is rewritten.
+    for start, end, edit in sorted(changes, key=lambda c: (c[0], c[1] == c[0]), reverse=True):
+        if start == end and prompt[start : start + 1] in COMMAS:
             # The user's own comma follows: the addition does not end in a mark
             # of its own ("tail.," would be malformed).
             edit = edit.rstrip(".,;:!?。，、 ") or edit
-        out = out[:offset] + edit + out[offset:]
+        out = out[:start] + edit + out[end:]
     return out
 
 

@@ -46,6 +46,10 @@ class Prepared:
     unread: tuple[str, ...] = ()
     """Typed text in a script the models cannot read (``readable``): kept in the
     prompt as typed, never shown to the model."""
+    respell: tuple[tuple[int, int, str], ...] = ()
+    """Plain typed tags whose canonical name is spelled otherwise (``long_hair``,
+    ``Hatsune_Miku``, an alias): (start, end, canonical name), offsets into the
+    typed prompt, for writing every tag in one style (``tag_spelling``)."""
 
     def meta(self, tags: dict[str, list[str]] | None = None) -> dict[str, str]:
         """The meta lines for this request's tags (or a draft's ``tags``)."""
@@ -165,8 +169,15 @@ def prepare(
         # Explicit categories are trusted, but spellings are canonicalised.
         add(info.name if info else tag, category, normalize_key(tag))
     legible = (lambda _: True) if request.read_any_script else readable
+    respell: list[tuple[int, int, str]] = []
     for piece, info in zip(pieces, piece_infos, strict=True):
         name = info.name if info else db.canonical(piece.text)
+        # A plain known tag (its raw form is its text, at most with escaped brackets):
+        # weights and prompt editing are the user's syntax, and a tag the database
+        # does not know may be a LoRA trigger whose underscores matter: both stay.
+        plain = piece.raw.replace("\\(", "(").replace("\\)", ")") == piece.text
+        if info is not None and piece.weight == 1.0 and plain and piece.text != name:
+            respell.append((piece.start, piece.end, name))
         key = normalize_key(piece.text)
         if info is None and not legible(piece.text):
             unread.append((piece.start, piece.text))
@@ -207,6 +218,7 @@ def prepare(
         later_tags=frozenset(later),
         dialect=dialect,
         unread=tuple(text for _, text in sorted(unread)),
+        respell=tuple(respell),
     )
 
 

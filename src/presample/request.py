@@ -201,6 +201,13 @@ class PresampleRequest(_Model):
         "request's tags in real prompts (presample/tag_prior.py). 0: off, the model alone. "
         "Left out, the model card's value (the shipped model's is on; published models' off).",
     )
+    tag_spelling: Literal["canonical", "typed"] = Field(
+        "canonical",
+        description="How your own tags are written in the default (typed) output. "
+        "canonical: as every tag is written for the target (long_hair -> long hair, "
+        "Hatsune_Miku -> hatsune miku, an alias -> its tag, brackets escaped); weighted "
+        "tags, prompt editing and text stay as typed. typed: every byte as you typed it.",
+    )
     read_any_script: bool = Field(
         False,
         description="Show the model text in any script. False: text mostly in a script the "

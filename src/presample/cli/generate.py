@@ -138,6 +138,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "suggestive tags out)",
     )
     r.add_argument(
+        "--keep-spelling",
+        action="store_true",
+        help="write your own tags exactly as typed (default: known tags as every tag is "
+        "written for the target, long_hair -> long hair, an alias -> its tag; weighted "
+        "tags, text and unknown tags such as LoRA triggers are always kept as typed)",
+    )
+    r.add_argument(
         "--read-any-script",
         action="store_true",
         help="show the model text in any script, as the reference does (default: text "
@@ -213,6 +220,8 @@ def build_request(args: argparse.Namespace) -> PresampleRequest:
         base["sfw"] = False
     if args.read_any_script:
         base["read_any_script"] = True
+    if args.keep_spelling:
+        base["tag_spelling"] = "typed"
     try:
         return PresampleRequest.model_validate(base)
     except ValidationError as exc:
