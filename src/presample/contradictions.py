@@ -24,6 +24,7 @@ EXCLUSIVE_PAIRS: frozenset[frozenset[str]] = frozenset(
     for pair in (
         ("day", "night"),
         ("day", "night sky"),  # Danbooru implies night from it
+        ("day", "starry sky"),  # and from this (seen: "starry sky ... day" for a scenery)
         ("indoors", "outdoors"),
         ("1girl", "multiple girls"),
         ("1boy", "multiple boys"),
