@@ -1,10 +1,12 @@
 """``presample show IMAGE``: how an image's prompt was made, read from the image.
 
-The ComfyUI nodes and the A1111 extension keep a record in the PNG they save
-(``presample/record.py``): the request as run (its seed drawn), the prompt it
-gave, the model and a hash of its weights, the engine. This prints it, and
-``--request FILE`` writes the request so that ``presample --request FILE
---model MODEL`` makes the same prompt again (same model, same engine).
+The ComfyUI nodes and the A1111 extension keep a record in the PNG they save:
+the request as run (its seed drawn), the prompt it gave, the model and a hash
+of its weights, the engine. This prints it, and --request FILE writes the
+request so that 'presample --request FILE --model MODEL' makes the same prompt
+again (same model, same engine).
+
+The record's format is presample/record.py.
 """
 
 from __future__ import annotations
