@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "refine",
         help="grow a prompt step by step, picking among candidates",
-        description=__doc__,
+        description=__doc__.replace("``", ""),  # plain text in a terminal
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("prompt", help="the coarse prompt to start from, e.g. 'a cat' or '1girl'")
