@@ -130,6 +130,7 @@ def test_contradictions_are_only_the_sure_ones() -> None:
     assert contradicts("night", ["day", "smile"]) and contradicts("indoors", ["outdoors"])
     assert contradicts("night sky", ["day"]) and contradicts("day", ["night sky"])
     assert contradicts("starry sky", ["day"]) and contradicts("day", ["starry sky"])
+    assert contradicts("blue sky", ["night"]) and not contradicts("blue sky", ["day"])
     assert contradicts("solo", ["1girl", "1boy"]) and contradicts("2girls", ["1girl"])
     assert contradicts("1girl", ["no humans"]) and contradicts("no humans", ["1boy"])
     assert contradicts("multiple boys", ["1boy"]) and contradicts("2boys", ["solo"])

@@ -25,6 +25,7 @@ EXCLUSIVE_PAIRS: frozenset[frozenset[str]] = frozenset(
         ("day", "night"),
         ("day", "night sky"),  # Danbooru implies night from it
         ("day", "starry sky"),  # and from this (seen: "starry sky ... day" for a scenery)
+        ("night", "blue sky"),  # seen: "1girl, ..., blue sky, night"
         ("indoors", "outdoors"),
         ("1girl", "multiple girls"),
         ("1boy", "multiple boys"),
