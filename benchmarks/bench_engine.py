@@ -65,19 +65,25 @@ def tiny_tokenizer():
     return train_tokenizer(corpus, vocab_size=400)
 
 
-def run_ours(model, tokenizer, batch: int, new_tokens: int, repeat: int) -> float:
-    """Median seconds to generate ``new_tokens`` for each of ``batch`` prompts."""
-    backend = TorchBackend(model, tokenizer, name="bench", max_batch=batch)
-    backend.eos_id = -1  # random weights: never stop early, every prompt costs the same
-    sampling = Sampling(max_new_tokens=new_tokens)
-    jobs = [GenerationJob(PROMPT, sampling, seed=i) for i in range(batch)]
-    backend.generate([GenerationJob(PROMPT, Sampling(max_new_tokens=8), 0)] * batch)  # warm-up
+def timed_generate(backend, jobs: list[GenerationJob], repeat: int) -> float:
+    """Median seconds of ``backend.generate(jobs)`` after a short warm-up batch; the
+    backend never stops early (random weights: every prompt costs the same)."""
+    backend.eos_id = -1
+    backend.generate([GenerationJob(PROMPT, Sampling(max_new_tokens=8), 0)] * len(jobs))
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         backend.generate(jobs)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def run_ours(model, tokenizer, batch: int, new_tokens: int, repeat: int) -> float:
+    """Median seconds to generate ``new_tokens`` for each of ``batch`` prompts."""
+    backend = TorchBackend(model, tokenizer, name="bench", max_batch=batch)
+    sampling = Sampling(max_new_tokens=new_tokens)
+    jobs = [GenerationJob(PROMPT, sampling, seed=i) for i in range(batch)]
+    return timed_generate(backend, jobs, repeat)
 
 
 def run_onnx(converted: Path, batch: int, new_tokens: int, repeat: int) -> float:
@@ -86,16 +92,9 @@ def run_onnx(converted: Path, batch: int, new_tokens: int, repeat: int) -> float
     from presample.engine.onnx_backend import OnnxBackend
 
     backend = OnnxBackend.load(converted, name="bench")
-    backend.eos_id = -1  # as above: never stop early
     sampling = Sampling(max_new_tokens=new_tokens)
     jobs = [GenerationJob(f"{PROMPT}, {i}", sampling, seed=i) for i in range(batch)]
-    backend.generate([GenerationJob(PROMPT, Sampling(max_new_tokens=8), 0)] * batch)  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        backend.generate(jobs)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return timed_generate(backend, jobs, repeat)
 
 
 def run_llamacpp(gguf: Path, new_tokens: int, repeat: int) -> float:

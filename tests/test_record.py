@@ -48,6 +48,7 @@ def test_a_comfyui_image_makes_its_prompt_again(
     (record,), _ = read_records(image)
     assert record.request.seed == result.seed >= 0  # the drawn seed, not -1
     assert record.prompt == result.prompt and record.model_hash == model_hash
+    assert len(model_hash) == 12  # the weights were found and hashed
 
     saved = tmp_path / "req.json"
     code, out, _ = cli(capsys, "show", str(image), "--request", str(saved))

@@ -316,11 +316,14 @@ class Presampler:
         if self._model_hash is None:
             from .record import weights_hash
 
-            self._model_hash = weights_hash(self._weight_files())
+            files = self._weight_files()
+            self._model_hash = weights_hash(files) if files else ""  # unknown, not a hash
         return self._model_hash
 
     def _weight_files(self) -> list[Path]:
         location = Path(self.source.location)
+        if self.source.kind == "hub":  # loaded already: its folder is in the cache
+            location = hub.cached_folder(self.source.location) or location
         if self.source.gguf_file:
             return [location / self.source.gguf_file]
         if location.is_file():

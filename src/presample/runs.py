@@ -85,6 +85,7 @@ def tipo_run(
     steps = prepared.steps()
     draft = Draft.start(prepared)
     details: list[StepResult] = []
+    stated = said(prepared.nl)  # what the user's sentence states ("at night")
 
     for index, step in enumerate(steps):
         gen_meta = request.gen_meta and index == len(steps) - 1
@@ -95,7 +96,7 @@ def tipo_run(
         drawn_seeds = 0
         detail = StepResult(task=step.task, length=step.length, expand=step.expand,
                             gen_meta=gen_meta, seed=options.seed, draws=0)  # fmt: skip
-        rules = (constraint, _tag_rule(prepared, step, db, options.seed, bans, prior),
+        rules = (constraint, _tag_rule(prepared, step, db, options.seed, bans, prior, stated),
                  _caption_rule(prepared, step), CAPTION_LOOPS)  # fmt: skip
         active = [rule for rule in rules if rule is not None]
         step_constraint: Constraint | None = (
@@ -132,7 +133,7 @@ def tipo_run(
                 output = parse_tipo_output(text + drawn.text, db.categorize)
                 if request.known_tags_only:
                     output = known_only(output, db, prepared.protected())
-                earlier = [*draft.tag_line_tags(), *said(prepared.nl)]
+                earlier = [*draft.tag_line_tags(), *stated]
                 output = consistent(output, earlier, prepared.protected())
                 merged = merge_output(
                     draft,
@@ -181,6 +182,7 @@ def _tag_rule(
     seed: int,
     bans: BanMatcher,
     table: CooccurrenceTable | None,
+    stated: frozenset[str],
 ) -> TagFloor | None:
     """The tag line's floor (tag-writing steps) and real-tags rule, as the request asks.
 
@@ -205,7 +207,7 @@ def _tag_rule(
     if table is not None and minimum:
         level = _rating_level(prepared)
         fill = lambda tags: table.weights(tags, level, excluded=banned)  # noqa: E731
-    return TagFloor(minimum, vocabulary, prepared.protected(), banned, fill, said(prepared.nl))
+    return TagFloor(minimum, vocabulary, prepared.protected(), banned, fill, stated)
 
 
 def _rating_level(prepared: Prepared) -> int:

@@ -167,34 +167,40 @@ class TagFloor:
 
     def _can_fill(self, forced: _Forced, have: set[str], typed: str) -> bool:
         """Whether some fill tag the line may still take starts with ``typed``."""
-        if any(k.startswith(typed) and k not in have for k in self.protected):
+        if self._user_tag_left(have, typed):
             return True
         i = bisect_left(forced.keys, typed)
         for key in forced.keys[i:]:
             if not key.startswith(typed):
                 return False
-            if key not in have and not self._banned(key) and not self._contradicts(key, have):
+            if self._takes(key, have):
                 return True
         return False
 
     def _can_finish(self, have: set[str], typed: str) -> bool:
         """Whether some tag the line may still take starts with ``typed``: a user's
         tag not on the line yet, or a known tag neither on it nor banned."""
-        if not typed or any(k.startswith(typed) and k not in have for k in self.protected):
+        if not typed or self._user_tag_left(have, typed):
             return True
         assert self.vocabulary is not None
         # Keys come in key order, a page at a time; usually the first page settles it.
         limit = len(have) + 8
         while True:
             keys = self.vocabulary.prefixed_keys(typed, limit)
-            if any(k not in have and not self._banned(k) and not self._contradicts(k, have)
-                   for k in keys):  # fmt: skip
+            if any(self._takes(k, have) for k in keys):
                 return True
             if len(keys) < limit:
                 return False  # every key seen: a dead end
             if limit >= MAX_KEYS_SCANNED:
                 return True  # too many to prove a dead end; the engine's fallback copes
             limit *= 4
+
+    def _user_tag_left(self, have: set[str], typed: str) -> bool:
+        return any(k.startswith(typed) and k not in have for k in self.protected)
+
+    def _takes(self, key: str, have: set[str]) -> bool:
+        """Whether the line may still take tag ``key``: not on it, banned or contradicting."""
+        return key not in have and not self._banned(key) and not self._contradicts(key, have)
 
     def _contradicts(self, key: str, have: set[str]) -> bool:
         # The user's tags count even when the model has written past one ("night" ->

@@ -354,7 +354,8 @@ class OnnxBackend:
         """The running rows as a block at the front again: each slot a finished row
         leaves inside the new block takes a running row from beyond it."""
         size = len(keep)
-        holes = [slot for slot in range(size) if slot not in set(keep)]
+        kept = set(keep)
+        holes = [slot for slot in range(size) if slot not in kept]
         movers = [slot for slot in keep if slot >= size]
         slots = list(active[:size])
         for hole, mover in zip(holes, movers, strict=True):
