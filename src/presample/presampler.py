@@ -22,10 +22,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .engine import hub
+from .engine import hub, scheduler
 from .engine.backend import Backend, ModelError, generate_samples
 from .engine.sampling import DTG_DEFAULT, TIPO_DEFAULT, Sampling
-from .engine.scheduler import run_all
+from .engine.scheduler import OnDone, run_all
 from .errors import InputError, install_hint
 from .prepare import Prepared, prepare
 from .registry import FOLDER_GGUF, ModelSource, resolve
@@ -410,12 +410,20 @@ class Presampler:
                 runs.append(self.run_for(request))
             except (ValueError, ModelError) as exc:  # invalid request: fail it alone
                 runs.append(_failed(exc))
-        results = run_all(self.backend, runs, on_done=on_result)  # type: ignore[arg-type]
+        results = self.run_many(runs, on_done=on_result)  # type: ignore[arg-type]
         if raise_errors:
             for item in results:
                 if isinstance(item, Exception):
                     raise item
         return results  # type: ignore[return-value]
+
+    def run_many(
+        self, runs: Sequence[scheduler.Run], *, on_done: OnDone | None = None
+    ) -> list[object]:
+        """Drive runs (``run_for``, ``run_prepared``) to the end in shared model calls;
+        each run's result or exception, in order. A server drives them through its
+        own queue instead, beside other requests (``server/engine.Engine.run_many``)."""
+        return run_all(self.backend, runs, on_done=on_done)
 
     def stream(self, request: RequestLike) -> Iterator[StepResult | PresampleResult]:
         """Each step's details as soon as it finishes, then the result."""

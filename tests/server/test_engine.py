@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from presample import Presampler, PresampleRequest
+from presample import Presampler, PresampleRequest, RefineOptions, RefineSession
 from presample.engine.backend import ModelError
 from presample.server.engine import Engine
 
@@ -41,6 +41,35 @@ def test_a_failing_job_fails_alone(settings) -> None:
     with Presampler(settings.models[0], dtype="float32") as alone:
         alone.sampling = alone.sampling.with_(max_new_tokens=4)
         assert good.prompt == alone(PresampleRequest(prompt="1girl", seed=1, **one)).prompt
+
+
+def test_refine_candidates_share_model_calls_with_other_requests(settings) -> None:
+    presampler = Presampler(settings.models[0], dtype="float32")
+    presampler.sampling = presampler.sampling.with_(max_new_tokens=8)
+    options = RefineOptions(seed=3, candidates=3, sfw=False)
+    requests = [PresampleRequest(prompt="1girl", seed=s, caption_candidates=1) for s in (1, 2)]
+
+    async def scenario() -> tuple[list, list]:
+        engine = Engine(presampler, queue_size=8, window_seconds=0.05, max_merged=8)
+        engine.start()
+        try:
+            session = RefineSession(presampler, "1girl, scenery", options)
+            presampled = engine.submit([(r, None) for r in requests])
+            candidates = await engine.drive(session.proposing())
+            others = await asyncio.gather(*presampled)
+            # A round's three draws beside the two requests still running.
+            assert engine.stats.largest_batch > options.candidates, engine.stats
+            return candidates, others
+        finally:
+            await engine.stop()
+
+    candidates, others = asyncio.run(scenario())  # the engine closes its presampler
+    assert candidates, "the tiny model's draws survive the filters at this seed"
+    # The same candidates and prompts as each drawn on its own.
+    with Presampler(settings.models[0], dtype="float32") as alone:
+        alone.sampling = alone.sampling.with_(max_new_tokens=8)
+        assert candidates == RefineSession(alone, "1girl, scenery", options).propose()
+        assert [r.prompt for r in others] == [alone(r).prompt for r in requests]
 
 
 def test_sampling_values_the_sampler_cannot_take_are_refused(client) -> None:

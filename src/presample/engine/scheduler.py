@@ -8,6 +8,11 @@ server adds requests as they arrive and drops those whose client has gone).
 policy: a run that fails is reported and the others go on; when the model
 call as a whole fails, each job is retried alone and only the jobs that fail
 alone fail their runs.
+
+Work that needs several rounds of runs, each planned from the results of the
+last (a refine round draws again for duplicates), is a ``Plan``: whoever holds
+the model drives it, ``drive`` with ``run_all``, the server by queueing each
+round's runs beside other requests.
 """
 
 from __future__ import annotations
@@ -28,6 +33,13 @@ OnDone = Callable[[int, object], None]
 """Called as soon as run ``index`` ends, with its result or its exception."""
 
 K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+
+Plan = Generator[list[Run], list[object], T]
+"""Yields the runs it needs next, receives their results or exceptions (in order,
+as ``run_all`` gives them), returns its own result."""
+
+RunMany = Callable[[list[Run]], list[object]]
 
 
 class Batcher(Generic[K]):
@@ -125,3 +137,13 @@ def run_all(
         for ended in batcher.step():
             finish(ended)
     return results
+
+
+def drive(plan: Plan[T], run_many: RunMany) -> T:
+    """Carry out ``plan``, handing each of its rounds of runs to ``run_many``."""
+    try:
+        runs = next(plan)
+        while True:
+            runs = plan.send(run_many(runs))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]

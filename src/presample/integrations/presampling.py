@@ -22,7 +22,6 @@ from ..categories import Category
 from ..compose import Draft, format_result
 from ..engine.backend import ModelError
 from ..engine.sampling import Sampling
-from ..engine.scheduler import run_all
 from ..formatting import REFERENCE_TEMPLATE_NAMES, Target, escape
 from ..prepare import Prepared, prepare
 from ..request import PresampleRequest, PresampleResult, describe_validation_error
@@ -174,7 +173,7 @@ def _single_task(
         step=Step(task, Length(length), expand),
     )
     seed = request.seed if request.seed >= 0 else secrets.randbelow(2**32)
-    (result,) = run_all(presampler.backend, [presampler.run_prepared(one, seed=seed)])
+    (result,) = presampler.run_many([presampler.run_prepared(one, seed=seed)])
     if isinstance(result, Exception):
         raise result
     assert isinstance(result, PresampleResult)

@@ -4,7 +4,10 @@ Each round draws k candidates that extend the current prompt (about n new
 tokens, one TIPO length step, or one shot of up to N tokens); the user picks
 one, which becomes the current prompt, and may undo or re-draw. The k draws of
 a round share forward passes: they go to the model as one batch through the
-same scheduler ``Presampler.presample_many`` uses.
+same scheduler ``Presampler.presample_many`` uses. Drawing is a ``Plan``
+(``proposing``): it says which runs it needs and uses their results, so a
+server can queue them beside other requests (``server/refine_api.py``) and
+``propose`` drives it on the spot.
 
 Reproducible: every candidate's seed is derived from the session seed, the
 round, the re-draw count and the draw number, and the engine gives a row the
@@ -24,7 +27,7 @@ from pydantic import ValidationError
 from ..bans import BanConstraint, BanMatcher
 from ..categories import Category
 from ..engine.backend import Generation, GenerationJob
-from ..engine.scheduler import run_all
+from ..engine.scheduler import Plan, Run, drive
 from ..formatting import escape
 from ..insertion import Anchors, anchors, insert, text_added
 from ..lengths import sentence_count
@@ -140,20 +143,29 @@ class RefineSession:
 
     def propose(self) -> list[Candidate]:
         """The candidates for the current prompt (drawn once per round and re-draw)."""
+        return drive(self.proposing(), self.presampler.run_many)
+
+    def proposing(self) -> Plan[list[Candidate]]:
+        """``propose`` as a plan: the runs it needs, for the caller to drive."""
         if self._candidates is None:
             key = (self.round, self._redraw, self.prompt)
             if key not in self._cache:
+                candidates = yield from self._drawing()
                 if len(self._cache) >= _CACHE_ROUNDS:
                     self._cache.pop(next(iter(self._cache)))
-                self._cache[key] = self._draw()
+                self._cache[key] = candidates
             self._candidates = self._cache[key]
         return list(self._candidates)
 
     def redraw(self) -> list[Candidate]:
         """New candidates for the same prompt (the next seeds of this round)."""
+        self.next_draw()
+        return self.propose()
+
+    def next_draw(self) -> None:
+        """Forget this round's candidates; the next ``propose`` draws new ones."""
         self._redraw += 1
         self._candidates = None
-        return self.propose()
 
     def pick(self, index: int) -> str:
         """Accept candidate ``index`` (0-based); it becomes the current prompt."""
@@ -217,7 +229,7 @@ class RefineSession:
                 seeds.append(seed)
         return seeds, draw
 
-    def _draw(self) -> list[Candidate]:
+    def _drawing(self) -> Plan[list[Candidate]]:
         prompt = self.prompt
         prepared = self._prepare(prompt)
         where = anchors(prompt, prepared.parsed)
@@ -234,7 +246,7 @@ class RefineSession:
             if need <= 0:
                 break
             seeds, draw = self._seeds(draw, need, used)
-            extensions = (
+            extensions = yield from (
                 self._by_length(prompt, seeds, have)
                 if self.options.by_length()
                 else self._by_tokens(prepared, seeds, have)
@@ -288,7 +300,7 @@ class RefineSession:
 
     def _by_tokens(
         self, prepared: Prepared, seeds: list[int], have: set[str]
-    ) -> list[Extension | Exception]:
+    ) -> Plan[list[Extension | Exception]]:
         p = self.presampler
         limit = self.options.token_limit()
         # Some room past the limit, so the last whole tag or word can finish.
@@ -302,7 +314,7 @@ class RefineSession:
         else:
             opening = tipo_opening(prepared, limit)
         jobs = [GenerationJob(opening.text, sampling, seed, constraint) for seed in seeds]
-        generations = run_all(p.backend, [_single(job) for job in jobs])
+        generations = yield [_single(job) for job in jobs]
         out: list[Extension | Exception] = []
         for generation in generations:
             if isinstance(generation, Exception):
@@ -374,7 +386,7 @@ class RefineSession:
 
     def _by_length(
         self, prompt: str, seeds: list[int], have: set[str]
-    ) -> list[Extension | Exception]:
+    ) -> Plan[list[Extension | Exception]]:
         p = self.presampler
         probe = self._prepare(prompt)
         tag_length = next_tag_length(tag_count(probe), TAG_MIN)
@@ -393,9 +405,9 @@ class RefineSession:
             shuffle_new_tags=False,
         )
         sampling = self.options.sampling(p.sampling)
-        runs = [p.run_prepared(prepared, seed=seed, sampling=sampling) for seed in seeds]
+        runs: list[Run] = [p.run_prepared(prepared, seed=seed, sampling=sampling) for seed in seeds]
         out: list[Extension | Exception] = []
-        for result in run_all(p.backend, runs):
+        for result in (yield runs):
             if isinstance(result, Exception):
                 out.append(result)
                 continue

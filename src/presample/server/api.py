@@ -139,11 +139,14 @@ def _submit(engine: Engine, work: list[tuple[PresampleRequest, Sampling | None]]
     try:
         return engine.submit(work)
     except QueueFull as exc:
-        raise HTTPException(
-            503,
-            f"busy: {exc}; retry in a moment",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ) from None
+        raise busy(exc) from None
+
+
+def busy(exc: QueueFull) -> HTTPException:
+    """A full queue: a clear, retryable answer."""
+    return HTTPException(
+        503, f"busy: {exc}; retry in a moment", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
 
 
 def _error_text(exc: BaseException) -> str:

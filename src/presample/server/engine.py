@@ -12,7 +12,8 @@ instead of waiting for the whole previous batch (``engine.scheduler.run_all``
 drives a fixed set of runs to the end, which would make a short request wait
 for the slowest one), and each is answered as soon as its own run ends.
 Requests whose client gave up (disconnect, timeout) are dropped, before they
-start or between model calls.
+start or between model calls. Refine rounds queue their candidates' runs here
+too (``run_many``), so a round shares model calls with everyone else's work.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
 from ..engine.backend import ModelError
 from ..engine.sampling import Sampling
-from ..engine.scheduler import Batcher
+from ..engine.scheduler import Batcher, Plan
+from ..engine.scheduler import Run as AnyRun
 from ..presampler import Presampler
 from ..request import PresampleRequest, PresampleResult
 from ..runs import Run
@@ -50,7 +53,8 @@ class EngineStats:
     largest_batch: int = 0
     """Most jobs (different requests) in one model call."""
     requests: int = 0
-    """Presample requests started (dropped-before-start ones are not counted)."""
+    """Runs started: presample requests and refine candidates (dropped-before-start
+    ones are not counted)."""
     dropped: int = 0
     """Requests dropped because their client had gone."""
     busy_seconds: float = 0.0
@@ -68,9 +72,9 @@ class EngineStats:
 
 @dataclass(eq=False)  # a key of the batcher: by identity
 class _Item:
-    request: PresampleRequest
-    sampling: Sampling | None
-    future: asyncio.Future[PresampleResult] = field(repr=False)
+    start: Callable[[], AnyRun]
+    """Makes the run, on the worker thread (an invalid request fails there, alone)."""
+    future: asyncio.Future[Any] = field(repr=False)
 
 
 def with_sampling(run: Run, sampling: Sampling) -> Run:
@@ -139,16 +143,41 @@ class Engine:
         self, requests: list[tuple[PresampleRequest, Sampling | None]]
     ) -> list[asyncio.Future[PresampleResult]]:
         """Queue requests, all or none; ``QueueFull`` when they do not fit."""
+        return self._enqueue([partial(self._request_run, *work) for work in requests])
+
+    async def run_many(self, runs: list[AnyRun]) -> list[object]:
+        """Drive runs through the queue, beside every other request; each run's
+        result or exception, in order (``Presampler.run_many`` on a server)."""
+        futures = self._enqueue([partial(_ready, run) for run in runs])
+        try:
+            return await asyncio.gather(*futures, return_exceptions=True)
+        finally:  # given up on (timeout): the batcher drops what is still running
+            for future in futures:
+                future.cancel()
+
+    async def drive(self, plan: Plan[T]) -> T:
+        """Carry out a plan (a refine round): its own steps on the worker thread,
+        the runs it asks for through the queue."""
+        step = await self.call(_advance, plan, None)
+        while isinstance(step, list):
+            step = await self.call(_advance, plan, await self.run_many(step))
+        return step.value
+
+    def _enqueue(self, starts: list[Callable[[], AnyRun]]) -> list[asyncio.Future[Any]]:
         free = self._queue.maxsize - self._queue.qsize()
-        if len(requests) > free:
+        if len(starts) > free:
             raise QueueFull(f"{self._queue.qsize()} requests are waiting for {self.name}")
         loop = asyncio.get_running_loop()
         futures = []
-        for request, sampling in requests:
-            future: asyncio.Future[PresampleResult] = loop.create_future()
-            self._queue.put_nowait(_Item(request, sampling, future))
+        for start in starts:
+            future: asyncio.Future[Any] = loop.create_future()
+            self._queue.put_nowait(_Item(start, future))
             futures.append(future)
         return futures
+
+    def _request_run(self, request: PresampleRequest, sampling: Sampling | None) -> AnyRun:
+        run = self.presampler.run_for(request)
+        return run if sampling is None else with_sampling(run, sampling)
 
     async def _batches(self) -> None:
         loop = asyncio.get_running_loop()
@@ -184,9 +213,7 @@ class Engine:
         for item in fresh:
             self.stats.requests += 1
             try:
-                run = self.presampler.run_for(item.request)
-                if item.sampling is not None:
-                    run = with_sampling(run, item.sampling)
+                run = item.start()
             except (ValueError, ModelError) as exc:  # an invalid request fails alone
                 ended.append((item, exc))
                 continue
@@ -217,7 +244,24 @@ class Engine:
         return await loop.run_in_executor(self._thread, function, *args)
 
 
-def _settle(future: asyncio.Future[PresampleResult], value: object) -> None:
+@dataclass(frozen=True)
+class _Done:
+    value: Any
+
+
+def _advance(plan: Plan[Any], results: list[object] | None) -> list[AnyRun] | _Done:
+    """One step of a plan, as a value: a ``StopIteration`` cannot cross into a future."""
+    try:
+        return next(plan) if results is None else plan.send(results)
+    except StopIteration as stop:
+        return _Done(stop.value)
+
+
+def _ready(run: AnyRun) -> AnyRun:
+    return run
+
+
+def _settle(future: asyncio.Future[Any], value: object) -> None:
     if future.done():  # the client went away; nobody reads this
         return
     if isinstance(value, BaseException):

@@ -1,14 +1,16 @@
 """Refine sessions over HTTP: start, draw candidates, pick, undo, re-draw, save.
 
 Sessions live in the app's ``SessionStore`` (bounded, expiring). Every action
-that may call the model runs on the model's worker thread, one action per
-session at a time, so a double click cannot pick twice.
+that may call the model runs its own steps on the model's worker thread and
+queues its candidates' runs with the model's other requests (they share
+model calls), one action per session at a time, so a double click cannot pick
+twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Response
@@ -17,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..engine.backend import ModelError
 from ..refine import Candidate, RefineError, RefineOptions, RefineSession, RefineState
 from ..request import MAX_PROMPT_CHARS
-from .api import ERRORS
+from .api import ERRORS, busy
+from .engine import Engine, QueueFull
 from .schemas import ErrorAnswer, sampling_problem
 from .sessions import Entry
 from .state import ServerState, get_state
@@ -30,6 +33,7 @@ SESSION_ERRORS = {
     **ERRORS,
     404: {"model": ErrorAnswer, "description": "No such session (expired or never made)"},
     409: {"model": ErrorAnswer, "description": "Not possible now (nothing to undo ...)"},
+    503: {"model": ErrorAnswer, "description": "Queue full; retry after `Retry-After` seconds"},
     504: {"model": ErrorAnswer, "description": "Not answered within the server's timeout"},
 }
 
@@ -89,18 +93,28 @@ def _view(key: str, entry: Entry) -> RefineView:
     )
 
 
-async def _on_engine(state: ServerState, model: str, work: Callable[[], T], conflict: int) -> T:
-    """Run model work for a session on the model's thread, with the server's timeout."""
+async def _on_engine(
+    state: ServerState, model: str, work: Callable[[Engine], Awaitable[T]], conflict: int
+) -> T:
+    """Model work for a session, with the server's timeout: its own steps on the
+    model's thread, its candidates' runs in the model's queue beside other requests."""
     engine = state.engines[model]
     timeout = state.settings.limits.timeout_seconds
     try:
-        return await asyncio.wait_for(engine.call(work), timeout)
+        return await asyncio.wait_for(work(engine), timeout)
     except TimeoutError:
         raise HTTPException(504, f"not answered within {timeout:g} seconds") from None
+    except QueueFull as exc:
+        raise busy(exc) from None
     except RefineError as exc:
         raise HTTPException(conflict, str(exc)) from None
     except (ValueError, ModelError) as exc:
         raise HTTPException(422, str(exc)) from None
+
+
+async def _drawn(engine: Engine, session: RefineSession) -> None:
+    """This round's candidates, drawn now unless they were already."""
+    await engine.drive(session.proposing())
 
 
 def _check_options(state: ServerState, options: RefineOptions) -> None:
@@ -121,10 +135,12 @@ def _entry(state: ServerState, key: str) -> Entry:
     return entry
 
 
-async def _act(state: ServerState, key: str, action: Callable[[RefineSession], Any]) -> RefineView:
+async def _act(
+    state: ServerState, key: str, work: Callable[[Engine, RefineSession], Awaitable[Any]]
+) -> RefineView:
     entry = _entry(state, key)
     async with entry.lock:
-        await _on_engine(state, entry.model, lambda: action(entry.session), conflict=409)
+        await _on_engine(state, entry.model, lambda e: work(e, entry.session), conflict=409)
         return _view(key, entry)
 
 
@@ -135,10 +151,10 @@ async def start(call: RefineStart, state: State) -> RefineView:
     engine = state.engine(call.model)
     _check_options(state, call.options)
 
-    def make() -> RefineSession:
-        session = RefineSession(engine.presampler, call.prompt, call.options)
+    async def make(engine: Engine) -> RefineSession:
+        session = await engine.call(RefineSession, engine.presampler, call.prompt, call.options)
         if call.propose:
-            session.propose()
+            await _drawn(engine, session)
         return session
 
     session = await _on_engine(state, engine.name, make, conflict=422)
@@ -159,7 +175,7 @@ async def restore(call: RefineRestore, state: State) -> RefineView:
     session = await _on_engine(
         state,
         engine.name,
-        lambda: RefineSession.from_state(engine.presampler, call.state),
+        lambda e: e.call(RefineSession.from_state, e.presampler, call.state),
         conflict=422,
     )
     assert state.sessions is not None
@@ -189,7 +205,7 @@ async def saved(key: str, state: State) -> RefineState:
     summary="This round's candidates (drawn once, then the same)",
 )
 async def propose(key: str, state: State) -> RefineView:
-    return await _act(state, key, lambda s: s.propose())
+    return await _act(state, key, _drawn)
 
 
 @router.post(
@@ -199,7 +215,11 @@ async def propose(key: str, state: State) -> RefineView:
     summary="New candidates for the same prompt",
 )
 async def redraw(key: str, state: State) -> RefineView:
-    return await _act(state, key, lambda s: s.redraw())
+    async def work(engine: Engine, session: RefineSession) -> None:
+        await engine.call(session.next_draw)
+        await _drawn(engine, session)
+
+    return await _act(state, key, work)
 
 
 @router.post(
@@ -209,12 +229,13 @@ async def redraw(key: str, state: State) -> RefineView:
     summary="Accept a candidate; it becomes the current prompt",
 )
 async def pick(key: str, call: PickCall, state: State) -> RefineView:
-    def action(session: RefineSession) -> None:
-        session.pick(call.index)
+    async def work(engine: Engine, session: RefineSession) -> None:
+        await _drawn(engine, session)  # what is picked from
+        await engine.call(session.pick, call.index)
         if call.propose:
-            session.propose()
+            await _drawn(engine, session)
 
-    return await _act(state, key, action)
+    return await _act(state, key, work)
 
 
 @router.post(
@@ -226,12 +247,12 @@ async def pick(key: str, call: PickCall, state: State) -> RefineView:
 async def undo(key: str, state: State, call: UndoCall | None = None) -> RefineView:
     again = call.propose if call is not None else True
 
-    def action(session: RefineSession) -> None:
-        session.undo()
+    async def work(engine: Engine, session: RefineSession) -> None:
+        await engine.call(session.undo)
         if again:
-            session.propose()
+            await _drawn(engine, session)
 
-    return await _act(state, key, action)
+    return await _act(state, key, work)
 
 
 @router.delete(
