@@ -16,6 +16,7 @@ from .conftest import COMFY_FOLDER, SMALL, SMALL_CLI, load_custom_node
 torch = pytest.importorskip("torch")
 
 from presample.cli import main as cli_main  # noqa: E402
+from presample.formatting import Target, escape  # noqa: E402
 from presample.integrations import comfyui  # noqa: E402
 
 WIDGET_TYPES = {"STRING", "INT", "FLOAT", "BOOLEAN"}
@@ -134,6 +135,8 @@ def test_node_prompt_equals_the_cli_prompt_for_the_same_seed(
     result = json.loads(out[4])
     assert result["seed"] == 11 and result["prompt"] == out[0]
     assert out[2].startswith(prompt)  # unformatted: as typed, then what the model added
+    added = [escape(t, Target.COMFYUI) for t in result["added"]]
+    assert out[2].split("\n")[0] == ", ".join([prompt, *added]), "the result's own additions"
     assert out[3] == prompt
     # The format node rewrites the same result in another template without the model.
     fmt = comfyui.PresampleFormatNode()

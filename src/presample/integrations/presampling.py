@@ -25,7 +25,7 @@ from ..engine.sampling import Sampling
 from ..formatting import REFERENCE_TEMPLATE_NAMES, Target, escape
 from ..prepare import Prepared, prepare
 from ..request import PresampleRequest, PresampleResult, describe_validation_error
-from ..tagdb import TagDatabase, normalize_key
+from ..tagdb import TagDatabase
 from ..tipo import Length, Step, Task
 from .common import MODEL_DEFAULT, ModelCache, model_spec, parse_bans, split_list, using_sampling
 
@@ -205,10 +205,8 @@ def texts(outcome: Outcome, *, template: str | None = None, target: str | None =
     )
     prompt = format_result(draft, prepared)
     user_prompt = format_result(Draft.start(prepared), prepared, user_only=True)
-    mine = {normalize_key(t) for t in prepared.user_order}
-    mine |= {normalize_key(t) for tags in prepared.tags.as_dict().values() for t in tags}
     target_enum = request.target
-    added = [escape(t, target_enum) for t in result.tags.all_tags() if normalize_key(t) not in mine]
+    added = [escape(t, target_enum) for t in result.added]
     typed = ", ".join(part for part in (request.prompt,) if part)
     tag_part = ", ".join(part for part in (typed, ", ".join(added)) if part)
     text = "\n".join(escape(t, target_enum) for t in (result.extended, result.generated) if t)
