@@ -223,6 +223,11 @@ def _load_llamacpp(source: ModelSource, *, device: str, dtype: str) -> Backend:
     return LlamaCppBackend.load(path, name=source.name)
 
 
+def model_sampling(source: ModelSource) -> Sampling:
+    """A model's own sampling settings: its card's, else its family's usual ones."""
+    return source.sampling or (DTG_DEFAULT if source.layout == "dtg" else TIPO_DEFAULT)
+
+
 @dataclass(frozen=True)
 class LoadSettings:
     """How to load a model, the same for every front end (the CLI's model options,
@@ -251,11 +256,24 @@ class LoadSettings:
         )
         if self.sampling:
             try:
-                presampler.sampling = Sampling(**{**presampler.sampling.to_dict(), **self.sampling})
-            except (TypeError, ValueError) as exc:
+                presampler.sampling = self._sampling(presampler.sampling)
+            except InputError:
                 presampler.close()
-                raise InputError(f"invalid sampling setting: {exc}") from None
+                raise
         return presampler
+
+    def check(self) -> ModelSource:
+        """What ``open`` would fail on without loading anything: the model is found and
+        the sampling settings are valid (before work is sent to other machines)."""
+        source = resolve(self.model, search=tuple(self.models_dirs))
+        self._sampling(model_sampling(source))
+        return source
+
+    def _sampling(self, model_default: Sampling) -> Sampling:
+        try:
+            return Sampling(**{**model_default.to_dict(), **self.sampling})
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"invalid sampling setting: {exc}") from None
 
 
 class Presampler:
@@ -278,11 +296,7 @@ class Presampler:
             self.source, backend=backend, device=device, dtype=dtype
         )
         self._check_layout()
-        self.sampling = (
-            sampling
-            or self.source.sampling
-            or (DTG_DEFAULT if self.source.layout == "dtg" else TIPO_DEFAULT)
-        )
+        self.sampling = sampling or model_sampling(self.source)
         self.db = TagDatabase()
         self.prior = CooccurrenceTable()
         self._model_hash: str | None = None

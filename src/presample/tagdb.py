@@ -11,6 +11,8 @@ single ``IN`` query so 10k tags resolve in one round trip.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 import sqlite3
 import unicodedata
@@ -108,6 +110,7 @@ def default_db_path() -> Path:
 
 
 _FIXED_KEYS = frozenset(normalize_key(name) for name in FIXED_CATEGORY)
+_SORTED_FIXED_KEYS = sorted(_FIXED_KEYS)
 
 
 def _fixed_info(key: str) -> TagInfo | None:
@@ -128,6 +131,9 @@ class TagDatabase:
                 f"tag database not found at {self.path}; build it with "
                 "'python scripts/build_tagdb.py'"
             )
+        # Remembered: the tag-line rules ask the same prefixes for every row and token
+        # (thousands a second when a weak model's candidates are all refused).
+        self._prefixed = functools.lru_cache(maxsize=1 << 16)(self._query_prefixed)
         try:
             self._conn = open_read_only(self.path)
             version = self._conn.execute(
@@ -224,12 +230,20 @@ class TagDatabase:
 
     def prefixed_keys(self, key: str, limit: int) -> list[str]:
         """Up to ``limit`` keys (spellings and aliases) that start with ``key``, in key order."""
-        fixed = sorted(k for k in _FIXED_KEYS if k.startswith(key))[:limit]
+        return list(self._prefixed(key, limit))
+
+    def _query_prefixed(self, key: str, limit: int) -> tuple[str, ...]:
+        i = bisect.bisect_left(_SORTED_FIXED_KEYS, key)
+        fixed = []
+        for k in _SORTED_FIXED_KEYS[i : i + limit]:
+            if not k.startswith(key):
+                break
+            fixed.append(k)
         rows = self._conn.execute(
             "SELECT key FROM lookup WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
             (key, _after_prefix(key), max(1, limit)),
         ).fetchall()
-        return sorted({r[0] for r in rows} | set(fixed))[:limit]
+        return tuple(sorted({r[0] for r in rows} | set(fixed))[:limit])
 
     def most_popular(self, limit: int, category: int = 0) -> list[str]:
         """The names (as written in prompts) of the ``limit`` tags of a Danbooru

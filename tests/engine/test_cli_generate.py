@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 
 from conftest import run_cli as cli
 
-from presample.cli.run import answered
+from presample.jobs import JsonlOutput
 
 
 def _lines(path: Path) -> list[str]:
@@ -112,7 +112,7 @@ def test_batch_run_writes_every_line_and_resumes(
     # A kill mid-write leaves a torn line: it is cut and that request redone.
     first_two = _lines(out)[:2]
     out.write_text("\n".join(first_two) + '\n{"line": 5, "resu')
-    assert set(answered(out)) == {json.loads(x)["line"] for x in first_two}
+    assert set(JsonlOutput(out).answered()) == {json.loads(x)["line"] for x in first_two}
     code, _, _ = cli(
         capsys, "run", str(requests), "-o", str(out), "--seed", "5", "--no-progress", *model
     )
@@ -129,7 +129,7 @@ def test_batch_run_writes_every_line_and_resumes(
     # A torn row in the middle (rows after it are good) loses only itself.
     rows_now = _lines(out)
     out.write_text("\n".join([rows_now[0], '{"line": 9, "res', *rows_now[1:]]) + "\n")
-    assert set(answered(out)) == {1, 2, 3, 5, 6}
+    assert set(JsonlOutput(out).answered()) == {1, 2, 3, 5, 6}
     assert _lines(out) == rows_now
 
 
@@ -163,11 +163,11 @@ def test_caption_floor_is_on_unless_turned_off(flag: list[str], fill: bool) -> N
 
 
 def test_a_byte_order_mark_is_not_part_of_the_first_request(tmp_path: Path) -> None:
-    from presample.cli.run import read_requests
+    from presample.jobs import read_requests
 
     requests = tmp_path / "requests.jsonl"
     requests.write_bytes(b"\xef\xbb\xbf" + json.dumps({"prompt": "1girl"}).encode() + b"\n")
-    ((number, request),) = read_requests(requests)
+    ((number, request),) = read_requests(requests).rows
     assert number == 1 and not isinstance(request, str) and request.prompt == "1girl"
 
 

@@ -51,8 +51,8 @@ def sampling_overrides(args: argparse.Namespace) -> dict[str, float | int]:
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
-def open_presampler(args: argparse.Namespace):  # -> Presampler (imported lazily)
-    """Load the model the options name, turning failures into one-line errors."""
+def load_settings(args: argparse.Namespace):  # -> LoadSettings (imported lazily)
+    """How to load the model the options name."""
     from pathlib import Path
 
     from ..presampler import LoadSettings
@@ -64,4 +64,9 @@ def open_presampler(args: argparse.Namespace):  # -> Presampler (imported lazily
         dtype=args.dtype,
         models_dirs=tuple(Path(d) for d in args.models_dir),
         sampling=sampling_overrides(args),
-    ).open()
+    )
+
+
+def open_presampler(args: argparse.Namespace):  # -> Presampler (imported lazily)
+    """Load the model the options name, turning failures into one-line errors."""
+    return load_settings(args).open()

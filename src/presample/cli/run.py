@@ -1,31 +1,42 @@
-"""``presample run``: presample a JSON Lines file of requests, resumably.
-
-Each output line is written as soon as its request finishes, so an interrupted
-job keeps its work; running the same command again skips the lines already in
-the output file.
-"""
+"""``presample run``: presample a file of requests, resumably, here or on Ray."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from pydantic import ValidationError
-
-from ..request import PresampleRequest, PresampleResult, describe_validation_error
+from ..jobs.job import MAX_BATCH, Job, JobRun
 from .common import UserError
-from .model_options import add_model_options, open_presampler
+from .model_options import add_model_options, load_settings
 
 DESCRIPTION = """\
-Presample every request of a JSON Lines file (one request object per line, the
-same JSON as the Python API; a bare string is a prompt). Results go to the
-output file, one JSON object per input line: {"line": N, "result": {...}} or
-{"line": N, "error": "..."}, in the order they finish. Re-running the command
-resumes: lines already answered in the output are skipped, rows torn by a kill
-are dropped, and an existing file that is not such an output is never written.
+Presample every request of a file: JSON Lines (one request object per line,
+the same JSON as the Python API; a bare string is a prompt) or Parquet (one
+column per request field: prompt, nl_prompt, seed ...; other columns are left
+out and named once). A row is known by its number, "line": the JSON Lines line,
+or the Parquet row counted from 1.
+
+Results go to the output as each request finishes: JSON Lines, one object per
+row, {"line": N, "result": {...}} or {"line": N, "error": "..."}; or, for an
+output named *.parquet, a folder of Parquet parts with the columns line,
+prompt, tags_prompt, text_prompt, seed, error and result (the whole result as
+JSON), a part every 256 rows or 30 seconds.
+
+Re-running the command resumes: rows already answered in the output are
+skipped, rows torn by a kill are dropped and done again, and an existing
+output that this command did not write is never touched.
+
+With --workers or --address the rows run on Ray Data (pip extra presample[ray]):
+one model per worker, --batch-size rows per worker call. Without --address a
+local Ray starts in this process; with it the job joins that cluster (presample
+and the model must be installed on every node). A row's result is the same
+whichever worker runs it, and the same as without Ray, when its seed is fixed
+(in the request or by --seed).
+
 Exit status: 0 when every request has a result in the output, 1 when any has an
 error row (from this run or an earlier one), 2 for bad options or files.
 """
@@ -34,168 +45,91 @@ error row (from this run or an earlier one), 2 for bad options or files.
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
-        help="presample a JSON Lines file of requests (batched, resumable)",
+        help="presample a file of requests (JSON Lines or Parquet; batched, resumable, Ray)",
         description=DESCRIPTION,
-        epilog="example: presample run requests.jsonl -o results.jsonl --batch-size 32",
+        epilog="examples:\n"
+        "  presample run requests.jsonl -o results.jsonl --batch-size 32\n"
+        "  presample run prompts.parquet -o results.parquet --workers 2 --seed 0\n"
+        "  presample run prompts.parquet -o results.parquet --address ray://head:10001",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("requests", help="JSON Lines file of requests")
-    p.add_argument("-o", "--output", required=True, help="JSON Lines file to write (appended)")
+    p.add_argument("requests", help="JSON Lines or Parquet file of requests")
+    p.add_argument(
+        "-o", "--output", required=True,
+        help="JSON Lines file, or a *.parquet folder, to write (added to when resuming)",
+    )  # fmt: skip
     p.add_argument(
         "--batch-size",
         type=int,
         default=32,
-        help="requests sharing forward passes at once (default 32)",
+        help="requests sharing forward passes at once, per worker (default 32)",
     )
     p.add_argument("--seed", type=int, help="seed for requests that do not set one")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ray = p.add_argument_group("Ray (pip extra presample[ray])")
+    ray.add_argument(
+        "--workers", type=int,
+        help="model workers on Ray; alone: a local Ray in this process "
+        "(default with --address: one per --cpus-per-worker of the cluster's CPUs)",
+    )  # fmt: skip
+    ray.add_argument("--address", help="an existing Ray cluster: host:port or ray://host:port")
+    ray.add_argument(
+        "--cpus-per-worker", type=float,
+        help="CPUs (engine threads) per worker (default: local CPUs shared out; 1 on a cluster)",
+    )  # fmt: skip
     add_model_options(p)
     p.set_defaults(handler=run)
 
 
-def read_requests(path: Path) -> list[tuple[int, PresampleRequest | str]]:
-    """Each non-empty line as a request, or an error message for that line."""
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    out: list[tuple[int, PresampleRequest | str]] = []
-    try:
-        # utf-8-sig: a byte-order mark (Windows editors) is not part of line 1.
-        with path.open(encoding="utf-8-sig") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                out.append((number, _parse_line(line)))
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path} is not valid UTF-8 (byte {exc.start})") from None
-    return out
-
-
-def _parse_line(line: str) -> PresampleRequest | str:
-    try:
-        data: Any = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return f"not valid JSON: {exc.msg} at column {exc.colno}"
-    if isinstance(data, str):
-        data = {"prompt": data}
-    if not isinstance(data, dict):
-        return f"expected a JSON object or string, got {type(data).__name__}"
-    try:
-        return PresampleRequest.model_validate(data)
-    except ValidationError as exc:
-        return f"invalid request: {describe_validation_error(exc)}"
-
-
-def _our_row(raw: bytes) -> dict[str, Any] | None:
-    """A row this command writes (``{"line": N, "result"|"error": ...}``), else ``None``."""
-    try:
-        row = json.loads(raw)
-    except ValueError:
-        return None
-    line = row.get("line") if isinstance(row, dict) else None
-    if isinstance(line, int) and not isinstance(line, bool) and ("result" in row or "error" in row):
-        return row
-    return None
-
-
-def answered(path: Path) -> dict[int, bool]:
-    """Lines already answered in the output: line -> whether it failed.
-
-    Only a file this command wrote is touched: an existing file whose first
-    row is not one of ours (``{"line": N, "result"|"error": ...}``) is refused,
-    so ``-o notes.jsonl`` cannot wipe someone's notes. Rows torn by a kill are
-    dropped, wherever they are; every complete row is kept.
-    """
-    if not path.exists():
-        return {}
-    if not path.is_file():
-        raise UserError(f"{path} is not a file")
-    data = path.read_bytes()
-    rows = data.splitlines(keepends=True)
-    if rows and _our_row(rows[0]) is None:
-        raise UserError(
-            f"{path} exists and is not the output of 'presample run' (its first line is not "
-            '{"line": N, "result"/"error": ...}); choose another -o file, or delete it'
-        )
-    found: dict[int, bool] = {}
-    kept: list[bytes] = []
-    for raw in rows:
-        row = _our_row(raw)
-        if row is None:
-            continue
-        found[row["line"]] = "error" in row
-        kept.append(raw if raw.endswith(b"\n") else raw + b"\n")
-    cleaned = b"".join(kept)
-    if cleaned != data:
-        # Rewritten whole and swapped in, so a second kill cannot lose the good rows.
-        partial = path.with_name(path.name + ".partial")
-        partial.write_bytes(cleaned)
-        partial.replace(path)
-    return found
-
-
-def _write(out: TextIO, row: dict[str, Any]) -> None:
-    out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    out.flush()
-
-
 def run(args: argparse.Namespace) -> int:
-    if not 1 <= args.batch_size <= 256:
-        raise UserError("--batch-size must be between 1 and 256")
-    source, target = Path(args.requests), Path(args.output)
-    if source.resolve() == target.resolve():
-        raise UserError("the output file must not be the input file")
-    items = read_requests(source)
-    done = answered(target)
-    todo = [(n, r) for n, r in items if n not in done]
-    # Error rows from an earlier attempt still count: the exit status says
-    # whether the output, as it stands at the end, answers every request.
-    failures = sum(1 for n, _ in items if done.get(n))
-    if not todo:
-        print(f"nothing to do: all {len(items)} requests are in {target}", file=sys.stderr)
-        if failures:
-            print(f'{failures} of them failed; see the "error" lines in {target}', file=sys.stderr)
-        return 1 if failures else 0
-    if args.seed is not None:
-        todo = [
-            (n, r.model_copy(update={"seed": args.seed}) if isinstance(r, PresampleRequest)
-             and r.seed < 0 else r)
-            for n, r in todo
-        ]  # fmt: skip
+    if args.workers is not None and args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    if args.cpus_per_worker is not None and args.cpus_per_worker <= 0:
+        raise UserError("--cpus-per-worker must be more than 0")
+    if not 1 <= args.batch_size <= MAX_BATCH:
+        raise UserError(f"--batch-size must be between 1 and {MAX_BATCH}")
+    on_ray = args.workers is not None or args.address is not None
+    job = Job(Path(args.requests), Path(args.output), batch_size=args.batch_size, seed=args.seed)
 
+    work = job.open()
+    target = job.output
+    if work.ignored_columns:
+        print(f"presample: left out the columns that are no request field: "
+              f"{', '.join(work.ignored_columns)}", file=sys.stderr)  # fmt: skip
+    if not work.todo:
+        print(f"nothing to do: all {work.total} requests are in {target}", file=sys.stderr)
+        if work.failed:
+            print(f'{work.failed} of them failed; see the "error" rows in {target}',
+                  file=sys.stderr)  # fmt: skip
+        return 1 if work.failed else 0
+    try:
+        if on_ray:
+            from ..jobs.ray_job import Cluster, ray_console, run_on_ray
+
+            cluster = Cluster(args.address, args.workers, args.cpus_per_worker)
+            with ray_console() as terminal, _progress(args, work, terminal):
+                run_on_ray(work, load_settings(args), cluster, batch_size=args.batch_size)
+        elif any(not isinstance(r, str) for _, r in work.todo):
+            from ..jobs.job import run_local
+            from .model_options import open_presampler
+
+            with _progress(args, work, sys.stderr), open_presampler(args) as presampler:
+                run_local(work, presampler, batch_size=args.batch_size)
+        else:
+            work.requests()  # every row left is invalid: no model needed
+    finally:
+        work.close()
+    if work.failed:
+        print(f'{work.failed} request(s) failed; see the "error" rows in {target}',
+              file=sys.stderr)  # fmt: skip
+    return 1 if work.failed else 0
+
+
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace, work: JobRun, stream: TextIO) -> Iterator[None]:
     from tqdm import tqdm
 
-    with target.open("a", encoding="utf-8") as out, tqdm(
-        total=len(items), initial=len(items) - len(todo), unit="prompt",
-        disable=args.no_progress, file=sys.stderr,
-    ) as bar:  # fmt: skip
-        for number, item in todo:
-            if isinstance(item, str):
-                _write(out, {"line": number, "error": item})
-                failures += 1
-                bar.update(1)
-        valid = [(n, r) for n, r in todo if isinstance(r, PresampleRequest)]
-        if not valid:
-            print(f'{failures} request(s) failed; see the "error" lines in {target}',
-                  file=sys.stderr)  # fmt: skip
-            return 1
-        presampler = open_presampler(args)
-        with presampler:
-            for start in range(0, len(valid), args.batch_size):
-                chunk = valid[start : start + args.batch_size]
-
-                def finished(
-                    index: int, value: PresampleResult | Exception, chunk: list = chunk
-                ) -> None:
-                    nonlocal failures
-                    number = chunk[index][0]
-                    if isinstance(value, PresampleResult):
-                        _write(out, {"line": number, "result": value.model_dump(mode="json")})
-                    else:
-                        failures += 1
-                        _write(out, {"line": number, "error": str(value)})
-                    bar.update(1)
-
-                presampler.presample_many([r for _, r in chunk], on_result=finished)
-    if failures:
-        print(f'{failures} request(s) failed; see the "error" lines in {target}', file=sys.stderr)
-    return 1 if failures else 0
+    with tqdm(total=work.total, initial=work.skipped, unit="prompt",
+              disable=args.no_progress, file=stream) as bar:  # fmt: skip
+        work.on_row = lambda line, failed: bar.update(1)
+        yield

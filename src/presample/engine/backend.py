@@ -172,11 +172,17 @@ def load_error(where: str, exc: BaseException) -> ModelError:
 
 
 def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity), for an engine's threads."""
+    """The CPU cores this process may run on (its affinity), for an engine's threads;
+    fewer when ``OMP_NUM_THREADS`` says so (the usual way to share a machine between
+    processes, and what Ray sets for an actor given ``num_cpus``)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    asked = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if asked.isdigit() and int(asked) > 0:
+        return min(cores, int(asked))
+    return cores
 
 
 def first_line(exc: BaseException) -> str:
