@@ -127,3 +127,4 @@ def test_parquet_in_and_out_gives_the_json_lines_results(
         for r in map(json.loads, (tmp_path / "o.jsonl").read_text().splitlines())
     }
     assert from_parquet == from_jsonl and len(from_jsonl) == 2
+

@@ -19,7 +19,8 @@ from presample.errors import RunError
 
 pytest.importorskip("ray")
 
-from presample.jobs.ray_job import check_reachable
+from presample.jobs.ray_job import check_reachable, wire
+from presample.request import PresampleRequest
 
 PROMPTS = [
     "1girl, scenery", "a cat on a sofa", "2boys, sword", "1girl, long hair, smile",
@@ -125,3 +126,11 @@ class socket_closed:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def test_a_request_reaches_a_ray_worker_with_only_the_fields_it_set() -> None:
+    # The model card fills the others (tag_length, tag_prior ...) as in one process.
+    request = PresampleRequest(prompt="1girl", tag_length="long").model_copy(update={"seed": 4})
+    arrived = PresampleRequest.model_validate_json(wire(request))
+    assert arrived == request
+    assert arrived.model_fields_set == {"prompt", "tag_length", "seed"}

@@ -125,7 +125,7 @@ def run_on_ray(run: JobRun, settings: Any, cluster: Cluster, *, batch_size: int)
     started = _connect(ray, cluster)
     try:
         workers, cpus = _shape(ray, cluster, rows=len(valid), batch_size=batch_size)
-        items = [{"line": n, "request": r.model_dump_json()} for n, r in valid]
+        items = [{"line": n, "request": wire(r)} for n, r in valid]
         dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / batch_size))
         # The settings travel in the class rather than as constructor arguments, which
         # Ray keeps in its object store and warns about when actors may restart.
@@ -205,6 +205,12 @@ def _cause(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     # A worker's exception comes back as "module.SomeError: message": the message.
     return re.sub(r"^[\w.]+(Error|Exception): ", "", text[-1]) if text else type(exc).__name__
+
+
+def wire(request: PresampleRequest) -> str:
+    """A request as it travels to a worker: only the fields it sets, so the worker's
+    model fills the rest from its card as it would in one process."""
+    return request.model_dump_json(exclude_unset=True)
 
 
 class Worker:
