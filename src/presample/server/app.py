@@ -134,6 +134,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def run_error(request: Request, exc: RunError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
+    from .a1111_api import router as a1111_router
     from .api import router as api_router
     from .canvas_api import router as canvas_router
     from .refine_api import router as refine_router
@@ -141,6 +142,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(api_router)
     app.include_router(canvas_router)
     app.include_router(refine_router)
+    app.include_router(a1111_router)
 
     if settings.serve_page:
         app.mount("/", StaticFiles(directory=static_dir(), html=True), name="page")
