@@ -22,6 +22,19 @@ if [ -z "${PRESAMPLE_SKIP_LLAMACPP:-}" ] && ! "$venv/bin/python" -c "import llam
     "$venv/bin/python" -m pip install -q "llama-cpp-python>=0.3,<0.4" >/dev/null 2>&1 \
     || echo "warning: could not build llama-cpp-python; the llama.cpp tests will skip" >&2
 fi
+# The A1111 1.10 test runs the extension's script on that WebUI's own pins
+# (gradio 3.41, fastapi 0.94, pydantic 1; tests/integrations/a1111-1.10-pins.txt):
+# a second small environment, made once (about 30 s). PRESAMPLE_SKIP_A1111=1 skips it.
+a1111="${PRESAMPLE_A1111_VENV:-$root/.venv-a1111}"
+if [ -z "${PRESAMPLE_SKIP_A1111:-}" ] && [ ! -x "$a1111/bin/python" ]; then
+  echo "making an environment with A1111 1.10's pins for its test ..." >&2
+  if ! (python3 -m venv "$a1111" \
+        && "$a1111/bin/python" -m pip install -q -r "$root/tests/integrations/a1111-1.10-pins.txt") \
+        >/dev/null 2>&1; then
+    echo "warning: could not make it; the A1111 1.10 test will skip" >&2
+    rm -rf "$a1111"
+  fi
+fi
 cd "$root"
 "$venv/bin/ruff" check .
 "$venv/bin/python" -m pytest -q "$@"

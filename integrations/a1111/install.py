@@ -10,17 +10,27 @@ has: every installed distribution's version goes to pip as a constraint
 when the installed pydantic, torch, transformers or accelerate is older than
 presample needs (Forge pins accelerate 0.21) it installs nothing and says why in
 one line (the WebUI keeps working).
+
+Such a WebUI (A1111 1.10 pins pydantic 1 and torch 2.1) gets presample apart:
+presample's own environment, made once in the repository (``.venv``, or
+``PRESAMPLE_VENV``) by the repository's ``scripts/venv.sh``, whose server the
+script starts and talks to over loopback. The WebUI's packages are not touched.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
 EXTRAS = "torch,gguf,canvas"
+APART = "apart"
+"""``plan``'s answer for a WebUI whose pins presample cannot share: its own environment."""
+APART_EXTRAS = ("onnx", "server")
 # What presample needs from packages the WebUI ships itself (see presample's pyproject).
 HOST_MINIMUMS = {
     "pydantic": (2, 6), "torch": (2, 2), "transformers": (4, 44), "accelerate": (0, 30),
@@ -69,11 +79,17 @@ def plan(
         for name, minimum in HOST_MINIMUMS.items()
         if installed.get(name) and _major_minor(installed[name] or "0") < minimum
     ]
+    if too_old and source is not None:
+        return APART, (
+            "this WebUI pins " + ", ".join(too_old) + ", which presample cannot share; "
+            f"presample runs apart, in its own environment ({environment(source)}), "
+            "and the WebUI is unchanged"
+        )
     if too_old:
         return None, (
             "presample is not installed: this WebUI pins " + ", ".join(too_old)
-            + "; upgrading would break it. Use a WebUI with a newer stack (Forge), "
-            "or see docs/a1111.md"
+            + "; upgrading would break it, and running apart needs a presample repository "
+            "(set PRESAMPLE_SOURCE or link this folder from one); see docs/a1111.md"
         )
     if source is None:
         return None, (
@@ -85,6 +101,38 @@ def plan(
         f"presample[{EXTRAS}] @ {source.as_uri()}",
         f"installing presample from {source} (wheels only, no compiler)",
     )
+
+
+def environment(source: Path) -> Path:
+    """presample's own environment, for running apart: ``$PRESAMPLE_VENV`` or the
+    repository's ``.venv`` (the one ``scripts/run.sh`` makes)."""
+    env = os.environ.get("PRESAMPLE_VENV")
+    return Path(env).expanduser() if env else source / ".venv"
+
+
+def environment_python(env: Path) -> Path:
+    return env / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def make_environment(source: Path) -> str:
+    """Make (or bring up to date) presample's own environment with the repository's
+    ``scripts/venv.sh``; one line saying what happened."""
+    env = environment(source)
+    script = source / "scripts" / "venv.sh"
+    if os.name == "nt" or shutil.which("bash") is None:
+        return (
+            f"cannot make presample's environment here (no bash): run "
+            f"'scripts/venv.sh {' '.join(APART_EXTRAS)}' in {source} yourself"
+        )
+    print(f"[presample] making presample's environment in {env} (once; a few minutes) ...")
+    done = subprocess.run(
+        ["bash", str(script), *APART_EXTRAS], env={**os.environ, "PRESAMPLE_VENV": str(env)},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return f"presample's environment could not be made: {last[0]}"
+    return f"presample's environment is ready in {env}; the script starts its server"
 
 
 def host_constraints(distributions: Iterable[tuple[str, str]]) -> str:
@@ -102,8 +150,12 @@ def _installed() -> list[tuple[str, str]]:
 
 def main() -> None:
     installed = {name: _version(name) for name in ("presample", *HOST_MINIMUMS)}
-    requirement, reason = plan(installed, source_folder())
+    source = source_folder()
+    requirement, reason = plan(installed, source)
     print(f"[presample] {reason}")
+    if requirement == APART and source is not None:
+        print(f"[presample] {make_environment(source)}")
+        return
     if requirement is None:
         return
     import launch  # the WebUI's own module, present when the WebUI runs this file

@@ -246,9 +246,13 @@ def test_installer_uses_wheels_and_never_upgrades_the_webui(
     requirement, _ = install.plan(host, repo)
     # From the repository (presample is not on the package index), never llama.cpp.
     assert requirement == f"presample[torch,gguf,canvas] @ {repo.resolve().as_uri()}"
+    # A1111 1.10's pins: presample runs apart, in its own environment; nothing installed here.
     old = {**host, "pydantic": "1.10.15", "transformers": "4.30.2"}
     requirement, reason = install.plan(old, repo)
-    assert requirement is None and "pydantic 1.10.15" in reason and "transformers" in reason
+    assert requirement == install.APART and "runs apart" in reason
+    assert "pydantic 1.10.15" in reason and "transformers" in reason
+    requirement, reason = install.plan(old, None)
+    assert requirement is None and "PRESAMPLE_SOURCE" in reason
     assert install.plan({**host, "presample": "0.1.0"}, repo)[0] is None
     requirement, reason = install.plan(host, None)
     assert requirement is None and "PRESAMPLE_SOURCE" in reason
@@ -257,10 +261,10 @@ def test_installer_uses_wheels_and_never_upgrades_the_webui(
     monkeypatch.setenv("PRESAMPLE_SOURCE", str(repo))
     assert install.source_folder() == repo.resolve()
 
-    # Forge pins accelerate 0.21: refused, not upgraded.
+    # Forge pins accelerate 0.21: never upgraded; presample runs apart.
     forge = {**host, "accelerate": "0.21.0"}
     requirement, reason = install.plan(forge, repo)
-    assert requirement is None and "accelerate 0.21.0" in reason
+    assert requirement == install.APART and "accelerate 0.21.0" in reason
     # Every installed version is a constraint: pip adds, never moves one.
     text = install.host_constraints([("Torch", "2.3.1+cu121"), ("presample", "0.1.0"),
                                      ("gradio", "4.40.0"), ("", "1")])  # fmt: skip
@@ -293,3 +297,27 @@ def test_installer_uses_wheels_and_never_upgrades_the_webui(
     install.main()
     said = capsys.readouterr().out.strip().splitlines()
     assert said[-1].startswith("[presample] not installed") and "Couldn't install" in said[-1]
+
+
+def test_running_apart_makes_presamples_own_environment_with_its_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install = load_installer()
+    source = tmp_path / "presample"
+    (source / "scripts").mkdir(parents=True)
+    seen = tmp_path / "seen.txt"
+    # The repository's own environment script, standing in: it records how it was called.
+    (source / "scripts" / "venv.sh").write_text(
+        f'echo "$* $PRESAMPLE_VENV" > "{seen}"\n', encoding="utf-8"
+    )
+    monkeypatch.delenv("PRESAMPLE_VENV", raising=False)
+    assert "is ready in" in install.make_environment(source)
+    assert seen.read_text().split() == ["onnx", "server", str(source / ".venv")]
+    assert install.environment_python(source / ".venv") == source / ".venv" / "bin" / "python"
+    monkeypatch.setenv("PRESAMPLE_VENV", str(tmp_path / "elsewhere"))
+    assert install.environment(source) == tmp_path / "elsewhere"
+    (source / "scripts" / "venv.sh").write_text("echo 'pip: no matching torch' >&2; exit 1\n")
+    assert install.make_environment(source) == (
+        "presample's environment could not be made: pip: no matching torch"
+    )
+

@@ -1,16 +1,60 @@
 """presample for A1111 / Forge: an always-visible script with its own settings section.
 
 The UI is built here; what a prompt becomes is decided in
-``presample.integrations.a1111`` (tested there without a WebUI).
+``presample.integrations.a1111_host`` (tested there without a WebUI).
+
+Two ways to run. Where the WebUI can import presample (Forge, recent A1111
+with a new enough stack) the model runs in the WebUI's process. Where it
+cannot (A1111 1.10 pins pydantic 1 and torch 2.1), the WebUI imports only
+``a1111_host`` (standard library), from the repository this folder is linked
+from, and the model runs in a ``presample serve`` of presample's own
+environment (made by install.py), reached over loopback; the UI is the same.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import gradio as gr
 from modules import paths, script_callbacks, scripts, shared
+
+HERE = Path(__file__).resolve().parent
+REMOTE: Any = None
+"""The separate-process runner (``a1111_host.RemoteRunner``), when presample runs apart."""
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+def _apart(reason: str) -> tuple[Any, Any, dict[str, list[str]]]:
+    """The standard-library half of presample and a runner on presample's own server."""
+    installer = _load("presample_a1111_install", HERE.parent / "install.py")
+    source = installer.source_folder()
+    if source is None:
+        raise ImportError(f"{reason}; and no presample repository is linked or set "
+                          "(PRESAMPLE_SOURCE)")  # fmt: skip
+    host = _load("presample_a1111_host",
+                 source / "src" / "presample" / "integrations" / "a1111_host.py")  # fmt: skip
+    python = installer.environment_python(installer.environment(source))
+    runner = host.RemoteRunner(
+        os.environ.get("PRESAMPLE_SERVER", host.DEFAULT_SERVER),
+        python=str(python) if python.is_file() else None,
+        log=HERE.parent / "presample-server.log",
+    )
+    return host, runner, runner.choices()
+
 
 try:
     from presample.integrations import a1111 as logic
@@ -23,14 +67,22 @@ try:
         ModelCache,
         model_choices,
     )
-except ImportError as exc:  # install.py said why in the console
-    logic = None
-    IMPORT_ERROR = str(exc)
+except ImportError as exc:  # this WebUI's packages are not presample's: run it apart
+    try:
+        logic, REMOTE, CHOICES = _apart(str(exc))
+    except (ImportError, OSError, RuntimeError) as why:  # one line; install.py said more
+        logic = None
+        IMPORT_ERROR = str(why)
+    else:
+        IMPORT_ERROR = ""
+        DEVICES, DTYPES = CHOICES["devices"], CHOICES["dtypes"]
+        LENGTHS, SAMPLING_MODES = CHOICES["lengths"], CHOICES["sampling_modes"]
+        TEMPLATE_CHOICES = CHOICES["templates"]
 else:
     IMPORT_ERROR = ""
 
 SECTION = ("presample", "presample")
-CACHE = ModelCache(max_models=1) if logic is not None else None
+CACHE = ModelCache(max_models=1) if logic is not None and REMOTE is None else None
 
 
 def _models_dirs() -> list[Path]:
@@ -43,9 +95,17 @@ def _models_dirs() -> list[Path]:
     return dirs
 
 
-def _runner() -> logic.Presampling:
+def _runner() -> Any:
+    if REMOTE is not None:
+        return REMOTE
     CACHE.resize(int(getattr(shared.opts, "presample_cache_size", 1) or 1))
     return logic.Presampling(CACHE, _models_dirs())
+
+
+def _model_choices() -> list[str]:
+    if REMOTE is not None:
+        return list(CHOICES["models"])  # the server's models
+    return model_choices(_models_dirs())
 
 
 class PresampleScript(scripts.Script):
@@ -80,7 +140,7 @@ class PresampleScript(scripts.Script):
                 seed = gr.Number(label="Presample seed (-1: random)", value=o.seed, precision=0)
                 generate = gr.Button("Generate prompt")
             with gr.Row():
-                model = gr.Dropdown(label="Model", choices=model_choices(_models_dirs()),
+                model = gr.Dropdown(label="Model", choices=_model_choices(),
                                     value=o.model, allow_custom_value=True)  # fmt: skip
                 tag_length = gr.Dropdown(label="Tag length", choices=LENGTHS, value=o.tag_length)
                 nl_length = gr.Dropdown(label="NL length", choices=LENGTHS, value=o.nl_length)
@@ -105,8 +165,12 @@ class PresampleScript(scripts.Script):
                 max_new_tokens = gr.Slider(16, 1024, value=o.max_new_tokens, step=1,
                                            label="Max new tokens")  # fmt: skip
             with gr.Row():
-                device = gr.Dropdown(label="Device", choices=list(DEVICES), value=o.device)
-                dtype = gr.Dropdown(label="Precision", choices=list(DTYPES), value=o.dtype)
+                # Apart, the server's own settings decide (presample serve --device ...).
+                here = REMOTE is None
+                device = gr.Dropdown(label="Device", choices=list(DEVICES), value=o.device,
+                                     interactive=here)  # fmt: skip
+                dtype = gr.Dropdown(label="Precision", choices=list(DTYPES), value=o.dtype,
+                                    interactive=here)  # fmt: skip
                 no_formatting = gr.Checkbox(label="No formatting", value=o.no_formatting)
 
         components = [enabled, timing, seed, model, tag_length, nl_length, template,
