@@ -245,3 +245,16 @@ def test_what_the_users_sentence_states_counts_against_new_tags() -> None:
     floor = TagFloor(minimum=0, stated=said("a car at night"))
     assert floor.allowed(PROMPT + ", car, day", [",", " time,", "\n"]) == [False, True, False]
     assert floor.allowed(PROMPT + ", car, night sky", [","]) == [True]
+
+
+def test_the_tag_line_takes_no_second_space() -> None:
+    # A forced line once ran 300 tokens of spaces (each a "piece that ends no tag"):
+    # after a space, a piece may not start with another.
+    floor = TagFloor(minimum=40)
+    assert floor.allowed(PROMPT + ",", [" ", " smile", "smile"]) == [True, True, True]
+    assert floor.allowed(PROMPT + ", ", [" ", " smile", "  ", "smile", "\t"]) == [
+        False, False, False, True, False,
+    ]  # fmt: skip
+    assert floor.allowed(PROMPT + ", long ", [" hair", "hair"]) == [False, True]
+    # Other lines keep their spacing.
+    assert floor.allowed(PROMPT + ", smile\nlong: A girl. ", [" A"]) == [True]

@@ -131,6 +131,10 @@ class TagFloor:
         self, seen: set[str], value: str, piece: str | None, forced: _Forced | None
     ) -> bool | object:
         """True, False, or ``_SHORT``: the line end, refused for its count alone."""
+        if piece and piece[0] in " \t" and value[-1:] in (" ", "\t"):
+            # A second space: no tag has one, and a line the floor keeps open once
+            # took 300 tokens of them (each a piece that ends no tag).
+            return False
         ends_line = piece is None or "\n" in piece
         added = "" if piece is None else piece.split("\n", 1)[0]
         start = value.rfind(",") + 1  # where the tag being written starts
