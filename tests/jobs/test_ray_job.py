@@ -106,12 +106,23 @@ def test_a_killed_ray_job_resumes_to_the_one_process_result(
     assert "not valid JSON" in by_line[18]["error"] and "tag_length" in by_line[102]["error"]
 
 
-def test_an_address_nobody_answers_is_one_line_at_once() -> None:
+def test_an_address_nobody_answers_is_one_line_at_once(tmp_path: Path) -> None:
     with socket_closed() as port:
         started = time.monotonic()
         with pytest.raises(RunError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}"):
             check_reachable(f"127.0.0.1:{port}")
         assert time.monotonic() - started < 5
+        requests = tmp_path / "requests.jsonl"
+        requests.write_text('"1girl"\n', encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, "-m", "presample", "run", str(requests), "-o",
+             str(tmp_path / "out.jsonl"), "--address", f"127.0.0.1:{port}", "--no-progress"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"presample: error: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused"
+    ]
 
 
 class socket_closed:

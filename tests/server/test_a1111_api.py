@@ -80,3 +80,15 @@ def test_no_server_and_no_environment_is_one_line() -> None:
     runner = RemoteRunner("http://127.0.0.1:9")  # the discard port: nothing answers
     with pytest.raises(RemoteError, match=r"no presample server answers at http://127\.0\.0\.1:9"):
         runner.run(["1girl"], [1], OPTIONS)
+
+
+def test_the_host_sides_copies_of_presample_values_agree() -> None:
+    # a1111_host cannot import presample: the values it repeats are pinned here.
+    from presample.engine.sampling import TIPO_DEFAULT
+    from presample.integrations import a1111_host, common
+    from presample.request import MAX_SEED
+
+    defaults = ScriptOptions()
+    sampling = {k: getattr(defaults, k) for k in TIPO_DEFAULT.to_dict()}
+    assert sampling == TIPO_DEFAULT.to_dict()
+    assert a1111_host.MAX_SEED == MAX_SEED and a1111_host.MODEL_DEFAULT == common.MODEL_DEFAULT

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from ..jobs.job import MAX_BATCH, Job, JobRun
+from ..jobs.job import Job, JobRun
 from .common import UserError
 from .model_options import add_model_options, load_settings
 
@@ -86,8 +86,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--workers must be at least 1")
     if args.cpus_per_worker is not None and args.cpus_per_worker <= 0:
         raise UserError("--cpus-per-worker must be more than 0")
-    if not 1 <= args.batch_size <= MAX_BATCH:
-        raise UserError(f"--batch-size must be between 1 and {MAX_BATCH}")
     on_ray = args.workers is not None or args.address is not None
     job = Job(Path(args.requests), Path(args.output), batch_size=args.batch_size, seed=args.seed)
 

@@ -103,7 +103,9 @@ def ray_console() -> Iterator[TextIO]:
         yield terminal
         failed = False
     except RunError as exc:
-        raise RunError(f"{exc} (Ray's own log: {name})") from None
+        if os.path.getsize(name):  # an address nobody answers: Ray never started
+            raise RunError(f"{exc} (Ray's own log: {name})") from None
+        raise
     finally:
         sys.stdout, sys.stderr = previous
         for fd, copy in saved.items():
@@ -111,7 +113,7 @@ def ray_console() -> Iterator[TextIO]:
             os.close(copy)
         terminal.close()
         log.close()
-        if not failed:
+        if not failed or not os.path.getsize(name):
             os.unlink(name)
 
 
