@@ -258,3 +258,32 @@ def test_the_tag_line_takes_no_second_space() -> None:
     assert floor.allowed(PROMPT + ", long ", [" hair", "hair"]) == [False, True]
     # Other lines keep their spacing.
     assert floor.allowed(PROMPT + ", smile\nlong: A girl. ", [" A"]) == [True]
+
+
+def test_a_persons_features_wait_for_a_person_on_a_line_that_has_none() -> None:
+    from presample.contradictions import describes_person, has_person, mentions_person
+
+    scenery = "rating: general\ntarget: <|short|>\ntag: scenery, bowl"
+    floor = TagFloor(minimum=0, needs_person=True)
+    # "a bowl of ramen" once got "blonde hair, navel, choker": refused until a count tag.
+    assert floor.allowed(scenery, [", blonde hair,", ", navel,", ", 1girl,", ", noodles,"]) == [
+        False, False, True, True,
+    ]  # fmt: skip
+    assert floor.allowed(scenery + ", 1girl", [", blonde hair,"]) == [True]
+    assert floor.allowed(scenery + ", solo", [", navel,"]) == [True]
+    assert TagFloor(minimum=0).allowed(scenery, [", blonde hair,"]) == [True]
+    assert describes_person("blonde hair") and describes_person("holding cup")
+    assert not any(map(describes_person, ["scenery", "no humans", "cat", "bowl", "ramen"]))
+    assert has_person(["2boys"]) and has_person(["solo"]) and not has_person(["cat", "sky"])
+    assert mentions_person("A girl reading a book") and mentions_person("he waves")
+    assert not mentions_person("a bowl of ramen on a wooden table, steam rising")
+
+
+def test_filling_a_line_with_no_person_brings_in_none() -> None:
+    scenery = "rating: general\ntarget: <|short|>\ntag: bowl, plate"
+    floor = TagFloor(minimum=6, needs_person=True,
+                     fill=lambda tags: {"solo": 0.5, "1girl": 0.3, "chopsticks": 0.2})  # fmt: skip
+    # The model would end the line at two tags; the floor fills it, without a person.
+    assert floor.allowed(scenery, [None, ", solo,", ", 1girl,", ", chopsticks,"]) == [
+        False, False, False, True,
+    ]  # fmt: skip

@@ -76,7 +76,8 @@ TAG_GROUPS: dict[str, str] = {
     "clothing": r"\b(shirt|skirt|dress|jacket|coat|uniform|pants|shorts|thighhighs|"
     r"pantyhose|socks|shoes|boots|gloves|hat|kimono|swimsuit|bikini|hoodie|sweater|vest|"
     r"necktie|bowtie|ribbon|apron|cape|scarf|belt|collar|sleeves|leotard|bodysuit|"
-    r"underwear|bra|panties|armor|costume|robe|cloak|sandals|kneehighs|legwear)\b",
+    r"underwear|bra|panties|armor|costume|robe|cloak|sandals|kneehighs|legwear|jeans|suit|"
+    r"overalls|stockings)\b",
     "background": r"\b(background|scenery|sky|outdoors|indoors|room|city|forest|beach)\b",
     # What a general or sensitive rating keeps out (see rating.py).
     "explicit": EXPLICIT_PATTERN,

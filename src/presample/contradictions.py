@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from .categories import TAG_GROUPS
+
 # Pairs that exclude each other in any picture.
 EXCLUSIVE_PAIRS: frozenset[frozenset[str]] = frozenset(
     frozenset(pair)
@@ -53,6 +55,45 @@ MAX_COLOURS = 2
 # People counts: "3girls" counts 3; "6+girls" at least 6; "multiple girls" at least 2.
 _COUNT = re.compile(r"(\d+)(\+?)(girls?|boys?|others?)")
 _MULTIPLE = {"multiple girls": "girls", "multiple boys": "boys", "multiple others": "others"}
+
+
+# Tags that describe a person: hair, eyes, what is worn, the body, a pose or a face.
+# On Danbooru they come with a people-count tag (``1girl``, ``2boys``) or ``solo``;
+# a line without one that takes them is a small model running on from prompts
+# full of people ("a bowl of ramen": ``blonde hair, navel, choker``).
+_PERSONAL = re.compile(
+    "|".join(TAG_GROUPS[g] for g in ("hair", "eyes", "clothing"))
+    + r"|\b(breasts|cleavage|navel|lips|teeth|tongue|thighs|legs|nose|blush|smile|makeup|"
+    r"earrings|necklace|choker|jewelry|looking at viewer|parted lips|closed mouth|"
+    r"open mouth|solo focus|male focus|female focus|standing|sitting|holding|muscular|"
+    r"skin|waist|hips|shoulders?|arms?|hands?|fingers?|feet|foot|nails|abs|collarbone|"
+    r"armpits|midriff|stomach|belly)\b"
+)
+_PERSON = {"solo", "male focus", "female focus", "solo focus", "multiple others"}
+
+
+def describes_person(key: str) -> bool:
+    """Whether tag ``key`` describes a person (hair, eyes, clothes, body, pose)."""
+    return _PERSONAL.search(key) is not None and key not in ("no humans",)
+
+
+def has_person(keys: Iterable[str]) -> bool:
+    """Whether the tags say the picture holds a person: a count tag, or ``solo``."""
+    have = set(keys)
+    return bool(have & _PERSON) or sum(people(have).values()) > 0
+
+
+# Words by which a sentence puts a person in the picture (occupations are too many
+# to list: for "a fisherman" the model has to write its count tag first).
+_PERSON_WORDS = re.compile(
+    r"\b(?:girls?|boys?|wom[ae]n|m[ae]n|lad(?:y|ies)|guys?|persons?|people|child(?:ren)?|"
+    r"kids?|she|he|her|him|his|herself|himself|couple|crowd|someone|character)\b"
+)
+
+
+def mentions_person(text: str) -> bool:
+    """Whether a sentence says in so many words that a person is in the picture."""
+    return _PERSON_WORDS.search(text.lower()) is not None
 
 
 def said(text: str) -> frozenset[str]:

@@ -23,7 +23,9 @@ LEVELS = 3
 
 EXPLICIT_PATTERN = (
     r"\b(pussy|penis|penises|vagina|vulva|clitoris|testicles|anus|nipples?|areolae?|"
-    r"sex|sex toy|vaginal|anal|oral|fellatio|blowjob|handjob|footjob|paizuri|irrumatio|"
+    # "\w+job": every act named so (blowjob, handjob, tonguejob, thighjob ...; a
+    # tonguejob once reached a general-rated ramen bowl).
+    r"sex|sex toy|vaginal|anal|oral|fellatio|\w+jobs?|paizuri|irrumatio|"
     r"cunnilingus|masturbation|fingering|ejaculation|orgasm|erection|cum|cumdrip|creampie|"
     r"bukkake|gangbang|rape|tentacle sex|dildo|vibrator|nude|naked|topless|bottomless|"
     r"pubic hair|pussy juice|after sex|ahegao|nsfw|hentai|genitals?|uncensored|censored|"

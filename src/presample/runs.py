@@ -21,7 +21,7 @@ from .caption_floor import CaptionFloor
 from .caption_loops import NoLoops
 from .categories import Category
 from .compose import Draft, format_result, merge_output, reached_minimum
-from .contradictions import said
+from .contradictions import describes_person, has_person, mentions_person, said
 from .dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
 from .encoders import flux2_prompt, tags_prompt, text_prompt
 from .engine.backend import Constraint, Generation, GenerationJob
@@ -207,7 +207,15 @@ def _tag_rule(
     if table is not None and minimum:
         level = _rating_level(prepared)
         fill = lambda tags: table.weights(tags, level, excluded=banned)  # noqa: E731
-    return TagFloor(minimum, vocabulary, prepared.protected(), banned, fill, stated)
+    protected = prepared.protected()
+    # Nothing of the request puts a person in the picture: a person's features wait
+    # for the line to say there is one (a ramen bowl got "blonde hair, navel").
+    needs_person = not (
+        any(describes_person(k) or has_person([k]) for k in protected)
+        or prepared.tags.get(Category.CHARACTERS)
+        or mentions_person(prepared.nl)
+    )
+    return TagFloor(minimum, vocabulary, protected, banned, fill, stated, needs_person)
 
 
 def _rating_level(prepared: Prepared) -> int:

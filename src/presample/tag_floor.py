@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from .contradictions import contradicts
+from .contradictions import contradicts, describes_person, has_person
 from .engine.backend import Constraint
 from .tagdb import normalize_key, typed_key
 from .tipo import TipoOutput
@@ -90,6 +90,9 @@ class TagFloor:
     """When given, what a forced line may be filled with (see the module's doc);
     without it any tag the other rules allow."""
     stated: frozenset[str] = frozenset()
+    needs_person: bool = False
+    """The request names no person (no count tag, character or person's feature): a
+    tag describing one waits until the line says there is one (``1girl`` ...)."""
     """Keys of tags the user's text states ("at night": ``contradictions.said``),
     which new tags may not contradict either."""
     # The forced point of each line this rule has seen, by the line's text up to it.
@@ -116,7 +119,12 @@ class TagFloor:
             # The model's best token (candidates come best first) ends the line and
             # only the count refuses it: from here on the line is filled.
             tags = [t.strip() for t in (*done, partial) if normalize_key(t)]
-            forced = _Forced(len(value), sorted(set(map(normalize_key, self.fill(tags)))))
+            keys = set(map(normalize_key, self.fill(tags)))
+            if self.needs_person and not has_person(seen | self.protected | self.stated):
+                # The model put no person in the picture: filling must not (``solo`` is
+                # everything's first companion, and after it come hair and eyes).
+                keys = {k for k in keys if not has_person([k])}
+            forced = _Forced(len(value), sorted(keys))
             self._forced[value] = forced
             verdicts = [self._ok(seen, value, piece, forced) for piece in candidates]
         return [v is True for v in verdicts]
@@ -209,9 +217,12 @@ class TagFloor:
     def _contradicts(self, key: str, have: set[str]) -> bool:
         # The user's tags count even when the model has written past one ("night" ->
         # "night sky"): they come back in the prompt whatever the line says.
-        return key not in self.protected and contradicts(
-            key, have | self.protected | self.stated
-        )
+        if key in self.protected:
+            return False
+        every = have | self.protected | self.stated
+        if self.needs_person and describes_person(key) and not has_person(every):
+            return True
+        return contradicts(key, every)
 
     def _banned(self, key: str) -> bool:
         return self.banned is not None and key not in self.protected and self.banned(key)

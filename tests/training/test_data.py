@@ -69,9 +69,12 @@ def test_rating_inference():
         "multiple insertions",
         "nippleslip",
         "breasts outside",
+        "tonguejob",
+        "thighjob",
     ):
         assert infer_rating(["smile", tag]) == "explicit", tag
     assert infer_rating(["cross-section", "groping motion"]) == "general"  # diagrams, a gesture
+    assert infer_rating(["job", "office"]) == "general"  # "job" alone is no act
 
 
 def test_nsfw_tag_means_explicit(db: TagDatabase):
