@@ -69,12 +69,12 @@ _PERSONAL = re.compile(
     r"skin|waist|hips|shoulders?|arms?|hands?|fingers?|feet|foot|nails|abs|collarbone|"
     r"armpits|midriff|stomach|belly)\b"
 )
-_PERSON = {"solo", "male focus", "female focus", "solo focus", "multiple others"}
+_PERSON = {"solo", "male focus", "female focus", "solo focus"}  # besides the count tags
 
 
 def describes_person(key: str) -> bool:
     """Whether tag ``key`` describes a person (hair, eyes, clothes, body, pose)."""
-    return _PERSONAL.search(key) is not None and key not in ("no humans",)
+    return _PERSONAL.search(key) is not None
 
 
 def has_person(keys: Iterable[str]) -> bool:

@@ -132,6 +132,13 @@ def open_output(path: Path) -> Output:
     return ParquetOutput(path) if is_parquet(path) else JsonlOutput(path)
 
 
+def written(value: object) -> PresampleResult | str:
+    """What an output records of a run's outcome: the result, or the error's message."""
+    if isinstance(value, PresampleResult | str):
+        return value
+    return str(value) or type(value).__name__
+
+
 def result_row(line: int, value: PresampleResult | str) -> dict[str, Any]:
     """The output row of the JSON Lines format, the same for every way a job runs."""
     if isinstance(value, str):

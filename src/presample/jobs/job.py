@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..request import PresampleRequest, PresampleResult
-from .files import Output, open_output, read_requests
+from .files import Output, open_output, read_requests, written
 
 MAX_BATCH = 256
 
@@ -30,7 +30,7 @@ class Job:
     seed: int | None = None
     """The seed of every request that leaves it random."""
 
-    def open(self, on_row: Callable[[int, bool], None] | None = None) -> JobRun:
+    def open(self) -> JobRun:
         if not 1 <= self.batch_size <= MAX_BATCH:
             raise InputError(f"--batch-size must be between 1 and {MAX_BATCH}")
         if self.requests.resolve() == self.output.resolve():
@@ -53,7 +53,6 @@ class Job:
             # whether the output, as it stands at the end, answers every request.
             failed=sum(1 for n, _ in requests.rows if done.get(n)),
             ignored_columns=requests.ignored_columns,
-            on_row=on_row,
         )
 
 
@@ -68,8 +67,6 @@ class JobRun:
     ignored_columns: list[str] = field(default_factory=list)
     on_row: Callable[[int, bool], None] | None = None
     """Called as each row is recorded: its line, whether it failed (progress bars)."""
-    answered: int = 0
-    """Rows recorded by this run."""
 
     @property
     def skipped(self) -> int:
@@ -87,8 +84,7 @@ class JobRun:
         return valid
 
     def record(self, line: int, value: PresampleResult | Exception | str) -> None:
-        if isinstance(value, Exception):
-            value = str(value) or type(value).__name__
+        value = written(value)
         self.output.write(line, value)
         self._count(line, isinstance(value, str))
 
@@ -98,7 +94,6 @@ class JobRun:
         self._count(row["line"], "error" in row)
 
     def _count(self, line: int, failed: bool) -> None:
-        self.answered += 1
         self.failed += failed
         if self.on_row is not None:
             self.on_row(line, failed)

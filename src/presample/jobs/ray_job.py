@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ..errors import InputError, RunError, install_hint
-from ..request import PresampleRequest, PresampleResult
-from .files import result_row
+from ..request import PresampleRequest
+from .files import result_row, written
 from .job import JobRun
 
 LOCAL_OBJECT_STORE_BYTES = 512 * 2**20
@@ -129,11 +129,9 @@ def run_on_ray(run: JobRun, settings: Any, cluster: Cluster, *, batch_size: int)
         workers, cpus = _shape(ray, cluster, rows=len(valid), batch_size=batch_size)
         items = [{"line": n, "request": wire(r)} for n, r in valid]
         dataset = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / batch_size))
-        # The settings travel in the class rather than as constructor arguments, which
-        # Ray keeps in its object store and warns about when actors may restart.
-        worker = type("Worker", (Worker,), {"settings": settings, "threads": max(1, int(cpus))})
         dataset = dataset.map_batches(
-            worker,
+            Worker,
+            fn_constructor_kwargs={"settings": settings, "threads": max(1, int(cpus))},
             batch_size=batch_size,
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=cpus,
@@ -218,14 +216,10 @@ def wire(request: PresampleRequest) -> str:
 class Worker:
     """One loaded model in a Ray actor, answering batches of rows."""
 
-    settings: Any
-    """A ``LoadSettings``, set on a subclass made per job."""
-    threads: int = 1
-
-    def __init__(self) -> None:
+    def __init__(self, settings: Any, threads: int) -> None:
         # The engines size their thread pools from this (engine/backend.usable_cores).
-        os.environ["OMP_NUM_THREADS"] = str(self.threads)
-        self.presampler = self.settings.open()
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        self.presampler = settings.open()  # a LoadSettings
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
@@ -234,7 +228,5 @@ class Worker:
         requests = [PresampleRequest.model_validate_json(r) for r in batch["request"]]
         rows = []
         for line, value in zip(lines, self.presampler.presample_many(requests), strict=True):
-            if not isinstance(value, PresampleResult):
-                value = str(value) or type(value).__name__
-            rows.append(json.dumps(result_row(line, value), ensure_ascii=False))
+            rows.append(json.dumps(result_row(line, written(value)), ensure_ascii=False))
         return {"row": np.array(rows, dtype=object)}
