@@ -1,7 +1,8 @@
 """What the tag prior moves: recall and precision of new tags on held-out posts.
 
-Runs the tag items of ``presample eval`` (the first four tag-line tags of a
-held-out training-split record given, the rest held out) through the shipped
+Runs the tag items of ``presample eval`` (a random 30% of the tag-line tags of a
+held-out training-split record given, the way a post's tags are known, the rest
+held out; ``--given 4``: the first four) through the shipped
 model with the co-occurrence prior at several strengths, beside the
 frequent-tags and Prompt-DB baselines, in one process::
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from bench_default_path import cpu_name  # the sibling script, run from this folder
 
+from presample.cli.evaluate import parse_given
 from presample.evaluation.baseline import BACKOFF_TAGS, PromptDB
 from presample.evaluation.run import run_requests, select_items, tag_metrics
 from presample.presampler import Presampler
@@ -46,11 +48,13 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--strengths", default="0,3")
     parser.add_argument("--model", default="default")
+    parser.add_argument("--given", type=parse_given, default="30%",
+                        help="the first N tags, or a share (default 30%%) at random")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     seeds = tuple(int(s) for s in args.seeds.split(","))
     test = read_records(split_path(args.data_dir, "test"))
-    items = select_items(test, 4 * args.items)[0][: args.items]
+    items = select_items(test, 4 * args.items, args.given)[0][: args.items]
     db = TagDatabase()
 
     rows: list[tuple[str, dict, float]] = []
@@ -78,7 +82,7 @@ def main() -> None:
     head = "| sampler | " + " | ".join(label for _, label, _ in COLUMNS) + " | s/run |"
     lines = [
         f"# tag prior, {time.strftime('%Y-%m-%d')}: {len(items)} tag items x seeds {args.seeds} "
-        f"of {args.data_dir}; model {args.model} on {engine}; {cpu_name()}",
+        f"of {args.data_dir}, given {args.given}; model {args.model} on {engine}; {cpu_name()}",
         "",
         head,
         "|---|" + "---:|" * (len(COLUMNS) + 1),

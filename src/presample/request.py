@@ -178,6 +178,14 @@ class PresampleRequest(_Model):
         "call reaches the target. False: the reference's behaviour (end when the model "
         "likes, retry until the minimum is reached).",
     )
+    count_tag: bool = Field(
+        True,
+        description="When your tags describe a person (long hair, smile ...) but count "
+        "nobody, add the people-count tag they most often come with in real prompts "
+        "(1girl, 1boy ...) before the model reads them: TIPO models were trained with it "
+        "first on the line and never add it after your tags (presample/count_tags.py). "
+        "False: your tags as given.",
+    )
     fill_nl_length: bool = Field(
         True,
         description="Refuse to end a caption being written before it holds the sentence "

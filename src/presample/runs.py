@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .bans import BanConstraint, BanMatcher
 from .caption_fit import caption_fit, names_people, tag_words
@@ -22,6 +22,7 @@ from .caption_loops import NoLoops
 from .categories import Category
 from .compose import Draft, format_result, merge_output, reached_minimum
 from .contradictions import describes_person, has_person, mentions_person, said
+from .count_tags import implied_count_tag
 from .dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
 from .encoders import flux2_prompt, tags_prompt, text_prompt
 from .engine.backend import Constraint, Generation, GenerationJob
@@ -83,7 +84,7 @@ def tipo_run(
     constraint = BanConstraint(bans, prepared.protected()) if bans else None
     rng = random.Random(options.seed) if request.shuffle_new_tags else None
     steps = prepared.steps()
-    draft = Draft.start(prepared)
+    draft = _counted(Draft.start(prepared), prepared, steps, prior, bans)
     details: list[StepResult] = []
     stated = said(prepared.nl)  # what the user's sentence states ("at night")
 
@@ -173,6 +174,28 @@ def tipo_run(
             options.on_step(details[-1])
 
     return _result(draft, prepared, details, options, started)
+
+
+def _counted(
+    draft: Draft,
+    prepared: Prepared,
+    steps: Sequence[Step],
+    table: CooccurrenceTable | None,
+    bans: BanMatcher,
+) -> Draft:
+    """The draft with the people-count tag its tag line implies (``count_tags.py``),
+    as the request asks, when a step writes tags (a plan that only captions the
+    user's tags adds none)."""
+    line = draft.tag_line_tags()
+    if not (prepared.request.count_tag and table is not None and line) or not any(
+        step.task.output == "tag" for step in steps
+    ):
+        return draft
+    implied = implied_count_tag(line, table, _rating_level(prepared))
+    if implied is None or (bans and bans.tag_banned(implied)):
+        return draft
+    special = [implied, *draft.tags.get(Category.SPECIAL, [])]
+    return replace(draft, tags={**draft.tags, Category.SPECIAL: special})
 
 
 def _tag_rule(

@@ -130,6 +130,33 @@ class CooccurrenceTable:
         mass = sum(s for s, _ in ranked)
         return {k: s / mass for s, k in ranked} if mass > 0 else {}
 
+    def likelihoods(
+        self, given: Iterable[str], level: int, keys: Iterable[str]
+    ) -> dict[str, float]:
+        """How likely each of ``keys`` is on a tag line holding ``given``: the mean
+        share of the records holding a given tag that also hold the key, each given
+        tag weighted by its rarity as in :meth:`weights`, at rating ``level`` or
+        below. Keys never seen with a given tag are left out; empty when the table
+        knows none of the given tags."""
+        if level not in range(LEVELS):
+            raise ValueError(f"rating level must be 0..{LEVELS - 1}, not {level!r}")
+        known = self._given({k for t in given if (k := normalize_key(t))}, level)
+        wanted = sorted({k for t in keys if (k := normalize_key(t))})
+        if not known or not wanted:
+            return {}
+        norm = sum(w for _, _, w in known)
+        marks = ",".join("?" * len(wanted))
+        found: dict[str, float] = {}
+        for tag_id, count, weight in known:
+            for key, n in self._conn.execute(
+                f"SELECT t.key, p.n{level} FROM pairs p JOIN tags t ON t.id = p.b "
+                f"WHERE p.a = ? AND t.key IN ({marks})",
+                (tag_id, *wanted),
+            ):
+                if n:
+                    found[key] = found.get(key, 0.0) + weight / norm * n / count
+        return found
+
     def _given(self, keys: set[str], level: int) -> list[tuple[int, int, float]]:
         """(id, records at ``level`` holding it, weight) of each given key the table
         knows at that level."""

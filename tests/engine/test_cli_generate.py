@@ -162,6 +162,15 @@ def test_caption_floor_is_on_unless_turned_off(flag: list[str], fill: bool) -> N
     assert build_request(parser.parse_args(["generate", "1girl", *flag])).fill_nl_length is fill
 
 
+@pytest.mark.parametrize(("flag", "count"), [([], True), (["--no-count-tag"], False)])
+def test_count_tag_is_on_unless_turned_off(flag: list[str], count: bool) -> None:
+    from presample.cli import build_parser
+    from presample.cli.generate import build_request
+
+    parser, _ = build_parser()
+    assert build_request(parser.parse_args(["generate", "long hair", *flag])).count_tag is count
+
+
 def test_a_byte_order_mark_is_not_part_of_the_first_request(tmp_path: Path) -> None:
     from presample.jobs import read_requests
 

@@ -82,6 +82,19 @@ def test_bad_options(data_dir: Path, tmp_path: Path) -> None:
         eval_cli("--data-dir", str(data_dir), "--tag-prior", "7", "--baseline-only")
     with pytest.raises(UserError, match="prepare"):
         eval_cli("--data-dir", str(tmp_path), "--out", str(tmp_path / "o"), "--baseline-only")
+    for bad in ("0", "150%", "x"):
+        with pytest.raises(SystemExit):
+            eval_cli("--data-dir", str(data_dir), "--given", bad, "--baseline-only")
+
+
+def test_a_share_of_the_tags_given(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    assert eval_cli("--data-dir", str(data_dir), "--out", str(out), "--limit", "6",
+                    "--given", "30%", "--seeds", "0", "--baseline-only", "--no-embeddings",
+                    "--no-progress") == 0  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["config"]["given_tags"] == 0.3
+    assert "a random 30% of the tag-line tags given" in (out / "report.md").read_text("utf-8")
 
 
 def test_quick_is_a_small_run_whose_sizes_each_option_overrides(

@@ -53,9 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "shipped model on 2 cores); --limit, --seeds and --tag-captions still win")
     p.add_argument("--batch-size", type=int, default=8,
                    help="requests per model batch (default %(default)s)")  # fmt: skip
-    p.add_argument("--given", type=int, default=DEFAULT_GIVEN,
-                   help="tags given from each test prompt; the rest are held out "
-                   "(default %(default)s)")  # fmt: skip
+    p.add_argument("--given", type=parse_given, default=DEFAULT_GIVEN,
+                   help="tags given from each test prompt, the rest held out: N gives the "
+                   "first N, a percentage (30%%) that share of them drawn at random, the way "
+                   "a post's tags are known in no order (default 30%%)")  # fmt: skip
     p.add_argument("--tag-captions", type=int, default=None,
                    help="test records with tags and a real caption on which to caption the "
                    "tags alone, half Civitai prompts; 0 skips (default 60; 30 with "
@@ -77,6 +78,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 # The sizes of a full run and of --quick (each overridden by its own option).
 FULL: dict[str, Any] = {"limit": 200, "tag_captions": 60}  # seeds: evaluation's default
 QUICK: dict[str, Any] = {"limit": 60, "seeds": "0", "tag_captions": 30}
+
+
+def parse_given(text: str) -> int | float:
+    """``--given``: a count (``4``) or a share of the tag line (``30%``)."""
+    try:
+        if text.strip().endswith("%"):
+            share = float(text.strip()[:-1]) / 100
+            if not 0 < share < 1:
+                raise ValueError
+            return share
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a count of at least 1 or a percentage between 0% and 100%, got {text!r}"
+        ) from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return count
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -105,8 +124,6 @@ def run_eval(args: argparse.Namespace) -> int:
         raise UserError(f"--limit must be between 1 and {MAX_LIMIT}")
     if not 1 <= args.batch_size <= 256:
         raise UserError("--batch-size must be between 1 and 256")
-    if args.given < 1:
-        raise UserError("--given must be at least 1")
     if not 0 <= args.tag_captions <= MAX_LIMIT:
         raise UserError(f"--tag-captions must be between 0 and {MAX_LIMIT}")
     if args.caption_candidates is not None and not (

@@ -108,6 +108,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and the line may not end, nor repeat a tag, before it holds that many: one call)",
     )
     r.add_argument(
+        "--no-count-tag",
+        action="store_true",
+        help="give the model your tags as typed (default: tags that describe a person but "
+        "count nobody, like 'long hair, smile', get the people-count tag they come with in "
+        "real prompts, e.g. 1girl, added first on the line)",
+    )
+    r.add_argument(
         "--no-caption-floor",
         action="store_true",
         help="let the model end a caption when it likes and retry until the sentence "
@@ -210,6 +217,8 @@ def build_request(args: argparse.Namespace) -> PresampleRequest:
         base["shuffle_new_tags"] = False
     if args.no_tag_floor:
         base["fill_tag_length"] = False
+    if args.no_count_tag:
+        base["count_tag"] = False
     if args.no_caption_floor:
         base["fill_nl_length"] = False
     if args.any_tags:

@@ -151,6 +151,12 @@ def breakdown_tables(samples: Mapping[str, Sequence[Mapping[str, Any]]]) -> list
     return lines
 
 
+def given_phrase(given: int | float) -> str:
+    if isinstance(given, float):
+        return f"a random {given:.0%} of the tag-line tags given"
+    return f"the first {given} tag-line tags given"
+
+
 def write_report(
     out: Path,
     result: Mapping[str, Any],
@@ -164,7 +170,7 @@ def write_report(
         "# presample evaluation",
         "",
         f"Held-out test split of `{config['data_dir']}`: {items['tag_items']} tag items "
-        f"(the first {config['given_tags']} tag-line tags given, the rest held out) and "
+        f"({given_phrase(config['given_tags'])}, the rest held out) and "
         f"{items['caption_items']} caption items (the short caption given, the long one "
         f"held out), each run with seeds {', '.join(map(str, config['seeds']))}. "
         "The baseline retrieves training prompts sharing the input tags and samples their "

@@ -4,10 +4,12 @@ Two kinds of items are drawn from the held-out test split (a fixed shuffle, so
 ``--limit`` picks the same records every time, half of each kind):
 
 - **tag items**: records with at least ``given + 2`` tag-line tags (special and
-  general) and no long caption. The request gives the first ``given`` of them
-  (plus the record's characters, copyrights, artists and rating) and asks for
-  the tag length class of the record's real tag count; the rest are the
-  held-out continuation.
+  general) and no long caption. The request gives the first ``given`` of them,
+  or with a share (``given=0.3``) that share of them drawn at random (stable per
+  record: the way a post's tags are known, in no particular order, rather than
+  a prompt's first words), plus the record's characters, copyrights, artists
+  and rating, and asks for the tag length class of the record's real tag
+  count; the rest are the held-out continuation.
 - **caption items**: records with a short and a long caption. The request gives
   the short caption and asks for the sentence length class of the real long
   one; the real long caption is the reference.
@@ -42,7 +44,10 @@ from .hard_inputs import HARD_INPUTS, hard_input_metrics, hard_requests
 TAG_LINE = ("special", "general")
 CONDITIONS = ("characters", "copyrights", "artist")
 CONTENT = (*TAG_LINE, *CONDITIONS)
-DEFAULT_GIVEN = 4
+DEFAULT_GIVEN = 0.3
+"""A random 30% of each item's tags: how the posts that judge the model are given
+(the first four of a prompt's tags nearly always include its people-count tag,
+which a post's random 30% often leaves to be added)."""
 DEFAULT_SEEDS = (0, 1, 2)
 SELECTION_SEED = 20240601
 """Fixes the shuffle of the test split that ``--limit`` takes items from."""
@@ -81,17 +86,32 @@ class CaptionItem:
         )
 
 
-def tag_item(record: Record, given: int) -> TagItem | None:
+def given_count(line_length: int, given: int | float) -> int:
+    """How many of a line's tags an item gives: ``given`` itself, or for a share
+    (a float below 1) that share of them rounded, at least one."""
+    if isinstance(given, float):
+        return max(1, round(line_length * given))
+    return given
+
+
+def tag_item(record: Record, given: int | float) -> TagItem | None:
     line = [(c, t) for c in TAG_LINE for t in record.tags.get(c, [])]
-    if record.long or len(line) < given + MIN_HELD_OUT:
+    count = given_count(len(line), given)
+    if record.long or len(line) < count + MIN_HELD_OUT:
         return None
+    if isinstance(given, float):
+        # Seeded by the record, so every sampler and every run gets the same split.
+        picked = set(random.Random(f"{SELECTION_SEED}:{record.id}").sample(range(len(line)), count))
+    else:
+        picked = set(range(count))
     first: dict[str, list[str]] = {c: [] for c in CONTENT}
-    for category, tag in line[:given]:
+    for category, tag in (pair for i, pair in enumerate(line) if i in picked):
         first[category].append(tag)
     for category in CONDITIONS:
         first[category] = list(record.tags.get(category, []))
     rating = (record.tags.get("rating") or ["general"])[0]
-    return TagItem(record.id, first, [t for _, t in line[given:]], rating, tag_length(len(line)))
+    held_out = [t for i, (_, t) in enumerate(line) if i not in picked]
+    return TagItem(record.id, first, held_out, rating, tag_length(len(line)))
 
 
 def caption_item(record: Record) -> CaptionItem | None:
@@ -148,7 +168,7 @@ def select_tag_caption_items(records: Iterable[Record], limit: int) -> list[TagC
 
 
 def select_items(
-    records: Iterable[Record], limit: int, given: int = DEFAULT_GIVEN
+    records: Iterable[Record], limit: int, given: int | float = DEFAULT_GIVEN
 ) -> tuple[list[TagItem], list[CaptionItem]]:
     """Up to ``limit`` items, half tag items and half caption items (either kind
     fills in when the other runs out), from a fixed shuffle of the records."""
@@ -528,7 +548,8 @@ class EvalConfig:
     limit: int = 200
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     batch_size: int = 8
-    given: int = DEFAULT_GIVEN
+    given: int | float = DEFAULT_GIVEN
+    """Tags given per tag item: the first N, or a float below 1: that share at random."""
     tag_captions: int = 60
     caption_candidates: int | None = None
     """Overrides the requests' default (``PresampleRequest.caption_candidates``)."""

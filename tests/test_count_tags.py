@@ -1,0 +1,106 @@
+"""The people-count tag a line implies, and when a run puts it in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from presample import PresampleRequest
+from presample.count_tags import implied_count_tag
+from presample.engine.backend import Generation
+from presample.engine.sampling import Sampling
+from presample.prepare import prepare
+from presample.request import PresampleResult
+from presample.runs import RunOptions, tipo_run
+from presample.tag_prior import CooccurrenceTable
+from presample.tagdb import TagDatabase
+from presample.training.cooccurrence import build_table
+from presample.training.records import Record
+
+
+def record(rid: str, tags: list[str], rating: str = "general") -> Record:
+    return Record(rid, "civitai", {"general": tags, "rating": [rating]})
+
+
+RECORDS = [
+    *(record(f"g{i}", ["1girl", "long hair", "smile", "dress"]) for i in range(6)),
+    *(record(f"b{i}", ["1boy", "muscular", "smile", "armor"]) for i in range(6)),
+    record("t", ["2girls", "long hair", "hug"]),
+    *(record(f"n{i}", ["no humans", "scenery", "sky"]) for i in range(4)),
+    record("x", ["1girl", "smile", "cup"]),
+    *(record(f"c{i}", ["smile", "cup", "table"]) for i in range(6)),
+]
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> CooccurrenceTable:
+    path = tmp_path_factory.mktemp("counts") / "table.sqlite"
+    build_table(RECORDS, path, neighbours=8, min_pair=1)
+    return CooccurrenceTable(path)
+
+
+def test_a_persons_features_get_the_count_tag_they_come_with(table: CooccurrenceTable) -> None:
+    assert implied_count_tag(["long hair", "dress"], table, 0) == "1girl"
+    assert implied_count_tag(["muscular", "armor"], table, 0) == "1boy"
+    # Weighted by rarity: the dress says more than the smile everyone wears.
+    assert implied_count_tag(["smile", "dress"], table, 0) == "1girl"
+
+
+def test_no_count_tag_where_the_line_counts_or_has_nobody(table: CooccurrenceTable) -> None:
+    assert implied_count_tag(["2girls", "long hair"], table, 0) is None  # counted already
+    assert implied_count_tag(["scenery", "sky"], table, 0) is None  # nobody in the picture
+    assert implied_count_tag(["no humans", "long hair"], table, 0) is None  # the user's clash
+    assert implied_count_tag([], table, 0) is None
+    # A person, but the records rarely count one with these tags: no guess.
+    assert implied_count_tag(["smile", "cup"], table, 0) is None
+    assert implied_count_tag(["unknown tag", "blue hair"], table, 0) is None  # nothing known
+
+
+def finish(request: PresampleRequest, db: TagDatabase) -> tuple[list[str], PresampleResult]:
+    """Drive a run with the shipped table, every model call answered with nothing;
+    returns the prompts the model was given and the result."""
+    prior = CooccurrenceTable()
+    try:
+        run = tipo_run(prepare(request, db), db, RunOptions(Sampling(), seed=1), prior)
+        prompts = [next(run).prompt]
+        try:
+            while True:
+                empty = Generation(text="", prompt_tokens=1, new_tokens=0, finish="eos")
+                prompts.append(run.send(empty).prompt)
+        except StopIteration as stop:
+            return prompts, stop.value
+    finally:
+        prior.close()
+
+
+def tag_line(prompt: str) -> str:
+    return next(line for line in prompt.split("\n") if line.startswith("tag:"))
+
+
+def test_a_run_puts_the_count_tag_first_and_calls_it_added(db: TagDatabase) -> None:
+    prompts, result = finish(PresampleRequest(prompt="long hair, large breasts, smile"), db)
+    assert tag_line(prompts[0]).startswith("tag: 1girl, long hair")
+    assert result.tags.special == ["1girl"] and "1girl" in result.added
+    assert result.tags_prompt.startswith("1girl, ")
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        PresampleRequest(prompt="long hair, large breasts, smile", count_tag=False),
+        PresampleRequest(prompt="long hair, large breasts", ban=[{"pattern": "1girl"}]),
+        PresampleRequest(prompt="long hair, large breasts", expand_tags=False),  # captions only
+        PresampleRequest(prompt="scenery, mountain, lake"),
+        PresampleRequest(prompt="1boy, long hair"),
+    ],
+    ids=["turned off", "banned", "no tag step", "nobody", "counted"],
+)
+def test_no_count_tag_added(request_: PresampleRequest, db: TagDatabase) -> None:
+    _, result = finish(request_, db)
+    assert "1girl" not in result.added
+
+
+def test_the_setting_is_in_the_schema(tmp_path: Path) -> None:
+    assert PresampleRequest().count_tag is True
+    assert "1girl" in (PresampleRequest.model_fields["count_tag"].description or "")
