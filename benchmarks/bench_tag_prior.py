@@ -23,7 +23,7 @@ from bench_default_path import cpu_name  # the sibling script, run from this fol
 
 from presample.cli.evaluate import parse_given
 from presample.evaluation.baseline import BACKOFF_TAGS, PromptDB
-from presample.evaluation.run import run_requests, select_items, tag_metrics
+from presample.evaluation.run import new_tag_counts, run_requests, select_items, tag_metrics
 from presample.presampler import Presampler
 from presample.tagdb import TagDatabase
 from presample.training.records import read_records, split_path
@@ -60,16 +60,17 @@ def main() -> None:
     rows: list[tuple[str, dict, float]] = []
     prompts = PromptDB(read_records(split_path(args.data_dir, "train")))
 
-    def measure(name: str, sampler: object, update: dict) -> None:
+    def measure(name: str, sampler: object, update: dict) -> list[dict]:
         requests = [it.request(s).model_copy(update=update) for it in items for s in seeds]
         started = time.perf_counter()
         flat = run_requests(sampler, requests, batch_size=8)  # type: ignore[arg-type]
         seconds = (time.perf_counter() - started) / len(requests)
         groups = [flat[i * len(seeds) : (i + 1) * len(seeds)] for i in range(len(items))]
-        numbers, _ = tag_metrics(items, groups, seeds, db.is_known, prompts.known)
+        numbers, samples = tag_metrics(items, groups, seeds, db.is_known, prompts.known)
         rows.append((name, numbers, seconds))
         print(f"{name}: recall {numbers['tag_recall']:.3f} "
               f"precision {numbers['tag_precision']:.3f}", flush=True)  # fmt: skip
+        return samples
 
     measure("frequent tags", prompts.frequent_tags(), {})
     measure("Prompt-DB", prompts, {})
@@ -77,7 +78,12 @@ def main() -> None:
     with Presampler(args.model) as model:
         engine = model.engine
         for strength in (float(s) for s in args.strengths.split(",") if s):
-            measure(f"model, tag prior {strength:g}", model, {"tag_prior": strength})
+            update = {"tag_prior": strength}
+            samples = measure(f"model, tag prior {strength:g}", model, update)
+    # As presample eval does: the frequency baseline adding as many new tags to each
+    # request as the model (its last strength) did.
+    counts = new_tag_counts(items, seeds, samples, update)
+    measure("frequent tags, as many as the model", prompts.frequent_tags().matched(counts), {})
 
     head = "| sampler | " + " | ".join(label for _, label, _ in COLUMNS) + " | s/run |"
     lines = [

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from presample import PresampleRequest
-from presample.count_tags import implied_count_tag
+from presample.count_tags import implied_count_tags
 from presample.engine.backend import Generation
 from presample.engine.sampling import Sampling
 from presample.prepare import prepare
@@ -30,6 +30,7 @@ RECORDS = [
     *(record(f"n{i}", ["no humans", "scenery", "sky"]) for i in range(4)),
     record("x", ["1girl", "smile", "cup"]),
     *(record(f"c{i}", ["smile", "cup", "table"]) for i in range(6)),
+    *(record(f"h{i}", ["1girl", "1boy", "hetero", "kiss"]) for i in range(6)),
 ]
 
 
@@ -41,20 +42,27 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> CooccurrenceTable:
 
 
 def test_a_persons_features_get_the_count_tag_they_come_with(table: CooccurrenceTable) -> None:
-    assert implied_count_tag(["long hair", "dress"], table, 0) == "1girl"
-    assert implied_count_tag(["muscular", "armor"], table, 0) == "1boy"
+    assert implied_count_tags(["long hair", "dress"], table, 0) == ["1girl"]
+    assert implied_count_tags(["muscular", "armor"], table, 0) == ["1boy"]
     # Weighted by rarity: the dress says more than the smile everyone wears.
-    assert implied_count_tag(["smile", "dress"], table, 0) == "1girl"
+    assert implied_count_tags(["smile", "dress"], table, 0) == ["1girl"]
+
+
+def test_a_counted_line_gets_another_count_tag_only_on_strong_evidence(
+    table: CooccurrenceTable,
+) -> None:
+    assert implied_count_tags(["1girl", "hetero"], table, 0) == ["1boy"]  # 6 of 6 records
+    assert implied_count_tags(["1girl", "long hair"], table, 0) == []  # 1boy: never with it
 
 
 def test_no_count_tag_where_the_line_counts_or_has_nobody(table: CooccurrenceTable) -> None:
-    assert implied_count_tag(["2girls", "long hair"], table, 0) is None  # counted already
-    assert implied_count_tag(["scenery", "sky"], table, 0) is None  # nobody in the picture
-    assert implied_count_tag(["no humans", "long hair"], table, 0) is None  # the user's clash
-    assert implied_count_tag([], table, 0) is None
+    assert implied_count_tags(["2girls", "long hair"], table, 0) == []  # counted already
+    assert implied_count_tags(["scenery", "sky"], table, 0) == []  # nobody in the picture
+    assert implied_count_tags(["no humans", "long hair"], table, 0) == []  # the user's clash
+    assert implied_count_tags([], table, 0) == []
     # A person, but the records rarely count one with these tags: no guess.
-    assert implied_count_tag(["smile", "cup"], table, 0) is None
-    assert implied_count_tag(["unknown tag", "blue hair"], table, 0) is None  # nothing known
+    assert implied_count_tags(["smile", "cup"], table, 0) == []
+    assert implied_count_tags(["unknown tag", "blue hair"], table, 0) == []  # nothing known
 
 
 def finish(request: PresampleRequest, db: TagDatabase) -> tuple[list[str], PresampleResult]:

@@ -22,7 +22,7 @@ from .caption_loops import NoLoops
 from .categories import Category
 from .compose import Draft, format_result, merge_output, reached_minimum
 from .contradictions import describes_person, has_person, mentions_person, said
-from .count_tags import implied_count_tag
+from .count_tags import implied_count_tags
 from .dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
 from .encoders import flux2_prompt, tags_prompt, text_prompt
 from .engine.backend import Constraint, Generation, GenerationJob
@@ -191,10 +191,11 @@ def _counted(
         step.task.output == "tag" for step in steps
     ):
         return draft
-    implied = implied_count_tag(line, table, _rating_level(prepared))
-    if implied is None or (bans and bans.tag_banned(implied)):
+    implied = implied_count_tags(line, table, _rating_level(prepared))
+    implied = [t for t in implied if not (bans and bans.tag_banned(t))]
+    if not implied:
         return draft
-    special = [implied, *draft.tags.get(Category.SPECIAL, [])]
+    special = [*draft.tags.get(Category.SPECIAL, []), *implied]
     return replace(draft, tags={**draft.tags, Category.SPECIAL: special})
 
 

@@ -108,3 +108,22 @@ def test_danbooru_tags_adds_danbooru_s_most_popular_tags_the_rating_allows() -> 
     new = [t for t in [*result.tags.special, *result.tags.general]
            if t not in {"1girl", "smile", "hat"}]  # fmt: skip
     assert new == ["solo", "long hair", "sky"]  # in order; no suggestive or explicit tag
+
+
+def test_matched_adds_as_many_tags_as_asked_and_draws_lengths_per_input() -> None:
+    from presample.evaluation.baseline import request_key
+
+    db = make_db()
+    request = tag_request(3)
+    matched = db.frequent_tags().matched({request_key(request): 2})
+    given = set(request.tags.all_tags())
+    assert len([t for t in matched.presample(request).tags.all_tags() if t not in given]) == 2
+    # A request the counts do not hold draws its count as usual.
+    assert matched.presample(tag_request(5)) == db.frequent_tags().presample(tag_request(5))
+    # One seed, different inputs: the drawn lengths differ (they once were all equal).
+    lengths = {
+        len(db.presample(PresampleRequest(tags={"general": [tag]}, tag_length="short",
+                                          seed=0, generate_nl=False)).tags.general)
+        for tag in ("smile", "hat", "cat ears", "dress", "sky", "tree")
+    }  # fmt: skip
+    assert len(lengths) > 1

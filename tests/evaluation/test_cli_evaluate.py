@@ -58,7 +58,13 @@ def test_model_and_baseline(data_dir: Path, tmp_path: Path, tiny_model_dir: Path
                     "--tag-captions", "0")  # fmt: skip
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    assert set(metrics["samplers"]) == {"baseline", "frequent", "danbooru", "model"}
+    assert list(metrics["samplers"]) == ["baseline", "frequent", "danbooru", "model"]
+    # The frequency baselines add as many new tags to each request as the model did.
+    runs = [json.loads(line) for line in (out / "samples.jsonl").read_text("utf-8").splitlines()]
+    added = {(r["sampler"], r["id"], r["seed"]): len(r["new"]) for r in runs if r["kind"] == "tag"}
+    for (sampler, rid, seed), count in added.items():
+        if sampler in ("frequent", "danbooru"):
+            assert count == added[("model", rid, seed)]
     model = metrics["samplers"]["model"]
     assert model["runs"] == 2 + 2 * len(HARD_INPUTS) and model["failures"] == 0
     assert model["hard_no_names"] == 1.0 and model["hard_kept"] == 1.0

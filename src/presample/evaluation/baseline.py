@@ -8,7 +8,8 @@ training records contain:
   frequency, so a rare shared tag counts more than ``1girl``) vote for their
   other tags, each vote weighted by that score; the continuation is drawn from those
   votes without replacement until a tag count drawn from the requested
-  length's ``TAG_MIN..TAG_MAX`` is reached; when the neighbours run dry, tags
+  length's ``TAG_MIN..TAG_MAX`` (seeded by the request's seed and input, as the
+  model's length floor is) is reached; when the neighbours run dry, tags
   are drawn by their overall frequency among allowed records.
 - **captions**: the training long captions of short/long caption pairs whose
   words overlap the input text the most (IDF-weighted, divided by the square
@@ -53,6 +54,11 @@ STOP_WORDS = frozenset(
 )  # fmt: skip
 
 
+def request_key(request: PresampleRequest) -> tuple:
+    """What a tag request is, for matching a baseline's runs to a model's."""
+    return (request.seed, tuple(request.tags.all_tags()), request.tag_length, request.nl_prompt)
+
+
 def _idf(document_frequency: dict[str, int], documents: int) -> dict[str, float]:
     """``log(1 + N / df)``: always positive, larger for rarer keys."""
     return {k: math.log1p(documents / df) for k, df in document_frequency.items()}
@@ -78,6 +84,8 @@ class PromptDB:
     """Add the most frequent training tags instead of those of similar prompts."""
 
     def __init__(self, records: Iterable[Record]) -> None:
+        self.counts: dict[tuple, int] = {}
+        """New tags to add per request (``matched``); empty: drawn from the length."""
         self.tag_lists: list[tuple[str, ...]] = []
         self.levels: list[int] = []
         self.by_tag: dict[str, list[int]] = defaultdict(list)
@@ -118,10 +126,20 @@ class PromptDB:
     def frequent_tags(self) -> PromptDB:
         """The trivial baseline on the same index: new tags are the training records'
         most frequent tags (allowed by the rating) that the input lacks, most frequent
-        first, as many as the Prompt-DB baseline adds. A model should beat it."""
+        first, as many as the Prompt-DB baseline adds (or, :meth:`matched`, as many as
+        a model added to the same request). A model should beat it."""
         other = copy.copy(self)
         other.name = "frequent tags"
         other.frequent_only = True
+        return other
+
+    def matched(self, counts: dict[tuple, int]) -> PromptDB:
+        """This baseline adding exactly as many new tag-line tags to a request as
+        ``counts[request_key(request)]`` says (a model's own count for that request),
+        so that recall compares the choice of tags, not their number; requests not
+        in ``counts`` draw their count as usual."""
+        other = copy.copy(self)
+        other.counts = counts
         return other
 
     def danbooru_tags(self, popular: Sequence[str]) -> PromptDB:
@@ -149,14 +167,19 @@ class PromptDB:
     # ------------------------------------------------------------------ tags
 
     def continue_tags(
-        self, given: Sequence[str], length: Length | str, rating: str | None, rng: random.Random
+        self,
+        given: Sequence[str],
+        length: Length | str,
+        rating: str | None,
+        rng: random.Random,
+        count: int | None = None,
     ) -> list[tuple[str, str]]:
         """New ``(category, tag)`` pairs for ``given``, so that given + new has a
-        count in the length's range."""
+        count in the length's range (``count``: exactly that many new ones)."""
         length = Length(length)
         have = {tag_key(t) for t in given}
         target = rng.randint(TAG_MIN[length], TAG_MAX[length])
-        need = target - len(have)
+        need = target - len(have) if count is None else count
         if need <= 0:
             return []
         level = rating_level(rating)
@@ -218,12 +241,16 @@ class PromptDB:
 
     def presample(self, request: PresampleRequest) -> PresampleResult:
         """Answer a request as a ``Presampler`` would: tags, then a caption if asked."""
-        rng = random.Random(f"presample-baseline:{request.seed}")
         tags = request.tags.as_dict()
         given = [t for c in TAG_LINE for t in tags[c]]
+        # Seeded by the input too: by the seed alone every item of a seed drew the same
+        # count, and three seeds' luck moved the baseline's mean length by 1.7 tags.
+        rng = random.Random(f"presample-baseline:{request.seed}:{given}:{request.nl_prompt}")
         rating = (tags["rating"] or [None])[0]
+        count = self.counts.get(request_key(request))
         if request.expand_tags and (given or not request.nl_prompt):
-            for category, tag in self.continue_tags(given, request.tag_length, rating, rng):
+            new = self.continue_tags(given, request.tag_length, rating, rng, count)
+            for category, tag in new:
                 tags[category].append(tag)
         generated = ""
         text = request.nl_prompt or ", ".join(given)

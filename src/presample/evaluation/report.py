@@ -198,7 +198,8 @@ def write_report(
         "- *precision*: per run, the share of the new tags that are among the record's "
         "held-out tags; the mean over runs that added tags. The *frequent tags* baseline adds "
         "the training records' most frequent tags (allowed by the rating) that the input "
-        "lacks, most frequent first, as many as the Prompt-DB baseline; the *danbooru* one "
+        "lacks, most frequent first, as many as the model added to the same request (with "
+        "no model, as many as the Prompt-DB baseline); the *danbooru* one "
         "the same from Danbooru's own post counts (general tags whose names the rating "
         "allows).",
         "- *recall*: per run, the share of the record's held-out tags found in the output; "

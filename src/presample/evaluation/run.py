@@ -538,6 +538,31 @@ def _count(values: Iterable[str]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def new_tag_counts(
+    items: Sequence[TagItem],
+    seeds: Sequence[int],
+    samples: Sequence[dict[str, Any]],
+    update: dict[str, Any],
+) -> dict[tuple, int]:
+    """The new tag-line tags a sampler added in each tag run, by the run's request
+    (``baseline.request_key``), for baselines that add as many (``PromptDB.matched``).
+    ``samples``: the sampler's, one per (item, seed) in order, as ``tag_metrics`` makes."""
+    from .baseline import request_key
+
+    runs = [(item, seed) for item in items for seed in seeds]
+    tag_samples = [s for s in samples if s["kind"] == "tag"]
+    return {
+        request_key(item.request(seed).model_copy(update=update)): len(sample["new"])
+        for (item, seed), sample in zip(runs, tag_samples, strict=True)
+        if "new" in sample
+    }
+
+
+def _overrides(config: EvalConfig) -> dict[str, Any]:
+    return {k: v for k, v in (("caption_candidates", config.caption_candidates),
+                              ("tag_prior", config.tag_prior)) if v is not None}  # fmt: skip
+
+
 # --------------------------------------------------------------------------- the command
 
 
@@ -606,17 +631,22 @@ def evaluate(
 
     with TagDatabase() as tags:
         popular = tags.most_popular(BACKOFF_TAGS)
-    samplers: list[tuple[str, Any]] = [
-        ("baseline", baseline),
-        ("frequent", baseline.frequent_tags()),
-        ("danbooru", baseline.danbooru_tags(popular)),
-    ]
+    # The model runs first: the frequency baselines then add as many new tags to
+    # each request as the model did, so their recall compares choices, not counts.
+    # Each sampler is built when its turn comes (the baselines need the model's counts).
+    samplers: list[tuple[str, Callable[[], Any]]] = []
     if model is not None:
-        samplers.append(("model", model))
+        samplers.append(("model", lambda: model))
+    samplers += [
+        ("baseline", lambda: baseline),
+        ("frequent", lambda: baseline.frequent_tags().matched(counts)),
+        ("danbooru", lambda: baseline.danbooru_tags(popular).matched(counts)),
+    ]
     runs = (len(tag_items) + len(caption_items) + len(tag_caption_items)) * len(config.seeds)
     hard_runs = len(HARD_INPUTS) * len(config.seeds) if model is not None else 0
     outcomes: dict[str, Outcome] = {}
     names: dict[str, str] = {}
+    counts: dict[tuple, int] = {}
     from tqdm import tqdm
 
     try:
@@ -624,7 +654,8 @@ def evaluate(
             total=runs * len(samplers) + hard_runs, unit="run", disable=not config.progress,
             file=sys.stderr,
         ) as bar:  # fmt: skip
-            for key, sampler in samplers:
+            for key, build in samplers:
+                sampler = build()
                 bar.set_description(key)
                 source = getattr(sampler, "source", None)
                 names[key] = getattr(source, "name", None) or getattr(sampler, "name", key)
@@ -635,10 +666,16 @@ def evaluate(
                     caption_candidates=config.caption_candidates, tag_prior=config.tag_prior,
                     is_seen=baseline.known, hard_inputs=key == "model",
                 )  # fmt: skip
+                if key == "model":
+                    counts = new_tag_counts(tag_items, config.seeds, outcomes[key].samples,
+                                            _overrides(config))  # fmt: skip
     finally:
         if model is not None and hasattr(model, "close"):
             model.close()
 
+    # The table's columns: baselines first, the model last.
+    outcomes = {k: outcomes[k] for k in (*[k for k in outcomes if k != "model"], "model")
+                if k in outcomes}  # fmt: skip
     result: dict[str, Any] = {
         "config": {
             "data_dir": str(config.data_dir),
