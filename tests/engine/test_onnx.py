@@ -69,6 +69,12 @@ def test_float32_logits_match_the_transformers_model(fp32: OnnxBackend,
     np.testing.assert_allclose(ours[0], reference, atol=2e-3, rtol=1e-3)
 
 
+def test_reading_a_prompt_projects_only_its_last_position(int8: OnnxBackend) -> None:
+    # The vocabulary projection of every other position was a fifth of a prefill's
+    # work, for logits the decode loop never reads (onnx_export: prune_lm_head).
+    assert int8.session.get_outputs()[0].shape[:2] == ["batch_size", 1]
+
+
 def test_decoding_with_the_cache_equals_reading_the_whole_text(int8: OnnxBackend) -> None:
     ids = int8._tokenize(TEXT)
     whole = int8._forward(np.asarray([ids]), len(ids), int8._empty_cache(len(ids)))
