@@ -147,7 +147,12 @@ def test_sigterm_with_a_request_in_flight_answers_503_and_exits_cleanly(
 
         client = threading.Thread(target=ask)
         client.start()
-        time.sleep(0.5)  # the request is being worked on
+        # Signalled once the model's worker holds the request (a fixed sleep raced the
+        # request's arrival on a loaded machine: the signal came first, no answer).
+        deadline = time.monotonic() + 30
+        while not any(m["requests"] for m in httpx.get(f"{url}/health").json()["models"].values()):
+            assert client.is_alive() and time.monotonic() < deadline
+            time.sleep(0.02)
         process.send_signal(signal.SIGTERM)
         client.join(timeout=60)
         _, rest = process.communicate(timeout=60)
