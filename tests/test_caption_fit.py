@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from presample.caption_fit import caption_fit, names_people, tag_words
+from presample.caption_fit import caption_conflicts, caption_fit, names_people, tag_words
 
 SCENERY = tag_words(["1girl", "scenery", "blue sky", "mountains", "long_hair", "standing"])
 
@@ -39,3 +39,15 @@ def test_names_people_wants_a_person_word_when_tags_count_people() -> None:
     assert names_people("Two men talk.", ["2boys"]) is True
     assert names_people("A girl waves.", ["1boy"]) is False
     assert names_people("A cat sleeps.", ["cat", "sofa"]) is None
+
+
+def test_a_caption_conflicts_only_where_it_and_the_tags_both_say_something() -> None:
+    tags = ["1girl", "long hair", "blonde hair", "blue eyes"]
+    assert caption_conflicts("A woman with short brown hair and green eyes.", tags) == 3
+    assert caption_conflicts("A woman with long, flowing blond hair and blue eyes.", tags) == 0
+    assert caption_conflicts("A woman with blonde hair and green eyes.", tags) == 1
+    assert caption_conflicts("A woman on a beach.", tags) == 0  # says nothing of them
+    assert caption_conflicts("A man with short black hair.", ["1boy", "smile"]) == 0
+    # Two-tone hair: either colour agrees.
+    assert caption_conflicts("Her pink hair.", ["black hair", "pink hair"]) == 0
+    assert caption_conflicts("Her shoulder-length hair.", ["very long hair"]) == 1

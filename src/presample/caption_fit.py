@@ -119,3 +119,49 @@ def caption_fit(caption: str, words: set[str]) -> float:
         return 0.0
     hits = len(said & words)
     return hits / len(said) * (1 - 1 / (2 + hits))
+
+
+# What a caption says of a person's hair and eyes, to check against the tags: a
+# caption for `long hair, blonde hair` that says "short brown hair" contradicts
+# the prompt it sits in (seen on the shipped model, one draw in three). Colours
+# and lengths a word or two before "hair"/"eyes" ("long, flowing blonde hair").
+_COLOURS = ("black", "brown", "blonde", "blond", "red", "orange", "yellow", "green",
+            "blue", "aqua", "purple", "pink", "white", "grey", "gray", "silver")  # fmt: skip
+_SAME_COLOUR = {"blond": "blonde", "gray": "grey"}
+_FEATURE = re.compile(
+    r"\b(" + "|".join(_COLOURS) + r"|short|long|cropped|pixie|shoulder-length)\b"
+    r"((?:[\s,-]+[a-z]+){0,2}?)[\s,-]+(hair|eyes)\b"
+)
+_LONG, _SHORT = frozenset({"long"}), frozenset({"short", "cropped", "pixie", "shoulder-length"})
+_TAG_FEATURE = re.compile(r"(?:(very |absurdly )?(long|short|medium) hair|(\w+) (hair|eyes))")
+
+
+def _features(text: str) -> dict[str, set[str]]:
+    """The colours of hair and eyes, and the hair length, a text states."""
+    found: dict[str, set[str]] = {"hair": set(), "eyes": set(), "length": set()}
+    for match in _FEATURE.finditer(text.lower()):
+        # Every colour or length word of the phrase: "long, flowing blonde hair".
+        words = [match.group(1), *re.findall(r"[a-z-]+", match.group(2))]
+        for word in words:
+            if word in _COLOURS:
+                found[match.group(3)].add(_SAME_COLOUR.get(word, word))
+            elif match.group(3) == "hair" and word in _LONG | _SHORT:
+                found["length"].add("long" if word in _LONG else "short")
+    return found
+
+
+def caption_conflicts(caption: str, tags: Iterable[str]) -> int:
+    """How many of hair colour, eye colour and hair length a caption states
+    otherwise than the tags do (0-3). Only what both state counts: a caption
+    that names no hair colour, or tags that give none, conflict in nothing."""
+    stated: dict[str, set[str]] = {"hair": set(), "eyes": set(), "length": set()}
+    for tag in tags:
+        match = _TAG_FEATURE.fullmatch(tag.lower().replace("_", " ").strip())
+        if match is None:
+            continue
+        if match.group(2):
+            stated["length"].add("long" if match.group(2) == "long" else "short")
+        elif (colour := _SAME_COLOUR.get(match.group(3), match.group(3))) in _COLOURS:
+            stated[match.group(4)].add(colour)
+    said = _features(caption)
+    return sum(1 for k in stated if stated[k] and said[k] and not stated[k] & said[k])

@@ -16,7 +16,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 
 from .bans import BanConstraint, BanMatcher
-from .caption_fit import caption_fit, names_people, tag_words
+from .caption_fit import caption_conflicts, caption_fit, names_people, tag_words
 from .caption_floor import CaptionFloor
 from .caption_loops import NoLoops
 from .categories import Category
@@ -152,11 +152,14 @@ def tipo_run(
                                           dialect=prepared.dialect)  # fmt: skip
                 caption = merged.generated
                 named = names_people(caption, given) is not False
-                candidates.append((named, reached, caption_fit(caption, words), merged, drawn))
+                agrees = -caption_conflicts(caption, given)
+                fit = caption_fit(caption, words)
+                candidates.append((named, agrees, reached, fit, merged, drawn))
             # A draw about the people the tags count comes first even when it falls
-            # short (a retry extends it), then one that reaches the length, then the
-            # best fit; the first of equals.
-            _, reached, _, draft, chosen = max(candidates, key=lambda c: c[:3])
+            # short (a retry extends it), then one that does not contradict their hair
+            # and eyes, then one that reaches the length, then the best fit; the
+            # first of equals.
+            _, _, reached, _, draft, chosen = max(candidates, key=lambda c: c[:4])
             detail = _attempted(detail, text, chosen, attempt, generation.samples())
             if reached:
                 break

@@ -85,6 +85,17 @@ def test_a_caption_about_the_counted_people_beats_one_that_is_long_enough(
     assert [j.seed for j in backend.jobs] == [0, 1, 2, 3]
 
 
+def test_a_caption_that_contradicts_the_hair_loses_to_one_that_does_not(
+    db: TagDatabase,
+) -> None:
+    tags = TagSet(special=["1girl"], general=["long hair", "blonde hair", "blue eyes", "beach"])
+    wrong = " A woman with short brown hair stands on a beach with long blue waves."
+    right = " A woman stands by the sea."
+    for texts in ([wrong, right, OTHER], [right, wrong, OTHER]):
+        result = run(Scripted(texts), caption_request(tags=tags), db)
+        assert result.generated == "A woman stands by the sea"
+
+
 def test_only_a_caption_from_tags_alone_is_drawn_several_times(db: TagDatabase) -> None:
     # Tag expansion then a caption: the tag step is one draw.
     backend = Scripted([", smile, outdoors" + OFF_TOPIC])

@@ -198,3 +198,10 @@ def test_tag_caption_items_give_every_tag_and_judge_the_caption() -> None:
     assert numbers["tag_caption_names_people"] == 0.5 and samples[0]["names_people"] is False
     photo_only = tag_caption_metrics(items[1:], [[PresampleResult(generated="A dog.")]], (0,), None)
     assert photo_only[0]["tag_caption_names_people"] is None  # no people counted
+    assert numbers["tag_caption_conflicts"] == 0.0
+    blonde = Record("b", "civitai", {"special": ["1girl"], "general": ["blonde hair", "sky"]},
+                    long="A girl.")  # fmt: skip
+    two = [[PresampleResult(generated="A girl with black hair."),
+            PresampleResult(generated="A girl with blonde hair.")]]  # fmt: skip
+    numbers, samples = tag_caption_metrics([tag_caption_item(blonde)], two, (0, 1), None)
+    assert numbers["tag_caption_conflicts"] == 0.5 and samples[0]["conflicts"] == 1

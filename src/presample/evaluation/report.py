@@ -36,6 +36,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("tag_caption_written", "runs that wrote a caption from tags alone", "%"),
     ("tag_caption_similarity", "caption from tags: similarity to the real caption", "f3"),
     ("tag_caption_names_people", "caption from people-count tags names the people", "%"),
+    ("tag_caption_conflicts", "caption from tags contradicts their hair or eyes", "%"),
     ("caption_jaccard_distance", "caption word Jaccard distance across seeds", "f3"),
     ("hard_kept", "hard inputs: the user's words come back", "%"),
     ("hard_no_names", "hard inputs: no name invented", "%"),
@@ -48,7 +49,8 @@ ROWS: tuple[tuple[str, str, str], ...] = (
 SHARE_KEYS = (
     "real_tag_share", "tag_recall", "tag_precision", "tag_length_hit", "input_tags_preserved",
     "rating_respected", "nl_length_hit", "tag_distinct_share", "tag_caption_names_people",
-    "repeated_tag_runs", "invented_name_runs", "contradiction_runs", "unseen_tag_share",
+    "tag_caption_conflicts", "repeated_tag_runs", "invented_name_runs", "contradiction_runs",
+    "unseen_tag_share",
     "hard_kept", "hard_no_names", "hard_consistent", "hard_no_repeats", "hard_answered",
 )  # fmt: skip
 GROUPS = (("rating", "rating"), ("length", "requested tag length"))
@@ -240,7 +242,9 @@ def write_report(
         "tag is added, and the caption written from them (tag_to_long) is compared with the "
         "real one (MiniLM cosine). *Names the people*: of those captions whose tags count "
         "people (1girl, 2boys ...), the share that says girl, woman, man ... "
-        "(`presample.caption_fit.names_people`).",
+        "(`presample.caption_fit.names_people`). *Contradicts their hair or eyes*: of the "
+        "captions written, the share that gives a hair colour, eye colour or hair length "
+        "other than the tags give (`presample.caption_fit.caption_conflicts`).",
         "",
         "Failed runs count as misses for recall and the length hits.",
         "",

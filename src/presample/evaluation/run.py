@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..caption_fit import names_people
+from ..caption_fit import caption_conflicts, names_people
 from ..lengths import nl_length_hit, sentence_count, tag_length_hit
 from ..rating import infer_rating
 from ..request import PresampleRequest, PresampleResult, TagSet
@@ -486,6 +486,7 @@ def tag_caption_metrics(
     samples: list[dict[str, Any]] = []
     written: list[tuple[int, str]] = []
     people: list[bool] = []
+    conflicts: list[bool] = []
     runs = 0
     for index, (item, results) in enumerate(zip(items, groups, strict=True)):
         for seed, result in zip(seeds, results, strict=True):
@@ -503,12 +504,15 @@ def tag_caption_metrics(
                 if (named := names_people(caption, tags)) is not None:
                     sample["names_people"] = named
                     people.append(named)
+                sample["conflicts"] = caption_conflicts(caption, tags)
+                conflicts.append(sample["conflicts"] > 0)
             samples.append(sample)
     numbers: dict[str, float | int | None] = {
         "tag_caption_items": len(items),
         "tag_caption_written": m.share(len(written), runs),
         "tag_caption_similarity": None,
         "tag_caption_names_people": m.share(sum(people), len(people)),
+        "tag_caption_conflicts": m.share(sum(conflicts), len(conflicts)),
     }
     if embed is not None and written:
         references = embed([item.long for item in items])
