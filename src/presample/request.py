@@ -183,8 +183,9 @@ class PresampleRequest(_Model):
         description="When your tags describe a person (long hair, smile ...) but count "
         "nobody, add the people-count tag they most often come with in real prompts "
         "(1girl, 1boy ...) before the model reads them: TIPO models were trained with it "
-        "first on the line and never add it after your tags (presample/count_tags.py). "
-        "False: your tags as given.",
+        "first on the line and never add it after your tags (presample/count_tags.py). A "
+        "counted line gets another only on strong evidence (1girl, hetero -> 1boy). False: "
+        "your tags as given.",
     )
     fill_nl_length: bool = Field(
         True,

@@ -112,7 +112,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="give the model your tags as typed (default: tags that describe a person but "
         "count nobody, like 'long hair, smile', get the people-count tag they come with in "
-        "real prompts, e.g. 1girl, added first on the line)",
+        "real prompts, e.g. 1girl, added first on the line; a counted line gets another "
+        "only on strong evidence, e.g. 1boy beside '1girl, hetero')",
     )
     r.add_argument(
         "--no-caption-floor",
