@@ -139,11 +139,15 @@ def test_contradictions_are_only_the_sure_ones() -> None:
     assert not contradicts("multiple girls", ["2girls"]) and not contradicts("1boy", ["1girl"])
     assert not contradicts("6+girls", ["2girls"]) and not contradicts("solo", ["1girl"])
     assert not contradicts("smile", ["solo", "2girls"])  # the line's own clash is not smile's
-    # One person has at most two hair colours (two-tone) and two eye colours
-    # (heterochromia); with several people any number.
-    assert contradicts("blonde hair", ["1girl", "black hair", "brown hair"])
-    assert contradicts("blue eyes", ["solo", "red eyes", "green eyes"])
-    assert not contradicts("blonde hair", ["1girl", "black hair", "red eyes", "blue eyes"])
+    # One person has one hair colour and one eye colour, two when the line says
+    # so (two-tone hair, heterochromia), never three; several people any number.
+    assert contradicts("blonde hair", ["1girl", "black hair"])
+    assert not contradicts("blonde hair", ["1girl", "black hair", "two-tone hair"])
+    assert contradicts("blonde hair", ["1girl", "black hair", "brown hair", "two-tone hair"])
+    assert contradicts("blue eyes", ["solo", "red eyes"])
+    assert not contradicts("blue eyes", ["solo", "red eyes", "heterochromia"])
+    assert contradicts("blue eyes", ["solo", "red eyes", "green eyes", "heterochromia"])
+    assert not contradicts("blonde hair", ["1girl", "red eyes", "blue eyes"])
     assert not contradicts("blonde hair", ["2girls", "black hair", "brown hair"])
 
 
