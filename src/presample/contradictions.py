@@ -5,8 +5,9 @@ A small model continuing a tag line picks each tag for the tags just before
 it, and so writes ``day`` ten tags after ``night``, or ``solo`` beside
 ``1girl, 2boys``. Only sure contradictions are listed: hair lengths or body
 types are left alone because a picture of several people holds several, and
-``multiple girls`` goes with ``2girls`` on Danbooru; one person has at most two
-hair colours and two eye colours. Hair lengths and breast
+``multiple girls`` goes with ``2girls`` on Danbooru; one person has one hair
+colour and one eye colour (two with ``two-tone hair`` or ``heterochromia``).
+Hair lengths and breast
 sizes exclusive in a picture of one person (``solo``) were tried and dropped:
 on 200 held-out prompts x 3 seeds recall fell from 16.4% to 15.8% and the new
 tags no training prompt holds rose from 1.2% to 3.3% (refused, the model
