@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from presample.tag_floor import AllOf, TagFloor
+from presample.tag_floor import AllOf, TagFloor, consistent
 from presample.tagdb import TagDatabase
+from presample.tipo import parse_tipo_output
 
 PROMPT = "rating: general\ntarget: <|short|> <|tag_to_long|>\ntag: 1girl, solo"
 
@@ -149,6 +150,21 @@ def test_contradictions_are_only_the_sure_ones() -> None:
     assert contradicts("blue eyes", ["solo", "red eyes", "green eyes", "heterochromia"])
     assert not contradicts("blonde hair", ["1girl", "red eyes", "blue eyes"])
     assert not contradicts("blonde hair", ["2girls", "black hair", "brown hair"])
+
+
+def test_the_users_hair_length_holds_for_one_person(db: TagDatabase) -> None:
+    from presample.contradictions import contradicts_yours
+
+    assert contradicts_yours("short hair", ["long hair"], ["1girl", "smile"])
+    assert not contradicts_yours("very long hair", ["long hair"], ["1girl"])
+    assert not contradicts_yours("short hair", ["long hair"], ["2girls"])  # two people
+    assert not contradicts_yours("short hair", ["smile"], ["1girl", "long hair"])  # the model's
+    assert not contradicts_yours("smile", ["long hair"], ["1girl"])
+    floor = TagFloor(minimum=0, protected=frozenset({"long hair"}))
+    assert floor.allowed("tag: long hair, 1girl, smile, short hai", ["r,"]) == [False]
+    line = parse_tipo_output("tag: 1girl, long hair, short hair, smile", db.categorize)
+    kept = consistent(line, [], frozenset({"long hair", "1girl"}))
+    assert "short hair" not in kept.tags and "smile" in kept.tags
 
 
 def test_a_word_is_not_started_when_every_tag_it_could_become_contradicts(

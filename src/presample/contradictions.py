@@ -162,6 +162,24 @@ def contradicts(key: str, keys: Iterable[str]) -> bool:
     )
 
 
+# Hair lengths, by the length a person's hair is. Danbooru tags ``very long hair``
+# with ``long hair``, so those two agree.
+_HAIR_LENGTH = {"short hair": "short", "medium hair": "medium", "long hair": "long",
+                "very long hair": "long", "absurdly long hair": "long"}  # fmt: skip
+
+
+def contradicts_yours(key: str, yours: Iterable[str], keys: Iterable[str]) -> bool:
+    """Whether tag ``key`` gives the one person of the line (``keys``) another hair
+    length than the user's own tags ``yours`` do: `long hair, smile, beach` got
+    `short hair`. Only against the user's: between the model's own tags the rule
+    cost recall (the module's docstring), and real posts hold such pairs."""
+    length = _HAIR_LENGTH.get(key)
+    mine = set(yours)
+    if length is None or not _one_person(set(keys) | mine):
+        return False
+    return any(_HAIR_LENGTH.get(k, length) != length for k in mine)
+
+
 def _one_person(have: set[str]) -> bool:
     """Whether the tags say the picture holds one person (``1girl``, or ``solo``)."""
     return "solo" in have or sum(people(have).values()) == 1

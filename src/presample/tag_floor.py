@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from .contradictions import contradicts, describes_person, has_person
+from .contradictions import contradicts, contradicts_yours, describes_person, has_person
 from .engine.backend import Constraint
 from .tagdb import normalize_key, typed_key
 from .tipo import TipoOutput
@@ -222,7 +222,7 @@ class TagFloor:
         every = have | self.protected | self.stated
         if self.needs_person and describes_person(key) and not has_person(every):
             return True
-        return contradicts(key, every)
+        return contradicts(key, every) or contradicts_yours(key, self.protected, every)
 
     def _banned(self, key: str) -> bool:
         return self.banned is not None and key not in self.protected and self.banned(key)
@@ -264,7 +264,7 @@ def consistent(
         key = normalize_key(tag)
         if not key or key in protected or key in have:
             continue
-        if contradicts(key, have):
+        if contradicts(key, have) or contradicts_yours(key, protected, have):
             dropped.add(key)
         else:
             have.add(key)
