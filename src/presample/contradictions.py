@@ -12,6 +12,8 @@ sizes exclusive in a picture of one person (``solo``) were tried and dropped:
 on 200 held-out prompts x 3 seeds recall fell from 16.4% to 15.8% and the new
 tags no training prompt holds rose from 1.2% to 3.3% (refused, the model
 reached for rarer tags), and real posts hold such pairs more than one thinks.
+Against the user's own hair length they are refused (``contradicts_yours``):
+recall unchanged (``benchmarks/results/hair-length-2026-12-06.txt``).
 """
 
 from __future__ import annotations
