@@ -77,13 +77,16 @@ def main() -> None:
     measure("Danbooru frequent tags", prompts.danbooru_tags(db.most_popular(BACKOFF_TAGS)), {})
     with Presampler(args.model) as model:
         engine = model.engine
+        last: tuple[list[dict], dict] | None = None
         for strength in (float(s) for s in args.strengths.split(",") if s):
             update = {"tag_prior": strength}
-            samples = measure(f"model, tag prior {strength:g}", model, update)
-    # As presample eval does: the frequency baseline adding as many new tags to each
-    # request as the model (its last strength) did.
-    counts = new_tag_counts(items, seeds, samples, update)
-    measure("frequent tags, as many as the model", prompts.frequent_tags().matched(counts), {})
+            last = measure(f"model, tag prior {strength:g}", model, update), update
+    if last is not None:
+        # As presample eval does: the frequency baseline adding as many new tags to
+        # each request as the model (its last strength) did.
+        counts = new_tag_counts(items, seeds, *last)
+        matched = prompts.frequent_tags().matched(counts)
+        measure("frequent tags, as many as the model", matched, {})
 
     head = "| sampler | " + " | ".join(label for _, label, _ in COLUMNS) + " | s/run |"
     lines = [

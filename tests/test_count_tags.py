@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from presample import PresampleRequest
@@ -109,6 +107,6 @@ def test_no_count_tag_added(request_: PresampleRequest, db: TagDatabase) -> None
     assert "1girl" not in result.added
 
 
-def test_the_setting_is_in_the_schema(tmp_path: Path) -> None:
+def test_the_setting_is_in_the_schema() -> None:
     assert PresampleRequest().count_tag is True
     assert "1girl" in (PresampleRequest.model_fields["count_tag"].description or "")

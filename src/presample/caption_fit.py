@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from .contradictions import hair_length
+
 # Caption nouns for people, by the Danbooru people-count tag family they belong
 # to. Shared with training data preparation (``training.captions``), which tags
 # captions with count tags by the same nouns.
@@ -133,7 +135,7 @@ _FEATURE = re.compile(
     r"((?:[\s,-]+[a-z]+){0,2}?)[\s,-]+(hair|eyes)\b"
 )
 _LONG, _SHORT = frozenset({"long"}), frozenset({"short", "cropped", "pixie", "shoulder-length"})
-_TAG_FEATURE = re.compile(r"(?:(very |absurdly )?(long|short|medium) hair|(\w+) (hair|eyes))")
+_TAG_COLOUR = re.compile(r"(\w+) (hair|eyes)")
 
 
 def _features(text: str) -> dict[str, set[str]]:
@@ -145,7 +147,7 @@ def _features(text: str) -> dict[str, set[str]]:
         for word in words:
             if word in _COLOURS:
                 found[match.group(3)].add(_SAME_COLOUR.get(word, word))
-            elif match.group(3) == "hair" and word in _LONG | _SHORT:
+            elif match.group(3) == "hair" and (word in _LONG or word in _SHORT):
                 found["length"].add("long" if word in _LONG else "short")
     return found
 
@@ -156,12 +158,13 @@ def caption_conflicts(caption: str, tags: Iterable[str]) -> int:
     that names no hair colour, or tags that give none, conflict in nothing."""
     stated: dict[str, set[str]] = {"hair": set(), "eyes": set(), "length": set()}
     for tag in tags:
-        match = _TAG_FEATURE.fullmatch(tag.lower().replace("_", " ").strip())
-        if match is None:
-            continue
-        if match.group(2):
-            stated["length"].add("long" if match.group(2) == "long" else "short")
-        elif (colour := _SAME_COLOUR.get(match.group(3), match.group(3))) in _COLOURS:
-            stated[match.group(4)].add(colour)
+        key = tag.lower().replace("_", " ").strip()
+        if (length := hair_length(key)) is not None:
+            # A caption's words have no "medium": it is short beside long.
+            stated["length"].add("long" if length == "long" else "short")
+        elif (match := _TAG_COLOUR.fullmatch(key)) is not None:
+            colour = _SAME_COLOUR.get(match.group(1), match.group(1))
+            if colour in _COLOURS:
+                stated[match.group(2)].add(colour)
     said = _features(caption)
     return sum(1 for k in stated if stated[k] and said[k] and not stated[k] & said[k])

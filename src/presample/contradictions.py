@@ -170,6 +170,11 @@ _HAIR_LENGTH = {"short hair": "short", "medium hair": "medium", "long hair": "lo
                 "very long hair": "long", "absurdly long hair": "long"}  # fmt: skip
 
 
+def hair_length(key: str) -> str | None:
+    """``short``, ``medium`` or ``long`` for a hair-length tag, else ``None``."""
+    return _HAIR_LENGTH.get(key)
+
+
 def contradicts_yours(key: str, yours: Iterable[str], keys: Iterable[str]) -> bool:
     """Whether tag ``key`` gives the one person of the line (``keys``) another hair
     length than the user's own tags ``yours`` do: `long hair, smile, beach` got

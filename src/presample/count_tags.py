@@ -44,12 +44,13 @@ def implied_count_tags(line: Sequence[str], table: CooccurrenceTable, level: int
     the line or another (``1girl`` and ``2girls``), and a line with nobody in it
     (``scenery, sky``) gets none."""
     keys = [k for t in line if (k := normalize_key(t))]
-    if not people(keys) and not any(describes_person(k) or has_person([k]) for k in keys):
+    counted = bool(people(keys))
+    if not (has_person(keys) or any(map(describes_person, keys))):  # a count tag is a person
         return []
     scores = table.likelihoods(keys, level, COUNT_TAGS)
     added: list[str] = []
     for tag in sorted(scores, key=lambda t: (-scores[t], t)):
-        if scores[tag] < (MIN_MORE if people(keys) or added else MIN_LIKELIHOOD):
+        if scores[tag] < (MIN_MORE if counted or added else MIN_LIKELIHOOD):
             break
         if tag not in keys and not contradicts(tag, [*keys, *added]):
             added.append(tag)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -113,16 +113,9 @@ class CooccurrenceTable:
             return {}
         total = max(self.records[level], 1)
         scores = {key: frequency_share * n / total for key, n in self._frequent(level)}
-        norm = sum(w for _, _, w in known)
-        for tag_id, count, weight in known:
-            for key, n, n_level in self._conn.execute(
-                f"SELECT t.key, p.n{level}, t.n{level} FROM pairs p JOIN tags t ON t.id = p.b "
-                "WHERE p.a = ?",
-                (tag_id,),
-            ):
-                if n and n_level:
-                    scores.setdefault(key, frequency_share * n_level / total)
-                    scores[key] += (1 - frequency_share) * weight / norm * n / count
+        for key, share, n_level in self._companions(known, level):
+            scores.setdefault(key, frequency_share * n_level / total)
+            scores[key] += (1 - frequency_share) * share
         ranked = sorted(
             ((s, k) for k, s in scores.items() if k not in have and not (excluded and excluded(k))),
             reverse=True,
@@ -144,18 +137,28 @@ class CooccurrenceTable:
         wanted = sorted({k for t in keys if (k := normalize_key(t))})
         if not known or not wanted:
             return {}
-        norm = sum(w for _, _, w in known)
-        marks = ",".join("?" * len(wanted))
         found: dict[str, float] = {}
-        for tag_id, count, weight in known:
-            for key, n in self._conn.execute(
-                f"SELECT t.key, p.n{level} FROM pairs p JOIN tags t ON t.id = p.b "
-                f"WHERE p.a = ? AND t.key IN ({marks})",
-                (tag_id, *wanted),
-            ):
-                if n:
-                    found[key] = found.get(key, 0.0) + weight / norm * n / count
+        for key, share, _ in self._companions(known, level, wanted):
+            found[key] = found.get(key, 0.0) + share
         return found
+
+    def _companions(
+        self, known: list[tuple[int, int, float]], level: int, keys: Sequence[str] = ()
+    ) -> Iterator[tuple[str, float, int]]:
+        """For each known given tag (``_given``) and each tag seen with it at ``level``
+        (only ``keys``, when given): ``(tag, w / W * n / count, records holding the
+        tag)``, where ``w`` is the given tag's rarity weight, ``W`` the sum of them,
+        ``n`` the records holding both and ``count`` those holding the given tag."""
+        norm = sum(w for _, _, w in known)
+        only = f" AND t.key IN ({','.join('?' * len(keys))})" if keys else ""
+        for tag_id, count, weight in known:
+            for key, n, n_level in self._conn.execute(
+                f"SELECT t.key, p.n{level}, t.n{level} FROM pairs p JOIN tags t ON t.id = p.b "
+                f"WHERE p.a = ?{only}",
+                (tag_id, *keys),
+            ):
+                if n and n_level:
+                    yield key, weight / norm * n / count, n_level
 
     def _given(self, keys: set[str], level: int) -> list[tuple[int, int, float]]:
         """(id, records at ``level`` holding it, weight) of each given key the table

@@ -268,8 +268,7 @@ def evaluate_sampler(
 
     def run(items: Sequence[Any]) -> list[list[PresampleResult | Exception]]:
         requests = [item.request(seed) for item in items for seed in seeds]
-        update = {k: v for k, v in (("caption_candidates", caption_candidates),
-                                    ("tag_prior", tag_prior)) if v is not None}  # fmt: skip
+        update = request_overrides(caption_candidates, tag_prior)
         if update:
             # model_copy marks them set: the model card's defaults do not replace them.
             requests = [r.model_copy(update=update) for r in requests]
@@ -562,9 +561,10 @@ def new_tag_counts(
     }
 
 
-def _overrides(config: EvalConfig) -> dict[str, Any]:
-    return {k: v for k, v in (("caption_candidates", config.caption_candidates),
-                              ("tag_prior", config.tag_prior)) if v is not None}  # fmt: skip
+def request_overrides(caption_candidates: int | None, tag_prior: float | None) -> dict[str, Any]:
+    """The request fields an evaluation sets for every run (left out: the defaults)."""
+    return {k: v for k, v in (("caption_candidates", caption_candidates),
+                              ("tag_prior", tag_prior)) if v is not None}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the command
@@ -635,31 +635,20 @@ def evaluate(
 
     with TagDatabase() as tags:
         popular = tags.most_popular(BACKOFF_TAGS)
-    # The model runs first: the frequency baselines then add as many new tags to
-    # each request as the model did, so their recall compares choices, not counts.
-    # Each sampler is built when its turn comes (the baselines need the model's counts).
-    samplers: list[tuple[str, Callable[[], Any]]] = []
-    if model is not None:
-        samplers.append(("model", lambda: model))
-    samplers += [
-        ("baseline", lambda: baseline),
-        ("frequent", lambda: baseline.frequent_tags().matched(counts)),
-        ("danbooru", lambda: baseline.danbooru_tags(popular).matched(counts)),
-    ]
     runs = (len(tag_items) + len(caption_items) + len(tag_caption_items)) * len(config.seeds)
+    samplers = 3 + (model is not None)
     hard_runs = len(HARD_INPUTS) * len(config.seeds) if model is not None else 0
     outcomes: dict[str, Outcome] = {}
     names: dict[str, str] = {}
-    counts: dict[tuple, int] = {}
     from tqdm import tqdm
 
     try:
         with TagDatabase() as db, tqdm(
-            total=runs * len(samplers) + hard_runs, unit="run", disable=not config.progress,
+            total=runs * samplers + hard_runs, unit="run", disable=not config.progress,
             file=sys.stderr,
         ) as bar:  # fmt: skip
-            for key, build in samplers:
-                sampler = build()
+
+            def measure(key: str, sampler: Any) -> Outcome:
                 bar.set_description(key)
                 source = getattr(sampler, "source", None)
                 names[key] = getattr(source, "name", None) or getattr(sampler, "name", key)
@@ -670,15 +659,24 @@ def evaluate(
                     caption_candidates=config.caption_candidates, tag_prior=config.tag_prior,
                     is_seen=baseline.known, hard_inputs=key == "model",
                 )  # fmt: skip
-                if key == "model":
-                    counts = new_tag_counts(tag_items, config.seeds, outcomes[key].samples,
-                                            _overrides(config))  # fmt: skip
+                return outcomes[key]
+
+            # The model runs first: the frequency baselines then add as many new tags
+            # to each request as it did, so their recall compares choices, not counts.
+            counts: dict[tuple, int] = {}
+            if model is not None:
+                done = measure("model", model)
+                overrides = request_overrides(config.caption_candidates, config.tag_prior)
+                counts = new_tag_counts(tag_items, config.seeds, done.samples, overrides)
+            measure("baseline", baseline)
+            measure("frequent", baseline.frequent_tags().matched(counts))
+            measure("danbooru", baseline.danbooru_tags(popular).matched(counts))
     finally:
         if model is not None and hasattr(model, "close"):
             model.close()
 
     # The table's columns: baselines first, the model last.
-    outcomes = {k: outcomes[k] for k in (*[k for k in outcomes if k != "model"], "model")
+    outcomes = {k: outcomes[k] for k in ("baseline", "frequent", "danbooru", "model")
                 if k in outcomes}  # fmt: skip
     result: dict[str, Any] = {
         "config": {
