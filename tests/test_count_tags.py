@@ -9,7 +9,7 @@ from presample.count_tags import implied_count_tags
 from presample.engine.backend import Generation
 from presample.engine.sampling import Sampling
 from presample.prepare import prepare
-from presample.request import PresampleResult
+from presample.request import PresampleResult, TagSet
 from presample.runs import RunOptions, tipo_run
 from presample.tag_prior import CooccurrenceTable
 from presample.tagdb import TagDatabase
@@ -17,8 +17,8 @@ from presample.training.cooccurrence import build_table
 from presample.training.records import Record
 
 
-def record(rid: str, tags: list[str], rating: str = "general") -> Record:
-    return Record(rid, "civitai", {"general": tags, "rating": [rating]})
+def record(rid: str, tags: list[str], rating: str = "general", **names: list[str]) -> Record:
+    return Record(rid, "civitai", {"general": tags, "rating": [rating], **names})
 
 
 RECORDS = [
@@ -29,6 +29,7 @@ RECORDS = [
     record("x", ["1girl", "smile", "cup"]),
     *(record(f"c{i}", ["smile", "cup", "table"]) for i in range(6)),
     *(record(f"h{i}", ["1girl", "1boy", "hetero", "kiss"]) for i in range(6)),
+    *(record(f"k{i}", ["1boy", "sword", "black coat"], characters=["kirito"]) for i in range(3)),
 ]
 
 
@@ -51,6 +52,13 @@ def test_a_counted_line_gets_another_count_tag_only_on_strong_evidence(
 ) -> None:
     assert implied_count_tags(["1girl", "hetero"], table, 0) == ["1boy"]  # 6 of 6 records
     assert implied_count_tags(["1girl", "long hair"], table, 0) == []  # 1boy: never with it
+
+
+def test_a_named_character_is_a_person_and_says_who(table: CooccurrenceTable) -> None:
+    # "cup, table" alone is nobody; the character's records count him.
+    assert implied_count_tags(["cup", "table"], table, 0) == []
+    assert implied_count_tags(["cup", "table"], table, 0, characters=["kirito"]) == ["1boy"]
+    assert implied_count_tags(["scenery", "sky"], table, 0, characters=["kirito"]) == ["1boy"]
 
 
 def test_no_count_tag_where_the_line_counts_or_has_nobody(table: CooccurrenceTable) -> None:
@@ -89,6 +97,13 @@ def test_a_run_puts_the_count_tag_first_and_calls_it_added(db: TagDatabase) -> N
     assert tag_line(prompts[0]).startswith("tag: 1girl, long hair")
     assert result.tags.special == ["1girl"] and "1girl" in result.added
     assert result.tags_prompt.startswith("1girl, ")
+
+
+def test_a_run_counts_the_character_the_request_names(db: TagDatabase) -> None:
+    tags = TagSet(general=["outdoors", "cherry blossoms"], characters=["haruno sakura"])
+    prompts, result = finish(PresampleRequest(tags=tags), db)
+    assert tag_line(prompts[0]).startswith("tag: 1girl, outdoors")
+    assert "1girl" in result.added
 
 
 @pytest.mark.parametrize(

@@ -36,17 +36,23 @@ RECORDS = [
 def table(tmp_path_factory: pytest.TempPathFactory) -> CooccurrenceTable:
     path = tmp_path_factory.mktemp("prior") / "table.sqlite"
     counts = build_table(RECORDS, path, neighbours=4, min_pair=1)
-    assert counts == {"records": 9, "tags": 10, "pairs": 35}
+    assert counts == {"records": 9, "tags": 10, "names": 1, "pairs": 38}
     return CooccurrenceTable(path)
 
 
-def test_the_table_counts_records_by_rating_level_and_never_names(
+def test_the_table_counts_records_by_rating_level_and_names_only_as_conditions(
     table: CooccurrenceTable, tmp_path: Path
 ) -> None:
     assert table.records == (7, 7, 9)  # two explicit records only at the top level
     conn = sqlite3.connect(table.path)
-    keys = {k for (k,) in conn.execute("SELECT key FROM tags")}
+    keys = {k for (k,) in conn.execute("SELECT key FROM tags WHERE name = 0")}
     assert "hatsune miku" not in keys and "lonely" not in keys
+    names = {k for (k,) in conn.execute("SELECT key FROM tags WHERE name = 1")}
+    assert names == {"hatsune miku"}
+    # No pair leads to a name.
+    assert not conn.execute(
+        "SELECT 1 FROM pairs JOIN tags ON tags.id = pairs.b WHERE tags.name = 1"
+    ).fetchall()
     assert conn.execute("SELECT n0, n2 FROM tags WHERE key = 'nude'").fetchone() == (0, 2)
     # Same records, same bytes.
     again = tmp_path / "again.sqlite"
@@ -62,6 +68,20 @@ def test_weights_favour_companions_of_the_given_tags(table: CooccurrenceTable) -
     assert weights["halo"] > weights["school uniform"]
     school = table.weights(["school uniform"], level=0)
     assert school["smile"] > school["feathers"]
+
+
+def test_a_named_character_conditions_the_prior_and_is_never_suggested(
+    table: CooccurrenceTable,
+) -> None:
+    miku = table.weights([], level=0, names=["Hatsune_Miku"])
+    assert max(miku, key=miku.__getitem__) in {"1girl", "solo", "wings"}
+    assert {"solo", "wings"} <= set(miku) and "hatsune miku" not in miku
+    # Beside a tag, the rare name weighs more than the tag everyone has.
+    assert table.weights(["1girl"], level=0, names=["hatsune miku"])["wings"] > table.weights(
+        ["1girl"], level=0
+    )["wings"]
+    assert table.weights([], level=0, names=["a character nobody drew"]) == {}
+    assert table.likelihoods([], 0, ["solo", "smile"], names=["hatsune miku"]) == {"solo": 1.0}
 
 
 def test_weights_respect_rating_and_exclusions(table: CooccurrenceTable) -> None:

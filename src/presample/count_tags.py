@@ -36,18 +36,25 @@ COUNT_TAGS = tuple(t for t in SPECIAL_TAGS if people([t]))
 """The special tags that count people (``male focus`` says who, not how many)."""
 
 
-def implied_count_tags(line: Sequence[str], table: CooccurrenceTable, level: int) -> list[str]:
+def implied_count_tags(
+    line: Sequence[str],
+    table: CooccurrenceTable,
+    level: int,
+    *,
+    characters: Sequence[str] = (),
+    copyrights: Sequence[str] = (),
+) -> list[str]:
     """The count tags to add to tag line ``line`` at rating ``level``, most likely
-    first: when the line describes a person and counts nobody, the count tag the
-    records put with its tags at least ``MIN_LIKELIHOOD`` of the time; and any
-    further one they put there at least ``MIN_MORE`` of the time. None contradicts
-    the line or another (``1girl`` and ``2girls``), and a line with nobody in it
-    (``scenery, sky``) gets none."""
+    first: when the line describes a person (or ``characters`` are named) and counts
+    nobody, the count tag the records put with its tags and names at least
+    ``MIN_LIKELIHOOD`` of the time; and any further one they put there at least
+    ``MIN_MORE`` of the time. None contradicts the line or another (``1girl`` and
+    ``2girls``), and a line with nobody in it (``scenery, sky``) gets none."""
     keys = [k for t in line if (k := normalize_key(t))]
     counted = bool(people(keys))
-    if not (has_person(keys) or any(map(describes_person, keys))):  # a count tag is a person
-        return []
-    scores = table.likelihoods(keys, level, COUNT_TAGS)
+    if not (characters or has_person(keys) or any(map(describes_person, keys))):
+        return []  # a count tag is a person
+    scores = table.likelihoods(keys, level, COUNT_TAGS, names=[*characters, *copyrights])
     added: list[str] = []
     for tag in sorted(scores, key=lambda t: (-scores[t], t)):
         if scores[tag] < (MIN_MORE if counted or added else MIN_LIKELIHOOD):

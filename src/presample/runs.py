@@ -194,7 +194,13 @@ def _counted(
         step.task.output == "tag" for step in steps
     ):
         return draft
-    implied = implied_count_tags(line, table, _rating_level(prepared))
+    implied = implied_count_tags(
+        line,
+        table,
+        _rating_level(prepared),
+        characters=prepared.tags.get(Category.CHARACTERS),
+        copyrights=prepared.tags.get(Category.COPYRIGHTS),
+    )
     implied = [t for t in implied if not (bans and bans.tag_banned(t))]
     if not implied:
         return draft
@@ -233,7 +239,8 @@ def _tag_rule(
     fill: FillTags | None = None
     if table is not None and minimum:
         level = _rating_level(prepared)
-        fill = lambda tags: table.weights(tags, level, excluded=banned)  # noqa: E731
+        names = _names(prepared)
+        fill = lambda tags: table.weights(tags, level, names=names, excluded=banned)  # noqa: E731
     protected = prepared.protected()
     # Nothing of the request puts a person in the picture: a person's features wait
     # for the line to say there is one (a ramen bowl got "blonde hair, navel").
@@ -243,6 +250,12 @@ def _tag_rule(
         or mentions_person(prepared.nl)
     )
     return TagFloor(minimum, vocabulary, protected, banned, fill, stated, needs_person)
+
+
+def _names(prepared: Prepared) -> list[str]:
+    """The request's characters and copyrights, which the co-occurrence prior reads
+    as conditions (``hatsune miku`` -> ``twintails``)."""
+    return [*prepared.tags.get(Category.CHARACTERS), *prepared.tags.get(Category.COPYRIGHTS)]
 
 
 def _rating_level(prepared: Prepared) -> int:
@@ -265,7 +278,9 @@ def _tag_boost(
     if table is None or strength <= 0 or step.task.output != "tag":
         return None
     excluded = bans.tag_banned if bans else None
-    weights = table.weights(draft.tag_line_tags(), _rating_level(prepared), excluded=excluded)
+    weights = table.weights(
+        draft.tag_line_tags(), _rating_level(prepared), names=_names(prepared), excluded=excluded
+    )
     return TagPrior(weights, strength) if weights else None
 
 

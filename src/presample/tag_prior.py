@@ -42,7 +42,7 @@ from .rating import LEVELS
 from .tagdb import normalize_key, open_read_only, typed_key
 
 DEFAULT_TABLE_NAME = "cooccurrence.sqlite"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 PRIOR_TAGS = 256
 """Tags the prior holds; its weights beyond these are negligible."""
 FREQUENCY_SHARE = 0.1
@@ -92,21 +92,22 @@ class CooccurrenceTable:
         given: Iterable[str],
         level: int,
         *,
+        names: Iterable[str] = (),
         excluded: Callable[[str], bool] | None = None,
         size: int = PRIOR_TAGS,
         frequency_share: float = FREQUENCY_SHARE,
     ) -> dict[str, float]:
         """The prior over new tags for a tag line holding ``given``, as weights summing
         to 1: each tag scores ``share * P(tag) + (1 - share) * mean P(tag | g)`` over
-        the given tags ``g`` the table knows, weighted by ``log(1 + N / count(g))``
-        (a rare given tag says more than ``1girl``), every count taken over the
-        records at the rating ``level`` or below. Only tags seen there, and not
-        ``excluded``, are candidates. Empty when the table knows none of the given
-        tags there."""
+        the given tags and ``names`` (characters, copyrights) ``g`` the table knows,
+        weighted by ``log(1 + N / count(g))`` (a rare given tag says more than
+        ``1girl``), every count taken over the records at the rating ``level`` or
+        below. Only tags seen there, and not ``excluded``, are candidates; never a
+        name. Empty when the table knows none of the given tags or names there."""
         if level not in range(LEVELS):  # it names a column below
             raise ValueError(f"rating level must be 0..{LEVELS - 1}, not {level!r}")
-        have = {k for t in given if (k := normalize_key(t))}
-        known = self._given(have, level)
+        have = _keys(given)
+        known = self._given(have, level) + self._given(_keys(names), level, name=True)
         if not known:
             # Nothing to condition on (a sentence, or tags the records never hold): a
             # frequency prior would only pull every prompt towards "1girl, solo".
@@ -124,17 +125,22 @@ class CooccurrenceTable:
         return {k: s / mass for s, k in ranked} if mass > 0 else {}
 
     def likelihoods(
-        self, given: Iterable[str], level: int, keys: Iterable[str]
+        self,
+        given: Iterable[str],
+        level: int,
+        keys: Iterable[str],
+        *,
+        names: Iterable[str] = (),
     ) -> dict[str, float]:
         """How likely each of ``keys`` is on a tag line holding ``given``: the mean
-        share of the records holding a given tag that also hold the key, each given
-        tag weighted by its rarity as in :meth:`weights`, at rating ``level`` or
-        below. Keys never seen with a given tag are left out; empty when the table
-        knows none of the given tags."""
+        share of the records holding a given tag (or one of ``names``) that also
+        hold the key, each weighted by its rarity as in :meth:`weights`, at rating
+        ``level`` or below. Keys never seen with a given tag are left out; empty
+        when the table knows none of the given tags or names."""
         if level not in range(LEVELS):
             raise ValueError(f"rating level must be 0..{LEVELS - 1}, not {level!r}")
-        known = self._given({k for t in given if (k := normalize_key(t))}, level)
-        wanted = sorted({k for t in keys if (k := normalize_key(t))})
+        known = self._given(_keys(given), level) + self._given(_keys(names), level, name=True)
+        wanted = sorted(_keys(keys))
         if not known or not wanted:
             return {}
         found: dict[str, float] = {}
@@ -160,24 +166,31 @@ class CooccurrenceTable:
                 if n and n_level:
                     yield key, weight / norm * n / count, n_level
 
-    def _given(self, keys: set[str], level: int) -> list[tuple[int, int, float]]:
-        """(id, records at ``level`` holding it, weight) of each given key the table
-        knows at that level."""
+    def _given(
+        self, keys: set[str], level: int, *, name: bool = False
+    ) -> list[tuple[int, int, float]]:
+        """(id, records at ``level`` holding it, weight) of each given key (tags, or
+        names) the table knows at that level."""
         if not keys:
             return []
         marks = ",".join("?" * len(keys))
         rows = self._conn.execute(
-            f"SELECT id, n{level} FROM tags WHERE key IN ({marks})", sorted(keys)
+            f"SELECT id, n{level} FROM tags WHERE name = ? AND key IN ({marks})",
+            (int(name), *sorted(keys)),
         ).fetchall()
         everyone = self.records[level]
         return [(i, n, math.log1p(everyone / n)) for i, n in rows if n > 0]
 
     def _most_frequent(self, level: int) -> list[tuple[str, int]]:
         return self._conn.execute(
-            f"SELECT key, n{level} FROM tags WHERE n{level} > 0 ORDER BY n{level} DESC, key "
-            "LIMIT ?",
+            f"SELECT key, n{level} FROM tags WHERE name = 0 AND n{level} > 0 "
+            f"ORDER BY n{level} DESC, key LIMIT ?",
             (PRIOR_TAGS,),
         ).fetchall()
+
+
+def _keys(tags: Iterable[str]) -> set[str]:
+    return {k for t in tags if (k := normalize_key(t))}
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "prior",
         help="build the tag co-occurrence table behind --tag-prior",
         description="Count which tags accompany which in the prepared training split "
-        "(special and general tags; never names) into the SQLite table the tag prior reads. "
+        "(special and general tags; characters and copyrights only as conditions, never as "
+        "suggestions) into the SQLite table the tag prior reads. "
         "The shipped table is built with the defaults from 'presample train prepare' output. "
         "Same records, same bytes.",
         epilog="example: presample train prior --data-dir artifacts/data "

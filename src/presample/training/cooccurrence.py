@@ -1,9 +1,12 @@
 """Build the tag co-occurrence table that the tag prior reads (``presample/tag_prior.py``).
 
-From the training split's tag lines (special and general tags; names are never
-counted, so the prior cannot suggest one) it keeps, per tag, how many records
-hold it at each allowed rating level, and its ``neighbours`` most frequent
-companions at each level with their counts at every level. Pairs are counted
+From the training split's tag lines (special and general tags) it keeps, per
+tag, how many records hold it at each allowed rating level, and its
+``neighbours`` most frequent companions at each level with their counts at
+every level. A record's characters and copyrights are kept the same way as
+conditions only (``tags.name`` = 1): their companions are counted, but no pair
+leads to a name, so the prior can say what ``hatsune miku`` wears and never
+suggest a name. Pairs are counted
 per level because the prompts are mostly explicit: counted over all of them,
 ``1boy`` was the seventh likeliest companion of ``1girl`` for a general request.
 32 companions per tag cost nothing measurable against keeping them all (recall
@@ -29,10 +32,11 @@ from .captions import FALSE_FRIENDS
 from .records import Record
 
 TAG_LINE = ("special", "general")
+NAMES = ("characters", "copyrights")
 NEIGHBOURS = 32
 MIN_PAIR = 2
 """A pair seen once is noise, not structure."""
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 
 def build_table(
@@ -44,10 +48,13 @@ def build_table(
     source: str = "",
 ) -> dict[str, int]:
     """Count ``records`` into a fresh SQLite file at ``out``; returns what it holds."""
-    documents = Counter[str]()
-    by_level = [Counter[str]() for _ in range(LEVELS)]
-    # Per level (records at that level or below), per tag, its companions.
-    pairs: list[dict[str, Counter[str]]] = [defaultdict(Counter) for _ in range(LEVELS)]
+    # Keys are (key, 1 for a name / 0 for a tag): a name may be spelt like a tag.
+    documents = Counter[tuple[str, int]]()
+    by_level = [Counter[tuple[str, int]]() for _ in range(LEVELS)]
+    # Per level (records at that level or below), per tag or name, its companion tags.
+    pairs: list[dict[tuple[str, int], Counter[str]]] = [
+        defaultdict(Counter) for _ in range(LEVELS)
+    ]
     totals = [0] * LEVELS
     seen: set[tuple[str, tuple[str, ...]]] = set()
     for record in records:
@@ -63,17 +70,19 @@ def build_table(
         if len(keys) < 2 or (record.id, keys) in seen:
             continue
         seen.add((record.id, keys))
+        names = dict.fromkeys(
+            k for c in NAMES for t in record.tags.get(c, []) if (k := normalize_key(t))
+        )
         level = rating_level((record.tags.get("rating") or ["general"])[0])
         for allowed in range(level, LEVELS):
             totals[allowed] += 1
-        for key in keys:
-            documents[key] += 1
+        for key, is_name in [*((k, 0) for k in keys), *((k, 1) for k in names)]:
+            documents[key, is_name] += 1
             for allowed in range(level, LEVELS):
-                by_level[allowed][key] += 1
-            for allowed in range(level, LEVELS):
-                companions = pairs[allowed][key]
+                by_level[allowed][key, is_name] += 1
+                companions = pairs[allowed][key, is_name]
                 for other in keys:
-                    if other != key:
+                    if other != key or is_name:
                         companions[other] += 1
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -85,8 +94,9 @@ def build_table(
             """
             CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
             CREATE TABLE tags (
-                id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,
-                n0 INTEGER NOT NULL, n1 INTEGER NOT NULL, n2 INTEGER NOT NULL
+                id INTEGER PRIMARY KEY, key TEXT NOT NULL, name INTEGER NOT NULL,
+                n0 INTEGER NOT NULL, n1 INTEGER NOT NULL, n2 INTEGER NOT NULL,
+                UNIQUE (key, name)
             );
             CREATE TABLE pairs (
                 a INTEGER NOT NULL, b INTEGER NOT NULL,
@@ -96,8 +106,8 @@ def build_table(
             """
         )
         conn.executemany(
-            "INSERT INTO tags VALUES (?, ?, ?, ?, ?)",
-            [(i, k, *(by_level[lv][k] for lv in range(LEVELS))) for k, i in ids.items()],
+            "INSERT INTO tags VALUES (?, ?, ?, ?, ?, ?)",
+            [(i, *k, *(by_level[lv][k] for lv in range(LEVELS))) for k, i in ids.items()],
         )
         for key in pairs[-1]:
             # The best companions at any level, with their counts at every level.
@@ -107,7 +117,7 @@ def build_table(
                 for b, n in level_pairs.get(key, Counter()).most_common(neighbours)
                 if n >= min_pair
             )
-            kept = [(ids[key], ids[b], *(pairs[lv][key][b] for lv in range(LEVELS)))
+            kept = [(ids[key], ids[b, 0], *(pairs[lv][key][b] for lv in range(LEVELS)))
                     for b in chosen]  # fmt: skip
             conn.executemany("INSERT INTO pairs VALUES (?, ?, ?, ?, ?)", kept)
             rows += len(kept)
@@ -122,4 +132,9 @@ def build_table(
     with sqlite3.connect(out) as conn:
         conn.execute("VACUUM")
     conn.close()
-    return {"records": totals[-1], "tags": len(ids), "pairs": rows}
+    return {
+        "records": totals[-1],
+        "tags": sum(1 for _, is_name in ids if not is_name),
+        "names": sum(1 for _, is_name in ids if is_name),
+        "pairs": rows,
+    }
