@@ -7,7 +7,10 @@ model with the co-occurrence prior at several strengths, beside the
 frequent-tags and Prompt-DB baselines, in one process::
 
     python benchmarks/bench_tag_prior.py --data-dir artifacts/data --items 200 \\
-        --seeds 0,1,2 --strengths 0,1,2,3,4
+        --seeds 0,1,2 --strengths 0,1,2,3,4 --draws 0,0.5,1
+
+``--draws``: shares of the new tags drawn from the co-occurrence table before the
+model writes (``PresampleRequest.tag_draw``), each run at every strength.
 
 Prints a table; ``--out FILE`` also writes it. Quality, not speed: seconds per
 run are shown only to see what the prior costs.
@@ -47,6 +50,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--strengths", default="0,3")
+    parser.add_argument("--draws", default="0.5",
+                        help="tag_draw shares, comma-separated (default 0.5, the card's)")
     parser.add_argument("--model", default="default")
     parser.add_argument("--given", type=parse_given, default="30%",
                         help="the first N tags, or a share (default 30%%) at random")
@@ -78,12 +83,15 @@ def main() -> None:
     with Presampler(args.model) as model:
         engine = model.engine
         last: tuple[list[dict], dict] | None = None
+        draws = [float(d) for d in args.draws.split(",") if d]
         for strength in (float(s) for s in args.strengths.split(",") if s):
-            update = {"tag_prior": strength}
-            last = measure(f"model, tag prior {strength:g}", model, update), update
+            for draw in draws:
+                update = {"tag_prior": strength, "tag_draw": draw}
+                name = f"model, tag prior {strength:g}, draw {draw:g}"
+                last = measure(name, model, update), update
     if last is not None:
         # As presample eval does: the frequency baseline adding as many new tags to
-        # each request as the model (its last strength) did.
+        # each request as the model (its last strength and draw) did.
         counts = new_tag_counts(items, seeds, *last)
         matched = prompts.frequent_tags().matched(counts)
         measure("frequent tags, as many as the model", matched, {})

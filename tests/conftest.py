@@ -73,6 +73,35 @@ class FakeBackend:
         return [True for _ in texts]
 
 
+def finish_run(request: Any, db: TagDatabase, seed: int = 1) -> tuple[list[str], Any]:
+    """Drive a TIPO run of ``request`` with the shipped co-occurrence table, every model
+    call answered with nothing; returns the prompts the model was given and the result
+    (what a run adds before the model writes, without a model)."""
+    from presample.engine.backend import Generation
+    from presample.engine.sampling import Sampling
+    from presample.prepare import prepare
+    from presample.runs import RunOptions, tipo_run
+    from presample.tag_prior import CooccurrenceTable
+
+    prior = CooccurrenceTable()
+    try:
+        run = tipo_run(prepare(request, db), db, RunOptions(Sampling(), seed=seed), prior)
+        prompts = [next(run).prompt]
+        try:
+            while True:
+                empty = Generation(text="", prompt_tokens=1, new_tokens=0, finish="eos")
+                prompts.append(run.send(empty).prompt)
+        except StopIteration as stop:
+            return prompts, stop.value
+    finally:
+        prior.close()
+
+
+def tag_line(prompt: str) -> str:
+    """The ``tag:`` line of a TIPO prompt."""
+    return next(line for line in prompt.split("\n") if line.startswith("tag:"))
+
+
 def read_jsonl(path: Path) -> list[dict]:
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from conftest import finish_run as finish
+from conftest import tag_line
 
 from presample import PresampleRequest
 from presample.count_tags import implied_count_tags
-from presample.engine.backend import Generation
-from presample.engine.sampling import Sampling
-from presample.prepare import prepare
-from presample.request import PresampleResult, TagSet
-from presample.runs import RunOptions, tipo_run
+from presample.request import TagSet
 from presample.tag_prior import CooccurrenceTable
 from presample.tagdb import TagDatabase
 from presample.training.cooccurrence import build_table
@@ -69,27 +67,6 @@ def test_no_count_tag_where_the_line_counts_or_has_nobody(table: CooccurrenceTab
     # A person, but the records rarely count one with these tags: no guess.
     assert implied_count_tags(["smile", "cup"], table, 0) == []
     assert implied_count_tags(["unknown tag", "blue hair"], table, 0) == []  # nothing known
-
-
-def finish(request: PresampleRequest, db: TagDatabase) -> tuple[list[str], PresampleResult]:
-    """Drive a run with the shipped table, every model call answered with nothing;
-    returns the prompts the model was given and the result."""
-    prior = CooccurrenceTable()
-    try:
-        run = tipo_run(prepare(request, db), db, RunOptions(Sampling(), seed=1), prior)
-        prompts = [next(run).prompt]
-        try:
-            while True:
-                empty = Generation(text="", prompt_tokens=1, new_tokens=0, finish="eos")
-                prompts.append(run.send(empty).prompt)
-        except StopIteration as stop:
-            return prompts, stop.value
-    finally:
-        prior.close()
-
-
-def tag_line(prompt: str) -> str:
-    return next(line for line in prompt.split("\n") if line.startswith("tag:"))
 
 
 def test_a_run_puts_the_count_tag_first_and_calls_it_added(db: TagDatabase) -> None:

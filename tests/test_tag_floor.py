@@ -150,6 +150,15 @@ def test_contradictions_are_only_the_sure_ones() -> None:
     assert contradicts("blue eyes", ["solo", "red eyes", "green eyes", "heterochromia"])
     assert not contradicts("blonde hair", ["1girl", "red eyes", "blue eyes"])
     assert not contradicts("blonde hair", ["2girls", "black hair", "brown hair"])
+    # One framing per picture; upper body with portrait is how Danbooru tags a bust.
+    assert contradicts("upper body", ["full body"]) and contradicts("full body", ["cowboy shot"])
+    assert contradicts("portrait", ["2girls", "full body"])
+    assert not contradicts("portrait", ["upper body"]) and not contradicts("close-up", ["portrait"])
+    # One pose for one person; two people may stand and sit.
+    assert contradicts("sitting", ["1girl", "standing"])
+    assert contradicts("on back", ["solo", "sitting"])
+    assert not contradicts("sitting", ["1girl", "1boy", "standing"])
+    assert not contradicts("lying", ["1girl", "on back"])
 
 
 def test_the_users_hair_length_holds_for_one_person(db: TagDatabase) -> None:

@@ -165,3 +165,21 @@ def test_a_tag_outside_the_prior_is_left_to_the_model() -> None:
     assert PRIOR.boosts("tag: 1girl, zeb", [" ra", ","]) == [None, None]
     strong = TagPrior(PRIOR.weights, strength=3.0)
     assert strong.boosts("tag: x,", [" smile"])[0] == pytest.approx(3 * math.log1p(0.3 / 0.01))
+
+
+def test_a_prefix_whose_tags_are_all_on_the_line_weighs_nothing() -> None:
+    # In float, the tags on the line weigh a hair more or less than the cumulative
+    # table says (+-1e-16): the boost once took the log of a negative ratio and
+    # failed the run. Whatever the weights, a fully written prefix weighs 0.
+    import random
+
+    rng = random.Random(0)
+    for _ in range(300):
+        keys = [f"{rng.choice('ab')}{rng.choice('abc')}{i}" for i in range(rng.randint(3, 12))]
+        raw = {k: rng.random() for k in keys}
+        weights = {k: v / sum(raw.values()) for k, v in raw.items()}
+        prior = TagPrior(weights, strength=3.0)
+        line = "tag: " + ", ".join(weights) + ","
+        assert prior.boosts(line, [" a", " b"]) == [None, None]
+        for prefix in ("", "a", "b", "ab", "ba"):
+            assert prior._mass(prefix, set(weights)) == 0.0

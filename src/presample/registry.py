@@ -110,7 +110,7 @@ class ModelSource:
     gguf_file: str | None = None
     defaults: tuple[tuple[str, str | float], ...] = ()
     """Request fields the model's card sets when a request leaves them out
-    (``tag_length``, ``nl_length``, ``tag_prior``): what the model does well."""
+    (``tag_length``, ``nl_length``, ``tag_prior``, ``tag_draw``): what the model does well."""
     dialect: Dialect = Dialect.V1
     """Which TIPO generation's strings the model reads (``tipo.Dialect``)."""
     sampling: Sampling | None = None
@@ -250,7 +250,7 @@ def _folder_source(path: Path, *, name: str) -> ModelSource:
     return ModelSource(name, str(path), "folder", layout, True)
 
 
-CARD_DEFAULT_FIELDS = ("tag_length", "nl_length", "tag_prior")
+CARD_DEFAULT_FIELDS = ("tag_length", "nl_length", "tag_prior", "tag_draw")
 
 
 def _card_defaults(card: Path, defaults: object) -> tuple[tuple[str, str | float], ...]:
@@ -258,18 +258,20 @@ def _card_defaults(card: Path, defaults: object) -> tuple[tuple[str, str | float
     from .tipo import Length
 
     lengths = {x.value for x in Length}
+    numbers = {"tag_prior": MAX_TAG_PRIOR, "tag_draw": 1.0}
 
     def valid(key: str, value: object) -> bool:
-        if key == "tag_prior":
-            return isinstance(value, (int, float)) and 0 <= value <= MAX_TAG_PRIOR
+        if key in numbers:
+            return isinstance(value, (int, float)) and 0 <= value <= numbers[key]
         return key in CARD_DEFAULT_FIELDS and value in lengths
 
     if not isinstance(defaults, dict) or not all(valid(k, v) for k, v in defaults.items()):
         raise ModelError(
             f"{card}: 'defaults' may set tag_length and nl_length to one of "
-            f"{', '.join(sorted(lengths))}, and tag_prior to a number from 0 to {MAX_TAG_PRIOR}"
+            f"{', '.join(sorted(lengths))}, tag_prior to a number from 0 to {MAX_TAG_PRIOR} "
+            "and tag_draw to a share from 0 to 1"
         )
-    return tuple(sorted((k, float(v) if k == "tag_prior" else v) for k, v in defaults.items()))
+    return tuple(sorted((k, float(v) if k in numbers else v) for k, v in defaults.items()))
 
 
 def _layout_from_tokenizer(path: Path) -> Layout:

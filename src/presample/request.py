@@ -210,6 +210,16 @@ class PresampleRequest(_Model):
         "request's tags in real prompts (presample/tag_prior.py). 0: off, the model alone. "
         "Left out, the model card's value (the shipped model's is on; published models' off).",
     )
+    tag_draw: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the new tags a tag line needs that are drawn from the tags "
+        "that most often accompany the request's tags (and characters) in real prompts, "
+        "before the model writes the rest (presample/tag_prior.py: draw_tags). 0: the model "
+        "writes them all; 1: the model writes none unless the line runs short. Left out, the "
+        "model card's value (the shipped model's 0.5; published models' 0).",
+    )
     tag_spelling: Literal["canonical", "typed"] = Field(
         "canonical",
         description="How your own tags are written in the default (typed) output. "

@@ -19,7 +19,7 @@ from .bans import BanConstraint, BanMatcher
 from .caption_fit import caption_conflicts, caption_fit, names_people, tag_words
 from .caption_floor import CaptionFloor
 from .caption_loops import NoLoops
-from .categories import Category
+from .categories import SPECIAL_TAGS, Category
 from .compose import Draft, format_result, merge_output, reached_minimum
 from .contradictions import describes_person, has_person, mentions_person, said
 from .count_tags import implied_count_tags
@@ -30,8 +30,8 @@ from .engine.sampling import Sampling
 from .prepare import Prepared
 from .rating import rating_level
 from .request import PresampleResult, StepResult, TagSet
-from .tag_floor import AllOf, FillTags, TagFloor, consistent, known_only
-from .tag_prior import CooccurrenceTable, TagPrior
+from .tag_floor import AllOf, FillTags, TagFloor, clashes, consistent, known_only
+from .tag_prior import BOOST_TAGS, CooccurrenceTable, TagPrior, draw_tags
 from .tagdb import TagDatabase, normalize_key
 from .tipo import (
     NL_MIN,
@@ -84,9 +84,10 @@ def tipo_run(
     constraint = BanConstraint(bans, prepared.protected()) if bans else None
     rng = random.Random(options.seed) if request.shuffle_new_tags else None
     steps = prepared.steps()
-    draft = _counted(Draft.start(prepared), prepared, steps, prior, bans)
-    details: list[StepResult] = []
     stated = said(prepared.nl)  # what the user's sentence states ("at night")
+    draft = _counted(Draft.start(prepared), prepared, steps, prior, bans)
+    draft = _drawn(draft, prepared, steps, prior, bans, db, options.seed, stated)
+    details: list[StepResult] = []
 
     for index, step in enumerate(steps):
         gen_meta = request.gen_meta and index == len(steps) - 1
@@ -208,6 +209,78 @@ def _counted(
     return replace(draft, tags={**draft.tags, Category.SPECIAL: special})
 
 
+def _drawn(
+    draft: Draft,
+    prepared: Prepared,
+    steps: Sequence[Step],
+    table: CooccurrenceTable | None,
+    bans: BanMatcher,
+    db: TagDatabase,
+    seed: int,
+    stated: frozenset[str],
+) -> Draft:
+    """The draft with the request's ``tag_draw`` share of the new tags its tag line
+    needs drawn from the co-occurrence ``table`` (``tag_prior.draw_tags``), when a
+    step writes tags: the model reads them on the line and writes the rest.
+
+    The tags that most often accompany the line's are the ones most likely right,
+    and a small model spreads its choices over many it knows less about (validation
+    split, 200 items x 2 seeds: new tags' recall 23.0% written by the model alone,
+    24.4% with half of them drawn, 25.8% with all; the model card sets the share).
+    """
+    request = prepared.request
+    if not (request.tag_draw > 0 and table is not None) or not any(
+        step.task.output == "tag" for step in steps
+    ):
+        return draft
+    line = draft.tag_line_tags()
+    count = round(request.tag_draw * max(0, _tag_target(prepared, seed) - len(line)))
+    level = _rating_level(prepared)
+    weights = table.weights(line, level, names=_names(prepared)) if count else {}
+    if not weights:
+        return draft
+    protected = prepared.protected()
+    have = {k for t in line if (k := normalize_key(t))}
+    needs_person = _needs_person(prepared)
+
+    def takes(key: str, drawn: list[str]) -> bool:
+        return not (
+            (bans and bans.tag_banned(key))
+            or (request.known_tags_only and not db.is_known(key))
+            or clashes(key, have | set(drawn), protected, stated, needs_person)
+        )
+
+    rng = random.Random(f"tag-draw:{seed}:{prepared.tag_line()}\n{prepared.nl}")
+    drawn = draw_tags(weights, count, takes, rng)
+    if not drawn:
+        return draft
+    tags = dict(draft.tags)
+    for key in drawn:
+        category = Category.SPECIAL if key in SPECIAL_TAGS else Category.GENERAL
+        tags[category] = [*tags.get(category, []), key]
+    return replace(draft, tags=tags)
+
+
+def _tag_target(prepared: Prepared, seed: int) -> int:
+    """How many tags the line should hold: a count drawn from the requested length's
+    range with the run's seed and input, not its minimum: a model trained on real
+    prompts ends its lines anywhere in the range, and always stopping at the bottom
+    would make every "short" list 18 tags long."""
+    # Seeded by the input too, so one seed does not mean one length for every prompt.
+    draw = random.Random(f"tag-floor:{seed}:{prepared.tag_line()}\n{prepared.nl}")
+    return draw.randint(*tag_range(prepared.request.tag_length, prepared.dialect))
+
+
+def _needs_person(prepared: Prepared) -> bool:
+    """Nothing of the request puts a person in the picture: a person's features wait
+    for the line to say there is one (a ramen bowl got "blonde hair, navel")."""
+    return not (
+        any(describes_person(k) or has_person([k]) for k in prepared.protected())
+        or prepared.tags.get(Category.CHARACTERS)
+        or mentions_person(prepared.nl)
+    )
+
+
 def _tag_rule(
     prepared: Prepared,
     step: Step,
@@ -219,19 +292,13 @@ def _tag_rule(
 ) -> TagFloor | None:
     """The tag line's floor (tag-writing steps) and real-tags rule, as the request asks.
 
-    The floor is a count drawn from the requested length's range with the run's
-    seed and input, not its minimum: a model trained on real prompts ends its lines
-    anywhere in the range, and always stopping at the bottom would make every
-    "short" list 18 tags long. Once the floor overrules the model, the line is
-    filled from the co-occurrence ``table`` (``tag_floor.py``).
+    The floor is the line's target count (``_tag_target``). Once the floor overrules
+    the model, the line is filled from the co-occurrence ``table`` (``tag_floor.py``).
     """
     request = prepared.request
     minimum = 0
     if request.fill_tag_length and step.task.output == "tag":
-        length = request.tag_length
-        # Seeded by the input too, so one seed does not mean one length for every prompt.
-        draw = random.Random(f"tag-floor:{seed}:{prepared.tag_line()}\n{prepared.nl}")
-        minimum = draw.randint(*tag_range(length, prepared.dialect))
+        minimum = _tag_target(prepared, seed)
     vocabulary = db if request.known_tags_only else None
     if not minimum and vocabulary is None:
         return None
@@ -242,14 +309,9 @@ def _tag_rule(
         names = _names(prepared)
         fill = lambda tags: table.weights(tags, level, names=names, excluded=banned)  # noqa: E731
     protected = prepared.protected()
-    # Nothing of the request puts a person in the picture: a person's features wait
-    # for the line to say there is one (a ramen bowl got "blonde hair, navel").
-    needs_person = not (
-        any(describes_person(k) or has_person([k]) for k in protected)
-        or prepared.tags.get(Category.CHARACTERS)
-        or mentions_person(prepared.nl)
+    return TagFloor(
+        minimum, vocabulary, protected, banned, fill, stated, _needs_person(prepared)
     )
-    return TagFloor(minimum, vocabulary, protected, banned, fill, stated, needs_person)
 
 
 def _names(prepared: Prepared) -> list[str]:
@@ -279,7 +341,11 @@ def _tag_boost(
         return None
     excluded = bans.tag_banned if bans else None
     weights = table.weights(
-        draft.tag_line_tags(), _rating_level(prepared), names=_names(prepared), excluded=excluded
+        draft.tag_line_tags(),
+        _rating_level(prepared),
+        names=_names(prepared),
+        excluded=excluded,
+        size=BOOST_TAGS,
     )
     return TagPrior(weights, strength) if weights else None
 

@@ -90,11 +90,11 @@ class TagFloor:
     """When given, what a forced line may be filled with (see the module's doc);
     without it any tag the other rules allow."""
     stated: frozenset[str] = frozenset()
+    """Keys of tags the user's text states ("at night": ``contradictions.said``),
+    which new tags may not contradict either."""
     needs_person: bool = False
     """The request names no person (no count tag, character or person's feature): a
     tag describing one waits until the line says there is one (``1girl`` ...)."""
-    """Keys of tags the user's text states ("at night": ``contradictions.said``),
-    which new tags may not contradict either."""
     # The forced point of each line this rule has seen, by the line's text up to it.
     # A rule object serves one job, whose text only grows, so this is a record of
     # its own path (a few entries), not shared state: the same text always gives
@@ -215,20 +215,33 @@ class TagFloor:
         return key not in have and not self._banned(key) and not self._contradicts(key, have)
 
     def _contradicts(self, key: str, have: set[str]) -> bool:
-        # The user's tags count even when the model has written past one ("night" ->
-        # "night sky"): they come back in the prompt whatever the line says.
-        if key in self.protected:
-            return False
-        every = have | self.protected | self.stated
-        if self.needs_person and describes_person(key) and not has_person(every):
-            return True
-        return contradicts(key, every) or contradicts_yours(key, self.protected, every)
+        return clashes(key, have, self.protected, self.stated, self.needs_person)
 
     def _banned(self, key: str) -> bool:
         return self.banned is not None and key not in self.protected and self.banned(key)
 
     def _real(self, tag: str, key: str) -> bool:
         return self.vocabulary is None or key in self.protected or self.vocabulary.is_known(tag)
+
+
+def clashes(
+    key: str,
+    have: set[str],
+    protected: frozenset[str],
+    stated: frozenset[str] = frozenset(),
+    needs_person: bool = False,
+) -> bool:
+    """Whether new tag ``key`` may not join a line holding ``have``: it contradicts the
+    line, the user's tags (``protected``) or what their text states (``stated``), or
+    it describes a person where ``needs_person`` and nothing puts one in the picture."""
+    # The user's tags count even when the model has written past one ("night" ->
+    # "night sky"): they come back in the prompt whatever the line says.
+    if key in protected:
+        return False
+    every = have | protected | stated
+    if needs_person and describes_person(key) and not has_person(every):
+        return True
+    return contradicts(key, every) or contradicts_yours(key, protected, every)
 
 
 def known_only(

@@ -29,6 +29,7 @@ package; like the tag database it opens in a millisecond and is only read.
 from __future__ import annotations
 
 import math
+import random
 import sqlite3
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -49,6 +50,16 @@ FREQUENCY_SHARE = 0.1
 """Weight of overall frequency against co-occurrence (0.05-0.2 measured alike)."""
 FLOOR = 0.01
 """A prefix whose tags hold this share of the prior's weight doubles the odds of its token."""
+BOOST_TAGS = 32
+"""Tags the boost leans towards: the prior's best. Over all 256, the model's new tags
+spread over ranks where 4% of them are right (29% in the top ten); over the best 32
+recall went 20.6% -> 23.0% (validation split, 200 items x 2 seeds)."""
+DRAW_TEMPERATURE = 0.3
+"""Tags are drawn with chance proportional to ``weight ** (1 / DRAW_TEMPERATURE)``:
+mostly the likeliest, with variety across seeds (validation split, drawing every new
+tag: recall 27.1% by rank alone, 25.8% at 0.3, 22.8% at 0.5, 18.5% at 1)."""
+# Weight below this is float rounding: the prior's tags weigh 1e-4 and more.
+_NOISE = 1e-9
 # A prefix no key may extend: every key starting with ``p`` sorts below ``p + END``.
 _END = "\U0010ffff"
 
@@ -189,6 +200,28 @@ class CooccurrenceTable:
         ).fetchall()
 
 
+def draw_tags(
+    weights: dict[str, float],
+    count: int,
+    takes: Callable[[str, list[str]], bool],
+    rng: random.Random,
+    temperature: float = DRAW_TEMPERATURE,
+) -> list[str]:
+    """Up to ``count`` distinct tags drawn from the prior ``weights``, each with chance
+    proportional to ``weight ** (1 / temperature)`` among those ``takes(tag, drawn)``
+    still accepts given the tags drawn before it. Fewer when too few are accepted."""
+    left = sorted(weights)  # sorted: the same seed draws the same tags
+    drawn: list[str] = []
+    while len(drawn) < count:
+        left = [t for t in left if takes(t, drawn)]
+        if not left:
+            break
+        tag = rng.choices(left, [weights[t] ** (1 / temperature) for t in left])[0]
+        drawn.append(tag)
+        left.remove(tag)
+    return drawn
+
+
 def _keys(tags: Iterable[str]) -> set[str]:
     return {k for t in tags if (k := normalize_key(t))}
 
@@ -241,4 +274,7 @@ class TagPrior:
         low = bisect_left(self._keys, prefix)
         high = bisect_left(self._keys, prefix + _END, low)
         mass = self._cumulative[high] - self._cumulative[low]
-        return mass - sum(self.weights[k] for k in seen if k.startswith(prefix))
+        left = mass - sum(self.weights[k] for k in seen if k.startswith(prefix))
+        # Float sums: when the line holds every such tag, ``left`` can come out as
+        # -1e-16 (or +1e-16, a base that would blow a candidate's ratio up), not 0.
+        return left if left > _NOISE else 0.0

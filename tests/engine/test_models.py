@@ -140,7 +140,8 @@ def test_the_model_card_sets_lengths_a_request_leaves_out(tiny_model_dir: Path,
     from_json = presampler({"prompt": "1girl, scenery", "seed": 1, "generate_nl": False})
     assert from_json.steps[0].length == "very_short"
 
-    for bad in ({"tag_length": "enormous"}, {"tag_prior": 9}, {"tag_prior": "strong"}):
+    for bad in ({"tag_length": "enormous"}, {"tag_prior": 9}, {"tag_prior": "strong"},
+                {"tag_draw": 1.5}):  # fmt: skip
         card["defaults"] = bad
         (folder / "presample.json").write_text(json.dumps(card))
         with pytest.raises(ModelError, match="'defaults' may set tag_length"):
@@ -149,7 +150,9 @@ def test_the_model_card_sets_lengths_a_request_leaves_out(tiny_model_dir: Path,
 
 def test_the_shipped_model_asks_for_short_lengths_and_its_tag_prior_by_default() -> None:
     source = resolve("default")
-    assert dict(source.defaults) == {"tag_length": "short", "nl_length": "short", "tag_prior": 3.0}
+    assert dict(source.defaults) == {
+        "tag_length": "short", "nl_length": "short", "tag_prior": 3.0, "tag_draw": 0.5
+    }  # fmt: skip
 
 
 def test_the_card_sets_the_tag_prior_a_request_leaves_out(tiny_model_dir: Path,
@@ -158,15 +161,18 @@ def test_the_card_sets_the_tag_prior_a_request_leaves_out(tiny_model_dir: Path,
 
     folder = tmp_path / "carded"
     shutil.copytree(tiny_model_dir, folder)
-    card = {"name": "carded", "layout": "tipo", "defaults": {"tag_prior": 2}}
+    card = {"name": "carded", "layout": "tipo", "defaults": {"tag_prior": 2, "tag_draw": 1}}
     (folder / "presample.json").write_text(json.dumps(card))
     presampler = Presampler(str(folder), backend="transformers", sampling=SHORT)
-    assert presampler.with_model_defaults(PresampleRequest(prompt="1girl")).tag_prior == 2.0
-    off = PresampleRequest(prompt="1girl", tag_prior=0)
+    carded = presampler.with_model_defaults(PresampleRequest(prompt="1girl"))
+    assert (carded.tag_prior, carded.tag_draw) == (2.0, 1.0)
+    off = PresampleRequest(prompt="1girl", tag_prior=0, tag_draw=0)
     assert presampler.with_model_defaults(off).tag_prior == 0.0
+    assert presampler.with_model_defaults(off).tag_draw == 0.0
     # A model without a card leans on nothing unless asked.
     plain = Presampler(str(tiny_model_dir), backend="transformers", sampling=SHORT)
     assert plain.with_model_defaults(PresampleRequest(prompt="1girl")).tag_prior == 0.0
+    assert plain.with_model_defaults(PresampleRequest(prompt="1girl")).tag_draw == 0.0
 
 
 def test_a_model_that_needs_custom_code_is_refused_without_asking(

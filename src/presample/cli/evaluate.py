@@ -67,6 +67,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tag-prior", type=float, metavar="STRENGTH",
                    help="the model's co-occurrence prior on the tag line, 0 off (default: "
                    "the model card's; see presample generate --help)")  # fmt: skip
+    p.add_argument("--tag-draw", type=float, metavar="SHARE",
+                   help="share of new tags drawn from the co-occurrence table before the "
+                   "model writes, 0 to 1 (default: the model card's; see presample generate "
+                   "--help)")  # fmt: skip
     p.add_argument("--baseline-only", action="store_true", help="evaluate only the baseline")
     p.add_argument("--no-embeddings", action="store_true",
                    help="skip the caption embedding metrics (no MiniLM)")  # fmt: skip
@@ -132,6 +136,8 @@ def run_eval(args: argparse.Namespace) -> int:
         raise UserError(f"--caption-candidates must be between 1 and {MAX_CAPTION_CANDIDATES}")
     if args.tag_prior is not None and not 0 <= args.tag_prior <= MAX_TAG_PRIOR:
         raise UserError(f"--tag-prior must be between 0 and {MAX_TAG_PRIOR}")
+    if args.tag_draw is not None and not 0 <= args.tag_draw <= 1:
+        raise UserError("--tag-draw must be between 0 and 1")
     if not args.data_dir.is_dir():
         raise UserError(f"{args.data_dir}: no such folder; run 'presample train prepare'")
     config = EvalConfig(
@@ -144,6 +150,7 @@ def run_eval(args: argparse.Namespace) -> int:
         tag_captions=args.tag_captions,
         caption_candidates=args.caption_candidates,
         tag_prior=args.tag_prior,
+        tag_draw=args.tag_draw,
         embeddings=not args.no_embeddings,
         progress=not args.no_progress,
     )

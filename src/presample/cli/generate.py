@@ -134,9 +134,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         metavar="STRENGTH",
         help="how strongly the tag line leans towards tags that accompany yours in real "
-        "prompts (a co-occurrence table shipped with presample): 0 turns it off, 1 is the "
-        "shipped model's default, up to 4 (default: the model card's; off for published "
-        "models)",
+        "prompts (a co-occurrence table shipped with presample): 0 turns it off, up to 4 "
+        "(default: the model card's, 3 for the shipped model; off for published models)",
+    )
+    r.add_argument(
+        "--tag-draw",
+        type=float,
+        metavar="SHARE",
+        help="share (0 to 1) of the new tags drawn from the tags that most often accompany "
+        "yours in real prompts before the model writes the rest: 0 leaves every tag to the "
+        "model, 1 draws them all (default: the model card's, 0.5 for the shipped model; 0 "
+        "for published models)",
     )
     r.add_argument(
         "--no-sfw",
@@ -208,6 +216,7 @@ def build_request(args: argparse.Namespace) -> PresampleRequest:
         "tag_length": args.tag_length, "nl_length": args.nl_length, "seed": args.seed,
         "template": args.template, "target": args.target, "aspect_ratio": args.aspect_ratio,
         "caption_candidates": args.caption_candidates, "tag_prior": args.tag_prior,
+        "tag_draw": args.tag_draw,
     }  # fmt: skip
     base.update({k: v for k, v in updates.items() if v is not None})
     base["ban"] = bans

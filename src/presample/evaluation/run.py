@@ -26,7 +26,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -255,23 +255,22 @@ def evaluate_sampler(
     progress: Callable[[int], None] | None = None,
     embed: Callable[[Sequence[str]], Any] | None = None,
     tag_caption_items: Sequence[TagCaptionItem] = (),
-    caption_candidates: int | None = None,
-    tag_prior: float | None = None,
+    overrides: Mapping[str, Any] | None = None,
     is_seen: Callable[[str], bool] | None = None,
     hard_inputs: bool = False,
 ) -> Outcome:
     """Run every item with every seed and compute the metrics (see :func:`tag_metrics`,
     :func:`caption_metrics`, :func:`tag_caption_metrics`). ``embed`` maps texts to
-    vectors; without it the embedding metrics are ``None``."""
+    vectors; without it the embedding metrics are ``None``. ``overrides``: request
+    fields set for every run (``EvalConfig.overrides``)."""
     outcome = Outcome(name)
     per_seed = len(seeds)
 
     def run(items: Sequence[Any]) -> list[list[PresampleResult | Exception]]:
         requests = [item.request(seed) for item in items for seed in seeds]
-        update = request_overrides(caption_candidates, tag_prior)
-        if update:
+        if overrides:
             # model_copy marks them set: the model card's defaults do not replace them.
-            requests = [r.model_copy(update=update) for r in requests]
+            requests = [r.model_copy(update=dict(overrides)) for r in requests]
         flat = run_requests(sampler, requests, batch_size=batch_size, progress=progress)
         outcome.runs += len(flat)
         outcome.failures += sum(isinstance(r, Exception) for r in flat)
@@ -561,12 +560,6 @@ def new_tag_counts(
     }
 
 
-def request_overrides(caption_candidates: int | None, tag_prior: float | None) -> dict[str, Any]:
-    """The request fields an evaluation sets for every run (left out: the defaults)."""
-    return {k: v for k, v in (("caption_candidates", caption_candidates),
-                              ("tag_prior", tag_prior)) if v is not None}  # fmt: skip
-
-
 # --------------------------------------------------------------------------- the command
 
 
@@ -584,8 +577,16 @@ class EvalConfig:
     """Overrides the requests' default (``PresampleRequest.caption_candidates``)."""
     tag_prior: float | None = None
     """Overrides the model card's ``tag_prior`` (``PresampleRequest.tag_prior``)."""
+    tag_draw: float | None = None
+    """Overrides the model card's ``tag_draw`` (``PresampleRequest.tag_draw``)."""
     embeddings: bool = True
     progress: bool = True
+
+    def overrides(self) -> dict[str, Any]:
+        """The request fields the evaluation sets for every run (left out: the defaults)."""
+        fields = {"caption_candidates": self.caption_candidates, "tag_prior": self.tag_prior,
+                  "tag_draw": self.tag_draw}  # fmt: skip
+        return {k: v for k, v in fields.items() if v is not None}
 
 
 def evaluate(
@@ -656,8 +657,8 @@ def evaluate(
                     key, sampler, tag_items, caption_items,
                     seeds=config.seeds, is_known=db.is_known, batch_size=config.batch_size,
                     progress=bar.update, embed=embed, tag_caption_items=tag_caption_items,
-                    caption_candidates=config.caption_candidates, tag_prior=config.tag_prior,
-                    is_seen=baseline.known, hard_inputs=key == "model",
+                    overrides=config.overrides(), is_seen=baseline.known,
+                    hard_inputs=key == "model",
                 )  # fmt: skip
                 return outcomes[key]
 
@@ -666,8 +667,7 @@ def evaluate(
             counts: dict[tuple, int] = {}
             if model is not None:
                 done = measure("model", model)
-                overrides = request_overrides(config.caption_candidates, config.tag_prior)
-                counts = new_tag_counts(tag_items, config.seeds, done.samples, overrides)
+                counts = new_tag_counts(tag_items, config.seeds, done.samples, config.overrides())
             measure("baseline", baseline)
             measure("frequent", baseline.frequent_tags().matched(counts))
             measure("danbooru", baseline.danbooru_tags(popular).matched(counts))
@@ -688,6 +688,7 @@ def evaluate(
             "caption_candidates": config.caption_candidates
             or PresampleRequest.model_fields["caption_candidates"].default,
             "tag_prior": "model card" if config.tag_prior is None else config.tag_prior,
+            "tag_draw": "model card" if config.tag_draw is None else config.tag_draw,
             "batch_size": config.batch_size,
         },
         "items": {
