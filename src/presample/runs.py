@@ -47,6 +47,11 @@ Run = Generator[GenerationJob, Generation, PresampleResult]
 # The reference's retry limits (spec/TIPO.md).
 MAX_RETRIES = 10
 MAX_SAME_OUTPUTS = 5
+MAX_STALLED = 2
+"""Model calls in a row that add nothing to the draft before a step gives up: past
+where the tag floor can fill a line, the same line comes back every time (`a cat
+sitting on a windowsill`, seed 4: seven retries of `tag: coattails` ending in a
+fragment the known-tags rule drops, 8 model calls for one tag; now 3)."""
 DTG_MAX_RETRIES = 20
 DTG_MAX_SAME_OUTPUTS = 15
 # Every caption line, whatever the step: a caption never loops, a word twice in a
@@ -93,7 +98,7 @@ def tipo_run(
         gen_meta = request.gen_meta and index == len(steps) - 1
         step_started = time.perf_counter()
         seen_outputs: set[str] = set()
-        same = 0
+        same = stalled = 0
         attempt = 0
         drawn_seeds = 0
         detail = StepResult(task=step.task, length=step.length, expand=step.expand,
@@ -160,14 +165,16 @@ def tipo_run(
             # short (a retry extends it), then one that does not contradict their hair
             # and eyes, then one that reaches the length, then the best fit; the
             # first of equals.
+            before = draft
             _, _, reached, _, draft, chosen = max(candidates, key=lambda c: c[:4])
             detail = _attempted(detail, text, chosen, attempt, generation.samples())
             if reached:
                 break
             same = same + 1 if chosen.text in seen_outputs else 0
+            stalled = stalled + 1 if draft == before else 0
             seen_outputs.add(chosen.text)
             attempt += 1
-            if attempt > MAX_RETRIES or same >= MAX_SAME_OUTPUTS:
+            if attempt > MAX_RETRIES or same >= MAX_SAME_OUTPUTS or stalled >= MAX_STALLED:
                 break
         details.append(
             detail.model_copy(

@@ -108,3 +108,12 @@ def test_the_users_text_continued_by_a_step_is_floored(db: TagDatabase) -> None:
     assert first.prompt.split("\n")[-1].startswith("long: a cat")
     assert caption_floors(first) == [4]
     assert first.constraint.allowed(first.prompt, [None, "\n", "."]) == [False, False, True]
+
+
+def test_a_step_stops_retrying_once_retries_add_nothing(db: TagDatabase) -> None:
+    from presample.runs import MAX_STALLED
+
+    # Every call answered with nothing: MAX_STALLED calls that add nothing, not the
+    # reference's five identical answers or ten retries.
+    request = PresampleRequest(prompt="1girl, scenery", tag_length="short", generate_nl=False)
+    assert len(jobs_of(request, db)) == MAX_STALLED
