@@ -19,7 +19,8 @@ without loading any model. The request is the same JSON the Python API and
 With --task auto (the default) the step comes from the automatic plan (see
 --plan); --step picks which one. An explicit --task builds that task directly.
 It shows the layout of the request as given: a run also puts the people-count
-tag your tags imply first on the line (count_tag, see 'presample generate
+tag your tags imply first on the line (count_tag) and draws a share of the new
+tags from the tags that go with yours (tag_draw; see 'presample generate
 --help'), and later steps read what earlier ones added.
 """
 
