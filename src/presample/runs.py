@@ -254,6 +254,9 @@ def _drawn(
         return not (
             (bans and bans.tag_banned(key))
             or (request.known_tags_only and not db.is_known(key))
+            # As when a line is filled: a draw never brings a person in (``solo``
+            # and ``1girl`` accompany nearly everything in the records).
+            or (needs_person and has_person([key]))
             or clashes(key, have | set(drawn), protected, stated, needs_person)
         )
 
