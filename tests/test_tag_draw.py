@@ -87,6 +87,9 @@ def test_a_draw_keeps_the_requests_rules(db: TagDatabase) -> None:
     scenery = PresampleRequest(prompt="scenery, mountain, lake", tag_draw=1.0)
     assert (drawn := added_tags(scenery, db))
     assert not any(describes_person(k) or has_person([k]) for k in map(normalize_key, drawn))
+    # Unless the records put a person with such tags at least half the time.
+    magic = PresampleRequest(prompt="from above, belt, magic circle", tag_draw=1.0)
+    assert "1girl" in added_tags(magic, db)
     # A character's own look comes with her name, never another name.
     tags = TagSet(general=["smile"], characters=["haruno sakura"])
     sakura = added_tags(PresampleRequest(tags=tags, tag_draw=1.0), db)

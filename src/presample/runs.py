@@ -22,7 +22,7 @@ from .caption_loops import NoLoops
 from .categories import SPECIAL_TAGS, Category
 from .compose import Draft, format_result, merge_output, reached_minimum
 from .contradictions import describes_person, has_person, mentions_person, said
-from .count_tags import implied_count_tags
+from .count_tags import COUNT_TAGS, MIN_MORE, implied_count_tags
 from .dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
 from .encoders import flux2_prompt, tags_prompt, text_prompt
 from .engine.backend import Constraint, Generation, GenerationJob
@@ -248,14 +248,17 @@ def _drawn(
         return draft
     protected = prepared.protected()
     have = {k for t in line if (k := normalize_key(t))}
-    needs_person = _needs_person(prepared)
+    # Nothing of the request puts a person in the picture: the draw brings one in
+    # only where the records put one with these tags at least half the time
+    # (`from above, belt, magic circle`: 1girl 0.63; `scenery, mountain, lake` 0.27).
+    counted = table.likelihoods(line, level, COUNT_TAGS, names=_names(prepared))
+    needs_person = _needs_person(prepared) and max(counted.values(), default=0.0) < MIN_MORE
 
     def takes(key: str, drawn: list[str]) -> bool:
         return not (
             (bans and bans.tag_banned(key))
             or (request.known_tags_only and not db.is_known(key))
-            # As when a line is filled: a draw never brings a person in (``solo``
-            # and ``1girl`` accompany nearly everything in the records).
+            # ``solo`` and ``1girl`` accompany nearly everything in the records.
             or (needs_person and has_person([key]))
             or clashes(key, have | set(drawn), protected, stated, needs_person)
         )
