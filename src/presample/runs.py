@@ -242,8 +242,14 @@ def _drawn(
         return draft
     line = draft.tag_line_tags()
     count = round(request.tag_draw * max(0, _tag_target(prepared, seed) - len(line)))
-    level = _rating_level(prepared)
-    weights = table.weights(line, level, names=_names(prepared)) if count else {}
+    level, names = _rating_level(prepared), _names(prepared)
+
+    def excluded(key: str) -> bool:
+        return bool(bans and bans.tag_banned(key)) or (
+            request.known_tags_only and not db.is_known(key)
+        )
+
+    weights = table.weights(line, level, names=names, excluded=excluded) if count else {}
     if not weights:
         return draft
     protected = prepared.protected()
@@ -251,16 +257,15 @@ def _drawn(
     # Nothing of the request puts a person in the picture: the draw brings one in
     # only where the records put one with these tags at least half the time
     # (`from above, belt, magic circle`: 1girl 0.63; `scenery, mountain, lake` 0.27).
-    counted = table.likelihoods(line, level, COUNT_TAGS, names=_names(prepared))
-    needs_person = _needs_person(prepared) and max(counted.values(), default=0.0) < MIN_MORE
+    needs_person = _needs_person(prepared) and (
+        max(table.likelihoods(line, level, COUNT_TAGS, names=names).values(), default=0.0)
+        < MIN_MORE
+    )
 
     def takes(key: str, drawn: list[str]) -> bool:
-        return not (
-            (bans and bans.tag_banned(key))
-            or (request.known_tags_only and not db.is_known(key))
-            # ``solo`` and ``1girl`` accompany nearly everything in the records.
-            or (needs_person and has_person([key]))
-            or clashes(key, have | set(drawn), protected, stated, needs_person)
+        # ``solo`` and ``1girl`` accompany nearly everything in the records.
+        return not (needs_person and has_person([key])) and not clashes(
+            key, have | set(drawn), protected, stated, needs_person
         )
 
     rng = random.Random(f"tag-draw:{seed}:{prepared.tag_line()}\n{prepared.nl}")

@@ -209,16 +209,21 @@ def draw_tags(
 ) -> list[str]:
     """Up to ``count`` distinct tags drawn from the prior ``weights``, each with chance
     proportional to ``weight ** (1 / temperature)`` among those ``takes(tag, drawn)``
-    still accepts given the tags drawn before it. Fewer when too few are accepted."""
+    still accepts given the tags drawn before it. Fewer when too few are accepted.
+
+    A tag is asked about only once it is drawn, and one refused is never offered
+    again: the same distribution as filtering every candidate before each draw, at
+    a few calls of ``takes`` per tag instead of one per candidate (the rules cost
+    78 ms a prompt that way)."""
     left = sorted(weights)  # sorted: the same seed draws the same tags
+    powered = [weights[t] ** (1 / temperature) for t in left]
     drawn: list[str] = []
-    while len(drawn) < count:
-        left = [t for t in left if takes(t, drawn)]
-        if not left:
-            break
-        tag = rng.choices(left, [weights[t] ** (1 / temperature) for t in left])[0]
-        drawn.append(tag)
-        left.remove(tag)
+    while len(drawn) < count and left:
+        (at,) = rng.choices(range(len(left)), powered)
+        tag = left.pop(at)
+        powered.pop(at)
+        if takes(tag, drawn):
+            drawn.append(tag)
     return drawn
 
 

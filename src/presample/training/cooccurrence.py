@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..rating import LEVELS, rating_level
+from ..tag_prior import SCHEMA_VERSION  # the reader's: one number for both sides
 from ..tagdb import normalize_key
 from .captions import FALSE_FRIENDS
 from .records import Record
@@ -36,7 +37,6 @@ NAMES = ("characters", "copyrights")
 NEIGHBOURS = 32
 MIN_PAIR = 2
 """A pair seen once is noise, not structure."""
-SCHEMA_VERSION = "3"
 
 
 def build_table(
