@@ -72,7 +72,8 @@ def _stem(word: str) -> str:
     return word
 
 
-def _words(text: str) -> set[str]:
+def content_words(text: str) -> set[str]:
+    """The words of a text that carry a subject, plural endings off."""
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
 
 
@@ -84,7 +85,7 @@ def tag_words(tags: Iterable[str]) -> set[str]:
         if match := _COUNT_TAG.match(tag):
             words.update(_PEOPLE[match.group(1)])
             continue
-        words |= _words(tag)
+        words |= content_words(tag)
     return words
 
 
@@ -105,7 +106,7 @@ def names_people(caption: str, tags: Iterable[str]) -> bool | None:
     wanted = people_words(tags)
     if not wanted:
         return None
-    return bool(_words(caption) & wanted)
+    return bool(content_words(caption) & wanted)
 
 
 def caption_fit(caption: str, words: set[str]) -> float:
@@ -116,7 +117,7 @@ def caption_fit(caption: str, words: set[str]) -> float:
     ``1 - 1 / (2 + hits)`` tips equal shares towards the caption that mentions
     more of the tags ("a girl." should not beat a sentence about her and the sky).
     """
-    said = _words(caption)
+    said = content_words(caption)
     if not said or not words:
         return 0.0
     hits = len(said & words)

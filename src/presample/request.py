@@ -171,6 +171,14 @@ class PresampleRequest(_Model):
         description="Captions drawn when one is written from tags alone; the one whose "
         "words come most from the tags is kept (1: a single draw, as the reference does).",
     )
+    caption_people: bool = Field(
+        True,
+        description="Lean a caption written from tags alone towards the people the tags "
+        "count (1girl: girl, woman ...) until it names them, and away from people they do "
+        "not count (a man beside 1girl alone), token by token among the words the model "
+        "already finds likely (presample/caption_subject.py). False: the model's own words, "
+        "as the reference (1girl, scenery is then often a landscape without her).",
+    )
     fill_tag_length: bool = Field(
         True,
         description="Refuse to end the tag line before it holds a tag count drawn (with the "

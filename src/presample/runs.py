@@ -19,6 +19,7 @@ from .bans import BanConstraint, BanMatcher
 from .caption_fit import caption_conflicts, caption_fit, names_people, tag_words
 from .caption_floor import CaptionFloor
 from .caption_loops import NoLoops
+from .caption_subject import SUBJECT_STRENGTH, CaptionSubject
 from .categories import SPECIAL_TAGS, Category
 from .compose import Draft, format_result, merge_output, reached_minimum
 from .contradictions import describes_person, has_person, mentions_person, said
@@ -109,7 +110,9 @@ def tipo_run(
         step_constraint: Constraint | None = (
             None if not active else active[0] if len(active) == 1 else AllOf(tuple(active))
         )
-        boost = _tag_boost(prepared, step, draft, prior, bans)
+        boost = (
+            _tag_boost(prepared, step, draft, prior, bans) or _caption_lean(prepared, step, draft)
+        )
         while True:
             meta = prepared.meta(draft.meta_source())
             tag_line = ", ".join(draft.tag_line_tags())
@@ -366,6 +369,15 @@ def _tag_boost(
         size=BOOST_TAGS,
     )
     return TagPrior(weights, strength) if weights else None
+
+
+def _caption_lean(prepared: Prepared, step: Step, draft: Draft) -> CaptionSubject | None:
+    """The lean towards the people the tags count, for a caption written from tags
+    alone (``caption_subject.py``), as the request asks; a user's own text already
+    says what it is about."""
+    if not prepared.request.caption_people or step.task.output != "long" or draft.text():
+        return None
+    return CaptionSubject.for_tags(_fit_tags(draft), SUBJECT_STRENGTH)
 
 
 def _caption_rule(prepared: Prepared, step: Step) -> CaptionFloor | None:

@@ -171,6 +171,16 @@ def test_count_tag_is_on_unless_turned_off(flag: list[str], count: bool) -> None
     assert build_request(parser.parse_args(["generate", "long hair", *flag])).count_tag is count
 
 
+@pytest.mark.parametrize(("flag", "lean"), [([], True), (["--no-caption-people"], False)])
+def test_caption_people_is_on_unless_turned_off(flag: list[str], lean: bool) -> None:
+    from presample.cli import build_parser
+    from presample.cli.generate import build_request
+
+    parser, _ = build_parser()
+    request = build_request(parser.parse_args(["generate", "1girl", *flag]))
+    assert request.caption_people is lean
+
+
 def test_a_byte_order_mark_is_not_part_of_the_first_request(tmp_path: Path) -> None:
     from presample.jobs import read_requests
 

@@ -116,6 +116,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "only on strong evidence, e.g. 1boy beside '1girl, hetero')",
     )
     r.add_argument(
+        "--no-caption-people",
+        action="store_true",
+        help="let a caption written from tags alone say what the model likes, as the "
+        "reference does (default: it leans towards the people the tags count, e.g. a girl "
+        "or woman for 1girl, until it names them, and away from people they do not count)",
+    )
+    r.add_argument(
         "--no-caption-floor",
         action="store_true",
         help="let the model end a caption when it likes and retry until the sentence "
@@ -229,6 +236,8 @@ def build_request(args: argparse.Namespace) -> PresampleRequest:
         base["fill_tag_length"] = False
     if args.no_count_tag:
         base["count_tag"] = False
+    if args.no_caption_people:
+        base["caption_people"] = False
     if args.no_caption_floor:
         base["fill_nl_length"] = False
     if args.any_tags:

@@ -1,0 +1,121 @@
+"""The lean of a caption written from tags towards the people the tags count."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from presample import PresampleRequest
+from presample.caption_subject import SUBJECT_STRENGTH, CaptionSubject
+from presample.engine.backend import Generation, boost_additions
+from presample.tagdb import TagDatabase
+
+PROMPT = "rating: general\ntarget: <|short|> <|tag_to_long|>\ntag: 1girl, scenery\nlong:"
+
+
+def lean(tags: list[str], strength: float = 4.0) -> CaptionSubject:
+    subject = CaptionSubject.for_tags(tags, strength)
+    assert subject is not None
+    return subject
+
+
+def test_tags_that_count_nobody_get_no_lean() -> None:
+    assert CaptionSubject.for_tags(["scenery", "mountain", "lake"], 4.0) is None
+    assert CaptionSubject.for_tags(["1girl", "scenery"], 0.0) is None
+
+
+def test_the_counted_people_lean_up_and_the_uncounted_down() -> None:
+    scores = lean(["1girl", "scenery"]).boosts(
+        PROMPT + " A", [" woman", " girl", " man", " landscape", None, ".", " boy"]
+    )
+    assert scores == [4.0, 4.0, -4.0, 0.0, 0.0, 0.0, -4.0]
+
+
+def test_plurals_and_the_start_of_a_noun_count() -> None:
+    subject = lean(["2girls"])
+    assert subject.boosts(PROMPT + " Two", [" women", " woma", " wo", " girls"]) == [
+        4.0, 4.0, 0.0, 4.0,
+    ]  # fmt: skip
+    # A token that finishes the caption's unfinished word: "wo" + "man".
+    assert subject.boosts(PROMPT + " A wo", ["man", "rld"]) == [4.0, 0.0]
+
+
+def test_once_named_the_lean_stops_but_uncounted_people_stay_down() -> None:
+    scores = lean(["1girl"]).boosts(PROMPT + " A woman stands by a", [" woman", " man", " tree"])
+    assert scores == [0.0, -4.0, 0.0]
+
+
+def test_each_kind_of_people_leans_until_it_is_named() -> None:
+    subject = lean(["1girl", "1boy", "kimono"])
+    assert subject.unwanted == frozenset()
+    scores = subject.boosts(PROMPT + " A woman in a kimono beside a", [" woman", " man", " tree"])
+    assert scores == [0.0, 4.0, 0.0]
+
+
+def test_only_the_caption_line_leans() -> None:
+    text = "rating: general\ntarget: <|short|> <|tag_to_long|>\ntag: 1girl, "
+    assert lean(["1girl"]).boosts(text, [" woman", " man"]) == [None, None]
+
+
+def test_the_lean_keeps_the_candidates_total_probability() -> None:
+    import math
+
+    scaled = [2.0, 1.5, 1.0, 0.5]
+    scores = lean(["1girl"]).boosts(PROMPT + " A", [" field", " woman", " man", " tree"])
+    adds = boost_additions(scaled, scores)
+    before = sum(math.exp(x) for x in scaled)
+    after = sum(math.exp(x + a) for x, a in zip(scaled, adds, strict=True))
+    assert after == pytest.approx(before)
+    assert scaled[1] + adds[1] > scaled[0] + adds[0]  # "woman" now leads "field"
+
+
+def _jobs(request: Any, db: TagDatabase) -> list[Any]:
+    """The jobs a TIPO run gives the model, each answered with nothing."""
+    from presample.engine.sampling import Sampling
+    from presample.prepare import prepare
+    from presample.runs import RunOptions, tipo_run
+
+    run = tipo_run(prepare(request, db), db, RunOptions(Sampling(), seed=1), None)
+    jobs = [next(run)]
+    empty = Generation(text="", prompt_tokens=1, new_tokens=0, finish="eos")
+    try:
+        while True:
+            jobs.append(run.send(empty))
+    except StopIteration:
+        return jobs
+
+
+def _caption_jobs(request: Any, db: TagDatabase) -> list[Any]:
+    """The jobs that write a caption from tags alone."""
+    return [job for job in _jobs(request, db) if job.prompt.endswith("long:")]
+
+
+def test_a_caption_from_tags_leans_towards_its_people(db: TagDatabase) -> None:
+    jobs = _caption_jobs(PresampleRequest(prompt="1girl, scenery", expand_tags=False), db)
+    assert jobs
+    assert all(isinstance(job.boost, CaptionSubject) for job in jobs)
+    assert jobs[0].boost.strength == SUBJECT_STRENGTH
+    assert len(jobs[0].boost.wanted) == 1  # girls: the one kind of people counted
+    assert "woman" in jobs[0].boost.wanted[0]
+
+
+def test_a_caption_of_tags_without_people_does_not_lean(db: TagDatabase) -> None:
+    request = PresampleRequest(prompt="scenery, mountain, lake", expand_tags=False)
+    jobs = _caption_jobs(request, db)
+    assert jobs
+    assert all(job.boost is None for job in jobs)
+
+
+def test_the_lean_can_be_switched_off(db: TagDatabase) -> None:
+    request = PresampleRequest(prompt="1girl, scenery", expand_tags=False, caption_people=False)
+    jobs = _caption_jobs(request, db)
+    assert jobs
+    assert all(job.boost is None for job in jobs)
+
+
+def test_a_users_own_sentence_is_not_leant_on(db: TagDatabase) -> None:
+    request = PresampleRequest(prompt="1girl, a walk through the hills", expand_tags=False)
+    jobs = _jobs(request, db)
+    assert any("long: a walk through the hills" in job.prompt for job in jobs)
+    assert not any(isinstance(job.boost, CaptionSubject) for job in jobs)
