@@ -7,8 +7,8 @@ Held-out records with tags and a real caption (the evaluation's tag-caption
 items, ``evaluation.run.select_tag_caption_items``) whose tags count people
 (``1girl``, ``2boys`` ...), plus the prompts a new user types first, each
 captioned from its tags alone with the shipped model, once per lean strength
-(``caption_subject.SUBJECT_STRENGTH``; 0 is no lean, the baseline of the same
-run). Measured: captions that name the counted people
+(``caption_subject.SUBJECT_STRENGTH``; 0 is ``caption_people: false``, no lean
+and no fresh draw, the baseline of the same run). Measured: captions that name the counted people
 (``caption_fit.names_people``), captions that bring in people of the other
 family ("a man" for ``1girl`` alone), captions that contradict the tags' hair
 or eyes, similarity to the record's real caption (all-MiniLM-L6-v2, as
@@ -91,8 +91,9 @@ def main() -> int:
     references = embed([item.long for item in chosen])
     for setting in args.strengths.split(","):
         run_module.SUBJECT_STRENGTH = float(setting)
-        requests = [item.request(seed) for item in chosen for seed in seeds]
-        firsts = [PresampleRequest(prompt=p, seed=s)
+        on = {"caption_people": float(setting) > 0}  # 0: no lean and no fresh draw
+        requests = [item.request(seed).model_copy(update=on) for item in chosen for seed in seeds]
+        firsts = [PresampleRequest(prompt=p, seed=s, **on)
                   for p in FIRST_PROMPTS for s in range(args.first_seeds)]  # fmt: skip
         started = time.perf_counter()
         results = presampler.presample_many(requests)

@@ -119,3 +119,54 @@ def test_a_users_own_sentence_is_not_leant_on(db: TagDatabase) -> None:
     jobs = _jobs(request, db)
     assert any("long: a walk through the hills" in job.prompt for job in jobs)
     assert not any(isinstance(job.boost, CaptionSubject) for job in jobs)
+
+
+def _answered(request: Any, db: TagDatabase, captions: list[str]) -> tuple[list[Any], Any]:
+    """A TIPO run whose caption calls are answered with ``captions`` in turn (every draw
+    of a call alike) and its other calls with nothing: the jobs and the result."""
+    from presample.engine.sampling import Sampling
+    from presample.prepare import prepare
+    from presample.runs import RunOptions, tipo_run
+
+    run = tipo_run(prepare(request, db), db, RunOptions(Sampling(), seed=1), None)
+    answers = iter(captions)
+    jobs = [next(run)]
+    try:
+        while True:
+            job = jobs[-1]
+            text = next(answers) if job.prompt.endswith("long:") else ""
+            draw = Generation(text=text, prompt_tokens=1, new_tokens=1, finish="eos")
+            drawn = Generation(text=text, prompt_tokens=1, new_tokens=1, finish="eos",
+                               alternatives=(draw,) * (job.samples - 1))  # fmt: skip
+            jobs.append(run.send(drawn))
+    except StopIteration as stop:
+        return jobs, stop.value
+
+
+FIELD = " A field of tall grass under a clear blue sky. The grass sways in the wind."
+WOMAN = " A woman stands in a field of tall grass. She smiles at the viewer."
+
+
+def test_a_caption_that_names_nobody_is_drawn_afresh_once(db: TagDatabase) -> None:
+    request = PresampleRequest(prompt="1girl, scenery", expand_tags=False, nl_length="very_short")
+    jobs, result = _answered(request, db, [FIELD, WOMAN])
+    captions = [job for job in jobs if job.prompt.endswith("long:")]
+    assert len(captions) == 2
+    assert captions[0].prompt == captions[1].prompt  # afresh, not the field extended
+    assert captions[1].seed == captions[0].seed + captions[0].samples  # new seeds
+    assert result.generated.startswith("A woman stands")
+
+
+def test_only_one_fresh_draw_is_made(db: TagDatabase) -> None:
+    request = PresampleRequest(prompt="1girl, scenery", expand_tags=False, nl_length="very_short")
+    jobs, result = _answered(request, db, [FIELD, FIELD, WOMAN])
+    assert sum(job.prompt.endswith("long:") for job in jobs) == 2
+    assert result.generated.startswith("A field of tall grass")
+
+
+def test_no_fresh_draw_without_the_lean(db: TagDatabase) -> None:
+    request = PresampleRequest(prompt="1girl, scenery", expand_tags=False,
+                               nl_length="very_short", caption_people=False)  # fmt: skip
+    jobs, result = _answered(request, db, [FIELD, WOMAN])
+    assert sum(job.prompt.endswith("long:") for job in jobs) == 1
+    assert result.generated.startswith("A field of tall grass")

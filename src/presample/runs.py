@@ -49,6 +49,10 @@ Run = Generator[GenerationJob, Generation, PresampleResult]
 MAX_RETRIES = 10
 MAX_SAME_OUTPUTS = 5
 MAX_STALLED = 2
+# Fresh draws of a caption from tags when none of a call's draws names the people
+# the tags count (``caption_subject.py`` makes that rare: 5% of the first prompts a
+# user types, benchmarks/bench_caption_subject.py).
+REDRAWS = 1
 """Model calls in a row that add nothing to the draft before a step gives up: past
 where the tag floor can fill a line, the same line comes back every time (`a cat
 sitting on a windowsill`, seed 4: seven retries of `tag: coattails` ending in a
@@ -99,7 +103,7 @@ def tipo_run(
         gen_meta = request.gen_meta and index == len(steps) - 1
         step_started = time.perf_counter()
         seen_outputs: set[str] = set()
-        same = stalled = 0
+        same = stalled = redrawn = 0
         attempt = 0
         drawn_seeds = 0
         detail = StepResult(task=step.task, length=step.length, expand=step.expand,
@@ -169,8 +173,15 @@ def tipo_run(
             # and eyes, then one that reaches the length, then the best fit; the
             # first of equals.
             before = draft
-            _, _, reached, _, draft, chosen = max(candidates, key=lambda c: c[:4])
+            named, _, reached, _, draft, chosen = max(candidates, key=lambda c: c[:4])
             detail = _attempted(detail, text, chosen, attempt, generation.samples())
+            if not named and _redraws(prepared, step, before) > redrawn:
+                # No draw names the people the tags count: the caption is about something
+                # else, and a retry would only extend it. Draw afresh (new seeds) instead.
+                draft = before
+                redrawn += 1
+                attempt += 1
+                continue
             if reached:
                 break
             same = same + 1 if chosen.text in seen_outputs else 0
@@ -369,6 +380,13 @@ def _tag_boost(
         size=BOOST_TAGS,
     )
     return TagPrior(weights, strength) if weights else None
+
+
+def _redraws(prepared: Prepared, step: Step, draft: Draft) -> int:
+    """Fresh draws a step may make of a caption from tags that names nobody the tags
+    count (``REDRAWS``), as the request asks."""
+    writes_caption = step.task.output == "long" and not draft.text()
+    return REDRAWS if writes_caption and prepared.request.caption_people else 0
 
 
 def _caption_lean(prepared: Prepared, step: Step, draft: Draft) -> CaptionSubject | None:
