@@ -75,6 +75,23 @@ def test_reading_a_prompt_projects_only_its_last_position(int8: OnnxBackend) -> 
     assert int8.session.get_outputs()[0].shape[:2] == ["batch_size", 1]
 
 
+def test_int8_weights_are_quantized_as_benchmarked(int8: OnnxBackend) -> None:
+    # int8 activations (benchmarks/: 1.2x float activations); the builder's blocks of 32
+    # weights per scale: with 128, reading a prompt was faster but a row's bits depended
+    # on its batch (benchmarks/bench_onnx_kernels.py), so a seed's text would too.
+    import onnx
+
+    assert int8.folder is not None
+    graph = onnx.load(str(int8.folder / onnx_export.MODEL_FILE), load_external_data=False).graph
+    nodes = [n for n in graph.node if n.op_type == "MatMulNBits"]
+    assert nodes
+    for node in nodes:
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert (attributes["bits"], attributes["block_size"], attributes["accuracy_level"]) == (
+            8, 32, 4,
+        )  # fmt: skip
+
+
 def test_decoding_with_the_cache_equals_reading_the_whole_text(int8: OnnxBackend) -> None:
     ids = int8._tokenize(TEXT)
     whole = int8._forward(np.asarray([ids]), len(ids), int8._empty_cache(len(ids)))
