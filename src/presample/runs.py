@@ -384,9 +384,11 @@ def _tag_boost(
 
 def _redraws(prepared: Prepared, step: Step, draft: Draft) -> int:
     """Fresh draws a step may make of a caption from tags that names nobody the tags
-    count (``REDRAWS``), as the request asks."""
+    count (``REDRAWS``), as the request asks: none when it asks for one draw."""
+    request = prepared.request
     writes_caption = step.task.output == "long" and not draft.text()
-    return REDRAWS if writes_caption and prepared.request.caption_people else 0
+    asked = request.caption_people and request.caption_candidates > 1
+    return REDRAWS if writes_caption and asked else 0
 
 
 def _caption_lean(prepared: Prepared, step: Step, draft: Draft) -> CaptionSubject | None:

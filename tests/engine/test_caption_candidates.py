@@ -98,7 +98,7 @@ def test_a_caption_that_contradicts_the_hair_loses_to_one_that_does_not(
 
 def test_only_a_caption_from_tags_alone_is_drawn_several_times(db: TagDatabase) -> None:
     # Tag expansion then a caption: the tag step is one draw.
-    backend = Scripted([", smile, outdoors" + OFF_TOPIC])
+    backend = Scripted([", smile, outdoors" + ON_TOPIC])  # names her: no fresh draw
     result = run(backend, PresampleRequest(prompt="1girl, scenery", nl_length="very_short"), db)
     tags, caption = result.steps
     assert caption.attempts == 1 and len(backend.jobs) == tags.attempts + 3
