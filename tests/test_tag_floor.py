@@ -159,6 +159,11 @@ def test_contradictions_are_only_the_sure_ones() -> None:
     assert contradicts("on back", ["solo", "sitting"])
     assert not contradicts("sitting", ["1girl", "1boy", "standing"])
     assert not contradicts("lying", ["1girl", "on back"])
+    # A woman's body on a line whose only people are boys (seen: 1boy, armor, castle).
+    assert contradicts("medium breasts", ["1boy", "armor"]) and contradicts("cleavage", ["2boys"])
+    assert contradicts("breasts", ["1boy"]) and not contradicts("pectorals", ["1boy"])
+    assert not contradicts("medium breasts", ["1boy", "1girl"])
+    assert not contradicts("large breasts", ["armor"])  # nobody counted: the count tag decides
 
 
 def test_the_users_hair_length_holds_for_one_person(db: TagDatabase) -> None:

@@ -149,6 +149,12 @@ def people(keys: Iterable[str]) -> dict[str, int]:
     return found
 
 
+# A woman's body: on a line whose only people are boys. In the training prompts lines
+# counting boys and no one else hold a breast tag 4.4% of the time, lines with a girl
+# 42% (0.1 of it); seen: `1boy, armor, castle` got `medium breasts`.
+_WOMANS = re.compile(r"(?:\w+ )?breasts|flat chest|cleavage")
+
+
 def contradicts(key: str, keys: Iterable[str]) -> bool:
     """Whether tag ``key`` cannot join the tags ``keys`` (normalized keys). Only
     contradictions ``key`` takes part in count: tags that already contradict each
@@ -165,6 +171,9 @@ def contradicts(key: str, keys: Iterable[str]) -> bool:
         return _one_person(have) and sum(
             1 for k in have if (m := _COLOURED.fullmatch(k)) and m.group(2) == part
         ) >= limit
+    if _WOMANS.fullmatch(key):
+        counted = people(have)
+        return counted.get("boys", 0) > 0 and not counted.keys() - {"boys"}
     if key == "solo":
         return sum(people(have).values()) > 1
     if key == "no humans":
