@@ -26,13 +26,13 @@ from .caption_fit import PERSON_NOUNS, content_words, people_words, person_plura
 CAPTION_FIELD = "long"
 # How strongly a caption leans to its people (added to their tokens' scaled logits).
 # benchmarks/bench_caption_subject.py, 80 validation items x 2 seeds: 4 names them in
-# every caption (95.6% with no lean) with the similarity to the real captions level
-# (Civitai fragments 0.187 -> 0.174, caption sets 0.586 -> 0.601); 8 names them as
-# often in the first prompts a user types (97.5% against 95%) but moves further from
-# the real captions (0.170 / 0.585).
+# every caption (95.6% with no lean) with the similarity to the real captions about
+# level (Civitai fragments 0.187 -> 0.174, caption sets 0.586 -> 0.601); 8 names them
+# more often in the first prompts a user types (97.5% against 95%) but moves further
+# from the real captions (0.170 / 0.585).
 SUBJECT_STRENGTH = 4.0
-# A partial word this long that begins a person noun leans too ("wom" of "woman"):
-# shorter ones begin too many other words ("ma", "bo").
+# A partial word this long that begins a person noun leans too ("wome" of "women"):
+# shorter ones begin too many other words ("ma", "bo", "wo").
 MIN_PREFIX = 4
 
 
