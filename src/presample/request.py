@@ -176,8 +176,9 @@ class PresampleRequest(_Model):
         description="Lean a caption written from tags alone towards the people the tags "
         "count (1girl: girl, woman ...) until it names them, and away from people they do "
         "not count (a man beside 1girl alone), token by token among the words the model "
-        "already finds likely (presample/caption_subject.py). False: the model's own words, "
-        "as the reference (1girl, scenery is then often a landscape without her).",
+        "already finds likely (presample/caption_subject.py); when none of the draws names "
+        "them, draw once more (unless caption_candidates is 1). False: the model's own "
+        "words, as the reference (1girl, scenery is then often a landscape without her).",
     )
     fill_tag_length: bool = Field(
         True,

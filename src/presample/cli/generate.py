@@ -120,7 +120,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="let a caption written from tags alone say what the model likes, as the "
         "reference does (default: it leans towards the people the tags count, e.g. a girl "
-        "or woman for 1girl, until it names them, and away from people they do not count)",
+        "or woman for 1girl, until it names them, and away from people they do not count; "
+        "when none of its draws names them, it is drawn once more)",
     )
     r.add_argument(
         "--no-caption-floor",
