@@ -13,7 +13,9 @@ and no fresh draw, the baseline of the same run). Measured: captions that name t
 family ("a man" for ``1girl`` alone), captions that contradict the tags' hair
 or eyes, similarity to the record's real caption (all-MiniLM-L6-v2, as
 ``presample eval``), share of the caption's words that come from the tags
-(``caption_fit``), seconds a run.
+(``caption_fit``), seconds a run. ``--things`` items whose tags count nobody
+measure the lean towards the things the tags name: captions naming one of them
+(``caption_subject.subject_words``), similarity, words from the tags.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -43,7 +46,7 @@ from presample.caption_fit import (  # noqa: E402
     people_words,
     tag_words,
 )
-from presample.caption_subject import CaptionSubject  # noqa: E402
+from presample.caption_subject import CaptionSubject, subject_words  # noqa: E402
 from presample.evaluation.run import TAG_LINE, select_tag_caption_items  # noqa: E402
 from presample.training.records import read_records, split_path  # noqa: E402
 
@@ -66,6 +69,9 @@ def main() -> int:
     parser.add_argument("--strengths", default="0,2,4,6")
     parser.add_argument("--first-seeds", type=int, default=8,
                         help="seeds for each of the first prompts a user types")
+    parser.add_argument("--things", type=int, default=80,
+                        help="items whose tags count nobody (the lean towards the things "
+                        "the tags name), half Civitai; 0 skips")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     pool = select_tag_caption_items(read_records(split_path(args.data_dir, args.split)), 10**6)
@@ -128,7 +134,44 @@ def main() -> int:
               f"{share(conflicts):.1%} | {similarity} | {share(fits):.3f} | "
               f"{share(first_named):.1%} | {share(first_other):.1%} | {seconds:.2f} |")  # fmt: skip
     run_module.SUBJECT_STRENGTH = real
+    if args.things:
+        nobody = [i for i in pool if i not in counted]
+        civitai = [i for i in nobody if i.id.startswith("civitai:")][: (args.things + 1) // 2]
+        rest = [i for i in nobody if not i.id.startswith("civitai:")]
+        things_table(presampler, embed, civitai + rest[: args.things - len(civitai)],
+                     seeds, args.strengths)  # fmt: skip
     return 0
+
+
+def things_table(presampler: Presampler, embed: Any, items: list, seeds: list[int],
+                 strengths: str) -> None:  # fmt: skip
+    """The same settings on items whose tags count nobody: the caption leans towards
+    the things the tags name (``caption_subject.subject_words``)."""
+    print(f"\n{len(items)} items whose tags count nobody x seeds {seeds}:\n")
+    print("| strength | names one of the things | similarity to the real caption: Civitai / "
+          "caption sets | words from the tags |\n|---|---:|---:|---:|")
+    references = embed([item.long for item in items])
+    real = run_module.SUBJECT_STRENGTH
+    for setting in strengths.split(","):
+        run_module.SUBJECT_STRENGTH = float(setting)
+        on = {"caption_people": float(setting) > 0}
+        requests = [item.request(seed).model_copy(update=on) for item in items for seed in seeds]
+        named, fits, by_kind = [], [], {True: [], False: []}
+        results = presampler.presample_many(requests)
+        captions = [r.generated.strip() if not isinstance(r, Exception) else "" for r in results]
+        for index, (caption, vector) in enumerate(zip(captions, embed(captions), strict=True)):
+            item = items[index // len(seeds)]
+            tags = [t for c in TAG_LINE for t in item.tags.get(c, [])]
+            things = subject_words(tags)
+            if things:
+                named.append(bool(content_words(caption) & things))
+            fits.append(caption_fit(caption, tag_words(tags)))
+            reference = references[index // len(seeds)]
+            by_kind[item.id.startswith("civitai:")].append(float(vector @ reference))
+        similarity = " / ".join(f"{statistics.fmean(by_kind[k]):.3f}" for k in (True, False))
+        print(f"| {setting} | {statistics.fmean(named):.1%} | {similarity} | "
+              f"{statistics.fmean(fits):.3f} |")
+    run_module.SUBJECT_STRENGTH = real
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -20,9 +21,27 @@ def lean(tags: list[str], strength: float = 4.0) -> CaptionSubject:
     return subject
 
 
-def test_tags_that_count_nobody_get_no_lean() -> None:
+def test_tags_that_count_nobody_get_no_lean_towards_people() -> None:
     assert CaptionSubject.for_tags(["scenery", "mountain", "lake"], 4.0) is None
     assert CaptionSubject.for_tags(["1girl", "scenery"], 0.0) is None
+
+
+def test_without_people_the_things_your_tags_name_lean() -> None:
+    from presample.caption_subject import subject_words
+
+    assert subject_words(["cat", "window", "long hair", "smile", "scenery", "outdoors"]) == {
+        "cat", "cats", "window", "windows",
+    }  # fmt: skip
+    subject = CaptionSubject.for_tags(["cat", "window", "laptop"], 4.0, yours=["cat", "window"])
+    assert subject is not None and subject.unwanted == frozenset()
+    text = PROMPT.replace("1girl, scenery", "cat, window, laptop")
+    assert subject.boosts(text + " A", [" cat", " laptop", " woman", " cats"]) == [
+        4.0, 0.0, 0.0, 4.0,
+    ]  # fmt: skip
+    assert subject.boosts(text + " A black cat sits by the", [" window", " door"]) == [0.0, 0.0]
+    # People counted: the lean is towards them, not the things.
+    people = CaptionSubject.for_tags(["1girl", "cat"], 4.0, yours=["1girl", "cat"])
+    assert people is not None and "cat" not in people.wanted[0]
 
 
 def test_the_counted_people_lean_up_and_the_uncounted_down() -> None:
@@ -75,15 +94,17 @@ def _jobs(request: Any, db: TagDatabase) -> list[Any]:
     from presample.engine.sampling import Sampling
     from presample.prepare import prepare
     from presample.runs import RunOptions, tipo_run
+    from presample.tag_prior import CooccurrenceTable
 
-    run = tipo_run(prepare(request, db), db, RunOptions(Sampling(), seed=1), None)
-    jobs = [next(run)]
-    empty = Generation(text="", prompt_tokens=1, new_tokens=0, finish="eos")
-    try:
-        while True:
-            jobs.append(run.send(empty))
-    except StopIteration:
-        return jobs
+    with contextlib.closing(CooccurrenceTable()) as table:
+        run = tipo_run(prepare(request, db), db, RunOptions(Sampling(), seed=1), table)
+        jobs = [next(run)]
+        empty = Generation(text="", prompt_tokens=1, new_tokens=0, finish="eos")
+        try:
+            while True:
+                jobs.append(run.send(empty))
+        except StopIteration:
+            return jobs
 
 
 def _caption_jobs(request: Any, db: TagDatabase) -> list[Any]:
@@ -100,11 +121,15 @@ def test_a_caption_from_tags_leans_towards_its_people(db: TagDatabase) -> None:
     assert "woman" in jobs[0].boost.wanted[0]
 
 
-def test_a_caption_of_tags_without_people_does_not_lean(db: TagDatabase) -> None:
-    request = PresampleRequest(prompt="scenery, mountain, lake", expand_tags=False)
-    jobs = _caption_jobs(request, db)
-    assert jobs
-    assert all(job.boost is None for job in jobs)
+def test_a_caption_of_tags_without_people_leans_to_your_things(db: TagDatabase) -> None:
+    jobs = _caption_jobs(PresampleRequest(prompt="scenery, mountain, lake", tag_draw=1), db)
+    assert jobs and "mountain, lake, " in jobs[0].prompt  # tags drawn onto the line
+    for job in jobs:
+        assert isinstance(job.boost, CaptionSubject)
+        # Only your own tags: none the model added on the tag line before the caption.
+        assert job.boost.wanted == (frozenset({"mountain", "mountains", "lake", "lakes"}),)
+    request = PresampleRequest(prompt="scenery, outdoors", expand_tags=False)
+    assert all(job.boost is None for job in _caption_jobs(request, db))
 
 
 def test_the_lean_can_be_switched_off(db: TagDatabase) -> None:

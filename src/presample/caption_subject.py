@@ -9,7 +9,9 @@ the three does. ``CaptionSubject`` leans each token of the caption towards the
 nouns for the people the count tags name ("girl", "woman" ...) until the
 caption has named them, and away from the nouns of people the tags do not
 count ("man" beside ``1girl`` alone) throughout: the model still chooses where
-and how to say it, among the words it already considered likely.
+and how to say it, among the words it already considered likely. When the tags
+count nobody it leans, the same way, towards the things the user's own one-word
+tags name (``subject_words``: ``cat, window``).
 
 Written by hand: it is a ``Boost`` (engine/backend.py) over the model's 64 best
 tokens, plain string work on a few words.
@@ -21,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .caption_fit import PERSON_NOUNS, content_words, people_words, person_plural
+from .contradictions import describes_person
 
 # The caption field a caption step writes (``tipo.tipo_input``: ``long: ...``).
 CAPTION_FIELD = "long"
@@ -59,11 +62,18 @@ class CaptionSubject:
     strength: float
 
     @classmethod
-    def for_tags(cls, tags: Iterable[str], strength: float) -> CaptionSubject | None:
-        """The lean for a caption of ``tags``; ``None`` when they count no people."""
-        wanted = {_with_plurals(people_words([tag])) for tag in tags} - {frozenset()}
-        if not wanted or strength <= 0:
+    def for_tags(
+        cls, tags: Iterable[str], strength: float, yours: Iterable[str] = ()
+    ) -> CaptionSubject | None:
+        """The lean for a caption of ``tags``: towards the people they count or, when
+        they count none, towards the things the user's own tags ``yours`` name
+        (``subject_words``); ``None`` when there is neither."""
+        if strength <= 0:
             return None
+        wanted = {_with_plurals(people_words([tag])) for tag in tags} - {frozenset()}
+        if not wanted:
+            things = subject_words(yours)
+            return cls((things,), frozenset(), strength) if things else None
         said = frozenset().union(*wanted)
         unwanted = frozenset().union(*(n for n in _FAMILIES.values() if not n & said))
         return cls(tuple(sorted(wanted, key=sorted)), unwanted, strength)
@@ -86,6 +96,21 @@ class CaptionSubject:
             else:
                 scores.append(0.0)
         return scores
+
+
+# One-word tags that set a scene or a style rather than name a thing a caption would
+# say it shows.
+_NOT_THINGS = frozenset({"scenery", "outdoors", "indoors", "day", "night", "realistic",
+                         "photorealistic", "solo", "sky", "landscape", "monochrome",
+                         "greyscale", "highres", "absurdres", "masterpiece"})  # fmt: skip
+
+
+def subject_words(tags: Iterable[str]) -> frozenset[str]:
+    """The words of the things one-word tags name (``cat, window`` -> cat, cats,
+    window, windows), leaving out a person's features and scene or style words: a
+    caption has named its subject once it says one of them."""
+    words = [t.lower() for t in tags if t.isalpha() and not describes_person(t.lower())]
+    return _with_plurals(w for w in words if w not in _NOT_THINGS)
 
 
 def _trailing_letters(text: str) -> str:

@@ -175,7 +175,8 @@ class PresampleRequest(_Model):
         True,
         description="Lean a caption written from tags alone towards the people the tags "
         "count (1girl: girl, woman ...) until it names them, and away from people they do "
-        "not count (a man beside 1girl alone), token by token among the words the model "
+        "not count (a man beside 1girl alone); when they count nobody, towards the things "
+        "your own one-word tags name (cat, window). Token by token among the words the model "
         "already finds likely (presample/caption_subject.py); when none of the draws names "
         "them, draw once more (unless caption_candidates is 1). False: the model's own "
         "words, as the reference (1girl, scenery is then often a landscape without her).",

@@ -397,7 +397,9 @@ def _caption_lean(prepared: Prepared, step: Step, draft: Draft) -> CaptionSubjec
     says what it is about."""
     if not prepared.request.caption_people or step.task.output != "long" or draft.text():
         return None
-    return CaptionSubject.for_tags(_fit_tags(draft), SUBJECT_STRENGTH)
+    yours = prepared.protected()
+    mine = [t for t in _fit_tags(draft) if normalize_key(t) in yours]
+    return CaptionSubject.for_tags(_fit_tags(draft), SUBJECT_STRENGTH, mine)
 
 
 def _caption_rule(prepared: Prepared, step: Step) -> CaptionFloor | None:
