@@ -49,14 +49,14 @@ Run = Generator[GenerationJob, Generation, PresampleResult]
 MAX_RETRIES = 10
 MAX_SAME_OUTPUTS = 5
 MAX_STALLED = 2
-# Fresh draws of a caption from tags when none of a call's draws names the people
-# the tags count (``caption_subject.py`` makes that rare: 5% of the first prompts a
-# user types, benchmarks/bench_caption_subject.py).
-REDRAWS = 1
 """Model calls in a row that add nothing to the draft before a step gives up: past
 where the tag floor can fill a line, the same line comes back every time (`a cat
 sitting on a windowsill`, seed 4: seven retries of `tag: coattails` ending in a
 fragment the known-tags rule drops, 8 model calls for one tag; now 3)."""
+# Fresh draws of a caption from tags when none of a call's draws names the people
+# the tags count (``caption_subject.py`` makes that rare: 5% of the first prompts a
+# user types, benchmarks/bench_caption_subject.py).
+REDRAWS = 1
 DTG_MAX_RETRIES = 20
 DTG_MAX_SAME_OUTPUTS = 15
 # Every caption line, whatever the step: a caption never loops, a word twice in a
@@ -382,24 +382,29 @@ def _tag_boost(
     return TagPrior(weights, strength) if weights else None
 
 
+def _captions_tags(step: Step, draft: Draft) -> bool:
+    """Whether the step writes a caption from the tags alone: a user's own text is
+    extended, never redrawn or leant on (it already says what it is about)."""
+    return step.task.output == "long" and not draft.text()
+
+
 def _redraws(prepared: Prepared, step: Step, draft: Draft) -> int:
     """Fresh draws a step may make of a caption from tags that names nobody the tags
     count (``REDRAWS``), as the request asks: none when it asks for one draw."""
     request = prepared.request
-    writes_caption = step.task.output == "long" and not draft.text()
     asked = request.caption_people and request.caption_candidates > 1
-    return REDRAWS if writes_caption and asked else 0
+    return REDRAWS if asked and _captions_tags(step, draft) else 0
 
 
 def _caption_lean(prepared: Prepared, step: Step, draft: Draft) -> CaptionSubject | None:
-    """The lean towards the people the tags count, for a caption written from tags
-    alone (``caption_subject.py``), as the request asks; a user's own text already
-    says what it is about."""
-    if not prepared.request.caption_people or step.task.output != "long" or draft.text():
+    """The lean towards the people the tags count, or the things the user's own tags
+    name, for a caption written from tags alone (``caption_subject.py``), as the
+    request asks."""
+    if not (prepared.request.caption_people and _captions_tags(step, draft)):
         return None
-    yours = prepared.protected()
-    mine = [t for t in _fit_tags(draft) if normalize_key(t) in yours]
-    return CaptionSubject.for_tags(_fit_tags(draft), SUBJECT_STRENGTH, mine)
+    tags, yours = _fit_tags(draft), prepared.protected()
+    mine = [t for t in tags if normalize_key(t) in yours]
+    return CaptionSubject.for_tags(tags, SUBJECT_STRENGTH, mine)
 
 
 def _caption_rule(prepared: Prepared, step: Step) -> CaptionFloor | None:
@@ -505,7 +510,7 @@ def _attempted(
 def _caption_samples(step: Step, draft: Draft, candidates: int) -> int:
     """How many captions to draw: several only when one is written from tags alone."""
     # A retry continues the caption it has (``holds_output``): one draw.
-    return candidates if step.task.output == "long" and not draft.text() else 1
+    return candidates if _captions_tags(step, draft) else 1
 
 
 def _fit_tags(draft: Draft) -> list[str]:
