@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from .engine import hub, scheduler
-from .engine.backend import Backend, ModelError, generate_samples
+from .engine.backend import Backend, Generation, ModelError, generate_samples
 from .engine.sampling import DTG_DEFAULT, TIPO_DEFAULT, Sampling
-from .engine.scheduler import OnDone, run_all
+from .engine.scheduler import OnDone, resume, run_all
 from .errors import InputError, install_hint
 from .prepare import Prepared, prepare
 from .registry import FOLDER_GGUF, ModelSource, resolve
@@ -446,8 +446,12 @@ class Presampler:
         try:
             job = next(run)
             while True:
-                (generation,) = generate_samples(self.backend, [job])
-                job = run.send(generation)
+                outcome: Generation | Exception
+                try:
+                    (outcome,) = generate_samples(self.backend, [job])
+                except Exception as exc:  # the run decides (scheduler.resume)
+                    outcome = exc
+                job = resume(run, outcome)
                 yield from finished
                 finished.clear()
         except StopIteration as stop:

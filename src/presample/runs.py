@@ -26,7 +26,7 @@ from .contradictions import describes_person, has_person, mentions_person, said
 from .count_tags import COUNT_TAGS, MIN_MORE, implied_count_tags
 from .dtg import DTG_MIN_TAGS, INPUT_END_TOKEN, dtg_input, parse_dtg_output
 from .encoders import flux2_prompt, tags_prompt, text_prompt
-from .engine.backend import Constraint, Generation, GenerationJob
+from .engine.backend import Constraint, ContextFull, Generation, GenerationJob
 from .engine.sampling import Sampling
 from .prepare import Prepared
 from .rating import rating_level
@@ -98,6 +98,8 @@ def tipo_run(
     draft = _counted(Draft.start(prepared), prepared, steps, prior, bans)
     draft = _drawn(draft, prepared, steps, prior, bans, db, options.seed, stated)
     details: list[StepResult] = []
+    calls = 0
+    full: ContextFull | None = None
 
     for index, step in enumerate(steps):
         gen_meta = request.gen_meta and index == len(steps) - 1
@@ -133,10 +135,19 @@ def tipo_run(
             # Retries reseed (seed + attempt) as the reference does; a call that
             # draws several captions uses up as many seeds.
             samples = _caption_samples(step, draft, request.caption_candidates)
-            generation = yield GenerationJob(
-                text, options.sampling, options.seed + drawn_seeds, step_constraint, boost,
-                samples=samples,
-            )  # fmt: skip
+            try:
+                generation = yield GenerationJob(
+                    text, options.sampling, options.seed + drawn_seeds, step_constraint, boost,
+                    samples=samples,
+                )  # fmt: skip
+            except ContextFull as exc:
+                if not calls:  # the user's own input is too long: theirs to shorten
+                    raise
+                # The run's own output filled the context (a model that rambles, a
+                # long plan): what it wrote so far is kept, not lost to an error.
+                full, reached = exc, False
+                break
+            calls += 1
             drawn_seeds += samples
             # Judged against the tags the draws were given, not the ones each adds:
             # a stock caption would otherwise bring its own matching tags.
@@ -197,8 +208,16 @@ def tipo_run(
         )
         if options.on_step is not None:
             options.on_step(details[-1])
+        if full is not None:
+            break
 
-    return _result(draft, prepared, details, options, started)
+    notes = []
+    if full is not None:
+        notes.append(
+            f"stopped early: the model's context ({full.context} tokens) filled up with what "
+            "it wrote; the result holds what was written until then"
+        )
+    return _result(draft, prepared, details, options, started, notes)
 
 
 def _counted(
@@ -525,6 +544,7 @@ def _result(
     details: list[StepResult],
     options: RunOptions,
     started: float,
+    notes: Sequence[str] = (),
 ) -> PresampleResult:
     mine = set(prepared.user_order)
     tags = TagSet(**{c.value: v for c, v in draft.tags.items()})
@@ -548,7 +568,7 @@ def _result(
         text_prompt=prose,
         flux2_prompt=flux2_prompt(tags, prose),
         added=added,
-        notes=_notes(prepared),
+        notes=[*_notes(prepared), *notes],
     )
 
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from conftest import FakeBackend
+from fastapi import HTTPException
+
 from presample import Presampler, PresampleRequest, RefineOptions, RefineSession
-from presample.engine.backend import ModelError
-from presample.server.engine import Engine
+from presample.engine.backend import ContextFull, GenerationJob, ModelError, check_context
+from presample.engine.sampling import Sampling
+from presample.engine.scheduler import Run, run_all
+from presample.server.api import _wait
+from presample.server.engine import Engine, with_sampling
 
 from .conftest import FAST
 
@@ -79,3 +86,41 @@ def test_sampling_values_the_sampler_cannot_take_are_refused(client) -> None:
     ]:
         response = client.post("/api/presample", json={"prompt": "1girl", "sampling": sampling})
         assert response.status_code == 422 and message in response.json()["detail"]
+
+
+def test_a_run_with_its_own_sampling_still_hears_that_its_context_is_full() -> None:
+    # A request with sampling settings runs wrapped (``with_sampling``); the wrapper
+    # hands the model's refusal to the run inside, which ends with what it has.
+    def catching() -> Run:
+        try:
+            yield GenerationJob("a", Sampling(), seed=0)
+        except ContextFull:
+            return "ended with what it had"
+        return "written"
+
+    refusing = FakeBackend(lambda job: check_context(1024, 1024) or "")
+    (result,) = run_all(refusing, [with_sampling(catching(), Sampling(temperature=0.5))])
+    assert result == "ended with what it had"
+    assert refusing.jobs[0].sampling.temperature == 0.5
+
+
+def test_a_shutdown_that_lands_in_the_client_check_answers_503() -> None:
+    # The server's grace period ends while a request waits: wherever the cancellation
+    # lands (CI once met it in the disconnect check, and the client got a 500), the
+    # client is told to retry.
+    class SlowClient:
+        async def is_disconnected(self) -> bool:
+            await asyncio.sleep(30)
+            return False
+
+    async def scenario() -> None:
+        future = asyncio.get_running_loop().create_future()
+        waiting = asyncio.create_task(_wait(SlowClient(), [future], 60))  # type: ignore[arg-type]
+        await asyncio.sleep(1.0)  # past the first 0.25 s wait: inside the client check
+        waiting.cancel()
+        with pytest.raises(HTTPException) as raised:
+            await waiting
+        assert raised.value.status_code == 503 and "shutting down" in raised.value.detail
+        assert future.cancelled(), "the request's work is dropped"
+
+    asyncio.run(scenario())

@@ -153,6 +153,28 @@ class ModelError(RunError):
     """A model could not be found, loaded or run; the message says which and why."""
 
 
+class ContextFull(ModelError):
+    """A model input as long as the model's context: nothing is left to write."""
+
+    def __init__(self, tokens: int, context: int) -> None:
+        super().__init__(
+            f"the model input is {tokens} tokens, longer than the model's "
+            f"context of {context}; shorten the prompt"
+        )
+        self.tokens = tokens
+        self.context = context
+
+
+def check_context(tokens: int, context: int) -> None:
+    """``ContextFull`` when an input of ``tokens`` leaves the model no room to write.
+
+    A run whose own earlier output filled the context ends with what it has
+    (``runs.tipo_run``); an input that is too long from the start is the user's.
+    """
+    if tokens >= context:
+        raise ContextFull(tokens, context)
+
+
 # Passed to every transformers ``from_pretrained``: a model folder or repo whose
 # config names its own Python code (``auto_map``) is refused, never run, and
 # never makes transformers ask "Do you wish to run the custom code? [y/N]" on

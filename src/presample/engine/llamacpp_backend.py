@@ -29,6 +29,7 @@ from .backend import (
     GenerationJob,
     ModelError,
     ProgressCallback,
+    check_context,
     usable_cores,
 )
 from .choose import choose
@@ -163,11 +164,7 @@ class LlamaCppBackend:
 
         prompt = self._tokenize(job.prompt)
         context = self.info.context_length
-        if len(prompt) >= context:
-            raise ModelError(
-                f"the model input is {len(prompt)} tokens, longer than the model's "
-                f"context of {context}; shorten the prompt"
-            )
+        check_context(len(prompt), context)
         budget = min(job.sampling.max_new_tokens, context - len(prompt))
         rng = np.random.default_rng(job.seed % 2**63)
         history = list(prompt)

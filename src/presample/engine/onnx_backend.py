@@ -39,6 +39,7 @@ from .backend import (
     GenerationJob,
     ModelError,
     ProgressCallback,
+    check_context,
     usable_cores,
 )
 from .choose import choose
@@ -239,11 +240,7 @@ class OnnxBackend:
         for job in jobs:
             if job.prompt not in prompts:
                 ids = self._tokenize(job.prompt)
-                if len(ids) >= context:
-                    raise ModelError(
-                        f"the model input is {len(ids)} tokens, longer than the model's "
-                        f"context of {context}; shorten the prompt"
-                    )
+                check_context(len(ids), context)
                 prompts[job.prompt] = ids
         rows = len(jobs)
         lengths = [len(prompts[job.prompt]) for job in jobs]

@@ -42,6 +42,15 @@ as ``run_all`` gives them), returns its own result."""
 RunMany = Callable[[list[Run]], list[object]]
 
 
+def resume(run: Run, outcome: Generation | Exception) -> GenerationJob:
+    """Give a run its job's outcome: the generation, or the exception the model
+    raised for that job, thrown in at its ``yield`` so the run can end with what it
+    has (a context the run's own output filled) or let it fail the run."""
+    if isinstance(outcome, Exception):
+        return run.throw(outcome)
+    return run.send(outcome)
+
+
 class Batcher(Generic[K]):
     """Active runs, by a key of the caller's choosing, advanced one model call at a time."""
 
@@ -85,9 +94,7 @@ class Batcher(Generic[K]):
         ended: list[tuple[K, object]] = []
         for key, generation in zip(keys, generations, strict=True):
             run, _ = self._jobs.pop(key)
-            if isinstance(generation, Exception):
-                ended.append((key, generation))
-            elif (done := self._advance(key, run, generation)) is not None:
+            if (done := self._advance(key, run, generation)) is not None:
                 ended.append(done)
         return ended
 
@@ -103,9 +110,11 @@ class Batcher(Generic[K]):
             return ModelError(f"the model call failed: {type(exc).__name__}: {first_line(exc)}")
         return generation
 
-    def _advance(self, key: K, run: Run, generation: Generation | None) -> tuple[K, object] | None:
+    def _advance(
+        self, key: K, run: Run, outcome: Generation | Exception | None
+    ) -> tuple[K, object] | None:
         try:
-            job = next(run) if generation is None else run.send(generation)
+            job = next(run) if outcome is None else resume(run, outcome)
         except StopIteration as stop:
             return key, stop.value
         except Exception as exc:  # one bad request must not sink the batch

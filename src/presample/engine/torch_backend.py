@@ -28,6 +28,7 @@ from .backend import (
     ModelError,
     ProgressCallback,
     boost_additions,
+    check_context,
     load_error,
 )
 from .choose import FALLBACK_CANDIDATES, GREEDY_CANDIDATES
@@ -226,11 +227,7 @@ class TorchBackend:
         context = self.info.context_length
         budgets = []
         for job, ids in zip(jobs, prompts, strict=True):
-            if len(ids) >= context:
-                raise ModelError(
-                    f"the model input is {len(ids)} tokens, longer than the model's "
-                    f"context of {context}; shorten the prompt"
-                )
+            check_context(len(ids), context)
             budgets.append(min(job.sampling.max_new_tokens, context - len(ids)))
 
         width = max(len(ids) for ids in prompts)

@@ -118,18 +118,19 @@ async def _wait(request: Request, futures: Sequence[asyncio.Future], timeout: fl
             left = deadline - loop.time()
             if left <= 0:
                 raise HTTPException(504, f"not answered within {timeout:g} seconds")
-            try:
-                _, pending = await asyncio.wait(pending, timeout=min(0.25, left))
-            except asyncio.CancelledError:
-                # The server stops (SIGTERM) and its grace period ran out: the
-                # client gets a clear, retryable answer instead of a bare 500.
-                raise HTTPException(
-                    503,
-                    "the server is shutting down; retry in a moment",
-                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-                ) from None
+            _, pending = await asyncio.wait(pending, timeout=min(0.25, left))
             if pending and await request.is_disconnected():
                 raise ClientGone
+    except asyncio.CancelledError:
+        # The server stops (SIGTERM) and its grace period ran out: the client
+        # gets a clear, retryable answer instead of a bare 500. Caught around the
+        # whole loop: the cancellation may land in either await (CI once met it
+        # in the disconnect check, and the client got a 500).
+        raise HTTPException(
+            503,
+            "the server is shutting down; retry in a moment",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None
     finally:
         for future in pending:
             future.cancel()

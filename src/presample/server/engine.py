@@ -28,9 +28,9 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
 
-from ..engine.backend import ModelError
+from ..engine.backend import Generation, ModelError
 from ..engine.sampling import Sampling
-from ..engine.scheduler import Batcher, Plan
+from ..engine.scheduler import Batcher, Plan, resume
 from ..engine.scheduler import Run as AnyRun
 from ..presampler import Presampler
 from ..request import PresampleRequest, PresampleResult
@@ -88,9 +88,13 @@ def with_sampling(run: Run, sampling: Sampling) -> Run:
     except StopIteration as stop:
         return stop.value
     while True:
-        generation = yield replace(job, sampling=sampling)
+        outcome: Generation | Exception
         try:
-            job = run.send(generation)
+            outcome = yield replace(job, sampling=sampling)
+        except Exception as exc:  # the model refused the job: the inner run decides
+            outcome = exc
+        try:
+            job = resume(run, outcome)
         except StopIteration as stop:
             return stop.value
 
