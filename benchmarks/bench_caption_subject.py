@@ -86,6 +86,22 @@ def main() -> int:
 
     embed = MiniLM().encode
     presampler = Presampler()
+    if chosen:  # --items 0: the things alone
+        people_table(presampler, embed, chosen, seeds, args)
+    else:
+        print(f"CPU: {cpu_name()}; model {presampler.source.name} on {presampler.engine}")
+    if args.things:
+        nobody = [i for i in pool if i not in counted]
+        civitai = [i for i in nobody if i.id.startswith("civitai:")][: (args.things + 1) // 2]
+        rest = [i for i in nobody if not i.id.startswith("civitai:")]
+        things_table(presampler, embed, civitai + rest[: args.things - len(civitai)],
+                     seeds, args.strengths)  # fmt: skip
+    return 0
+
+
+def people_table(presampler: Presampler, embed: Any, chosen: list, seeds: list[int],
+                 args: argparse.Namespace) -> None:  # fmt: skip
+    """Each lean strength on items whose tags count people, and on the first prompts."""
     print(f"CPU: {cpu_name()}; {len(chosen)} {args.split} tag-caption items that count people "
           f"x seeds {args.seeds}; the first prompts x {args.first_seeds} seeds; "
           f"model {presampler.source.name} on {presampler.engine}\n")  # fmt: skip
@@ -134,13 +150,6 @@ def main() -> int:
               f"{share(conflicts):.1%} | {similarity} | {share(fits):.3f} | "
               f"{share(first_named):.1%} | {share(first_other):.1%} | {seconds:.2f} |")  # fmt: skip
     run_module.SUBJECT_STRENGTH = real
-    if args.things:
-        nobody = [i for i in pool if i not in counted]
-        civitai = [i for i in nobody if i.id.startswith("civitai:")][: (args.things + 1) // 2]
-        rest = [i for i in nobody if not i.id.startswith("civitai:")]
-        things_table(presampler, embed, civitai + rest[: args.things - len(civitai)],
-                     seeds, args.strengths)  # fmt: skip
-    return 0
 
 
 def things_table(presampler: Presampler, embed: Any, items: list, seeds: list[int],
@@ -148,28 +157,33 @@ def things_table(presampler: Presampler, embed: Any, items: list, seeds: list[in
     """The same settings on items whose tags count nobody: the caption leans towards
     the things the tags name (``caption_subject.subject_words``)."""
     print(f"\n{len(items)} items whose tags count nobody x seeds {seeds}:\n")
-    print("| strength | names one of the things | similarity to the real caption: Civitai / "
-          "caption sets | words from the tags |\n|---|---:|---:|---:|")
+    print("| strength | names one of the things | names the first | similarity to the real "
+          "caption: Civitai / caption sets | words from the tags |\n|---|---:|---:|---:|---:|")
     references = embed([item.long for item in items])
     real = run_module.SUBJECT_STRENGTH
     for setting in strengths.split(","):
         run_module.SUBJECT_STRENGTH = float(setting)
         on = {"caption_people": float(setting) > 0}
         requests = [item.request(seed).model_copy(update=on) for item in items for seed in seeds]
-        named, fits, by_kind = [], [], {True: [], False: []}
+        named, first, fits, by_kind = [], [], [], {True: [], False: []}
         results = presampler.presample_many(requests)
         captions = [r.generated.strip() if not isinstance(r, Exception) else "" for r in results]
         for index, (caption, vector) in enumerate(zip(captions, embed(captions), strict=True)):
             item = items[index // len(seeds)]
             tags = [t for c in TAG_LINE for t in item.tags.get(c, [])]
-            things = subject_words(tags)
+            # Each one-word tag that names a thing, in the tags' order; both sides
+            # through content_words (plural endings off: "glass", "cats").
+            things = [content_words(" ".join(w)) for t in tags if (w := subject_words([t]))]
             if things:
-                named.append(bool(content_words(caption) & things))
+                said = content_words(caption)
+                named.append(bool(said & frozenset().union(*things)))
+                first.append(bool(said & things[0]))
             fits.append(caption_fit(caption, tag_words(tags)))
             reference = references[index // len(seeds)]
             by_kind[item.id.startswith("civitai:")].append(float(vector @ reference))
         similarity = " / ".join(f"{statistics.fmean(by_kind[k]):.3f}" for k in (True, False))
-        print(f"| {setting} | {statistics.fmean(named):.1%} | {similarity} | "
+        print(f"| {setting} | {statistics.fmean(named):.1%} | {statistics.fmean(first):.1%} | "
+              f"{similarity} | "
               f"{statistics.fmean(fits):.3f} |")
     run_module.SUBJECT_STRENGTH = real
 

@@ -195,3 +195,19 @@ def test_no_fresh_draw_without_the_lean(db: TagDatabase) -> None:
     jobs, result = _answered(request, db, [FIELD, WOMAN])
     assert sum(job.prompt.endswith("long:") for job in jobs) == 1
     assert result.generated.startswith("A field of tall grass")
+
+
+def test_a_caption_names_its_people_or_else_your_things() -> None:
+    from presample.caption_subject import names_subject
+
+    # People counted: only they count, whatever things the caption names.
+    assert names_subject("A cat by the window.", ["1girl", "cat"], ["1girl", "cat"]) is False
+    assert names_subject("A woman holds a cat.", ["1girl", "cat"], ["1girl", "cat"]) is True
+    # Nobody counted: one of the things your own tags name, plurals either way.
+    tags = ["cat", "glass", "car"]
+    assert names_subject("Two cats nap.", tags, ["cat", "glass"]) is True
+    assert names_subject("Wine glasses on a table.", tags, ["cat", "glass"]) is True
+    assert names_subject("A sedan parked on a street.", tags, ["cat", "glass"]) is False
+    # The model's own "car" is not yours; scene words name nothing to look for.
+    assert names_subject("A car.", tags, ["cat"]) is False
+    assert names_subject("A sunny day.", ["scenery", "day"], ["scenery", "day"]) is None

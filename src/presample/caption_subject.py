@@ -22,7 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .caption_fit import PERSON_NOUNS, content_words, people_words, person_plural
+from .caption_fit import (
+    PERSON_NOUNS,
+    content_words,
+    names_people,
+    people_words,
+    person_plural,
+)
 from .contradictions import describes_person
 
 # The caption field a caption step writes (``tipo.tipo_input``: ``long: ...``).
@@ -111,6 +117,20 @@ def subject_words(tags: Iterable[str]) -> frozenset[str]:
     caption has named its subject once it says one of them."""
     words = [t.lower() for t in tags if t.isalpha() and not describes_person(t.lower())]
     return _with_plurals(w for w in words if w not in _NOT_THINGS)
+
+
+def names_subject(caption: str, tags: Iterable[str], yours: Iterable[str]) -> bool | None:
+    """Whether a caption names what it should be about: the people its ``tags``
+    count or, when they count none, one of the things the user's own tags ``yours``
+    name (``subject_words``); ``None`` when there is neither to name."""
+    people = names_people(caption, tags)
+    if people is not None:
+        return people
+    things = subject_words(yours)
+    if not things:
+        return None
+    # Both sides through ``content_words``: its plural endings off ("glass", "cats").
+    return bool(content_words(caption) & content_words(" ".join(things)))
 
 
 def _trailing_letters(text: str) -> str:

@@ -16,10 +16,10 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 
 from .bans import BanConstraint, BanMatcher
-from .caption_fit import caption_conflicts, caption_fit, names_people, tag_words
+from .caption_fit import caption_conflicts, caption_fit, tag_words
 from .caption_floor import CaptionFloor
 from .caption_loops import NoLoops
-from .caption_subject import SUBJECT_STRENGTH, CaptionSubject
+from .caption_subject import SUBJECT_STRENGTH, CaptionSubject, names_subject
 from .categories import SPECIAL_TAGS, Category
 from .compose import Draft, format_result, merge_output, reached_minimum
 from .contradictions import describes_person, has_person, mentions_person, said
@@ -153,6 +153,7 @@ def tipo_run(
             # a stock caption would otherwise bring its own matching tags.
             given = _fit_tags(draft)
             words = tag_words(given)
+            yours = _yours(prepared, given)
             candidates = []
             for drawn in generation.samples():
                 output = parse_tipo_output(text + drawn.text, db.categorize)
@@ -175,11 +176,12 @@ def tipo_run(
                                           request.nl_length, written=output.generated,
                                           dialect=prepared.dialect)  # fmt: skip
                 caption = merged.generated
-                named = names_people(caption, given) is not False
+                named = names_subject(caption, given, yours) is not False
                 agrees = -caption_conflicts(caption, given)
                 fit = caption_fit(caption, words)
                 candidates.append((named, agrees, reached, fit, merged, drawn))
-            # A draw about the people the tags count comes first even when it falls
+            # A draw about the people the tags count (with nobody counted, one naming
+            # a thing your own tags name) comes first even when it falls
             # short (a retry extends it), then one that does not contradict their hair
             # and eyes, then one that reaches the length, then the best fit; the
             # first of equals.
@@ -187,8 +189,9 @@ def tipo_run(
             named, _, reached, _, draft, chosen = max(candidates, key=lambda c: c[:4])
             detail = _attempted(detail, text, chosen, attempt, generation.samples())
             if not named and _redraws(prepared, step, before) > redrawn:
-                # No draw names the people the tags count: the caption is about something
-                # else, and a retry would only extend it. Draw afresh (new seeds) instead.
+                # No draw names the people the tags count (or your things): the caption
+                # is about something else, and a retry would only extend it. Draw
+                # afresh (new seeds) instead.
                 draft = before
                 redrawn += 1
                 attempt += 1
@@ -409,7 +412,8 @@ def _captions_tags(step: Step, draft: Draft) -> bool:
 
 def _redraws(prepared: Prepared, step: Step, draft: Draft) -> int:
     """Fresh draws a step may make of a caption from tags that names nobody the tags
-    count (``REDRAWS``), as the request asks: none when it asks for one draw."""
+    count, or none of your things (``REDRAWS``), as the request asks: none when it
+    asks for one draw."""
     request = prepared.request
     asked = request.caption_people and request.caption_candidates > 1
     return REDRAWS if asked and _captions_tags(step, draft) else 0
@@ -421,9 +425,18 @@ def _caption_lean(prepared: Prepared, step: Step, draft: Draft) -> CaptionSubjec
     request asks."""
     if not (prepared.request.caption_people and _captions_tags(step, draft)):
         return None
-    tags, yours = _fit_tags(draft), prepared.protected()
-    mine = [t for t in tags if normalize_key(t) in yours]
-    return CaptionSubject.for_tags(tags, SUBJECT_STRENGTH, mine)
+    tags = _fit_tags(draft)
+    return CaptionSubject.for_tags(tags, SUBJECT_STRENGTH, _yours(prepared, tags))
+
+
+def _yours(prepared: Prepared, tags: list[str]) -> list[str]:
+    """The user's own among ``tags``: what a caption with nobody counted should name
+    (``caption_subject.subject_words``), as the request asks (``caption_people``);
+    none otherwise, nor the tags the model or the draw added."""
+    if not prepared.request.caption_people:
+        return []
+    mine = prepared.protected()
+    return [t for t in tags if normalize_key(t) in mine]
 
 
 def _caption_rule(prepared: Prepared, step: Step) -> CaptionFloor | None:

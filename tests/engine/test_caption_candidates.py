@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 from conftest import FakeBackend
@@ -83,6 +84,26 @@ def test_a_caption_about_the_counted_people_beats_one_that_is_long_enough(
     result = run(backend, caption_request(tags=tags, nl_length="short"), db)
     assert result.generated == "A woman smiles. She waves"
     assert [j.seed for j in backend.jobs] == [0, 1, 2, 3]
+
+
+def test_with_nobody_counted_a_caption_about_your_things_comes_first(db: TagDatabase) -> None:
+    # `cat, window` with `car, street` on the line: a caption about a parked car fits
+    # more of the line's words, but the user asked for a cat.
+    tags = TagSet(general=["cat", "window", "car", "street", "road", "parked"])
+    car = " A black car is parked on a street by the road."
+    cat = " A cat sleeps."
+    request = PresampleRequest(tags=tags, expand_tags=False, nl_length="very_short")
+    prepared = prepare(request, db)
+    prepared = replace(prepared, user_order=("cat", "window"))  # what the user typed
+    for texts, caption_people, expected in (
+        ([car, cat, OTHER], True, "A cat sleeps"),
+        ([car, cat, OTHER], False, "A black car is parked on a street by the road"),
+    ):
+        options = RunOptions(sampling=Sampling(), seed=0)
+        asked = prepared.request.model_copy(update={"caption_people": caption_people})
+        run_ = tipo_run(replace(prepared, request=asked), db, options)
+        (result,) = run_all(Scripted(texts), [run_])  # type: ignore[arg-type]
+        assert isinstance(result, PresampleResult) and result.generated == expected
 
 
 def test_a_caption_that_contradicts_the_hair_loses_to_one_that_does_not(

@@ -121,8 +121,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="let a caption written from tags alone say what the model likes, as the "
         "reference does (default: it leans towards the people the tags count, e.g. a girl "
         "or woman for 1girl, until it names them, and away from people they do not count; "
-        "when none of its draws names them, it is drawn once more; with nobody counted, it "
-        "leans towards the things your own one-word tags name, e.g. cat)",
+        "when none of its draws names them, it is drawn once more; with nobody counted, the "
+        "same goes for the things your own one-word tags name, e.g. cat)",
     )
     r.add_argument(
         "--no-caption-floor",
