@@ -178,8 +178,9 @@ class PresampleRequest(_Model):
         "not count (a man beside 1girl alone); when they count nobody, towards the things "
         "your own one-word tags name (cat, window). Token by token among the words the model "
         "already finds likely (presample/caption_subject.py); a draw that names them is "
-        "kept before one that fits more tags, and when none of the draws does, draw once more (unless caption_candidates is 1). False: the model's own "
-        "words, as the reference (1girl, scenery is then often a landscape without her).",
+        "kept before one that fits more tags, and when none of the draws does, draw once "
+        "more (unless caption_candidates is 1). False: the model's own words, as the "
+        "reference (1girl, scenery is then often a landscape without her).",
     )
     fill_tag_length: bool = Field(
         True,

@@ -144,6 +144,16 @@ def test_run_never_writes_over_a_file_it_did_not_make(tmp_path: Path, capsys) ->
     assert notes.read_bytes() == before
 
 
+def test_run_says_at_once_when_the_output_folder_is_missing(tmp_path: Path, capsys) -> None:
+    # Said before the model loads: the first row's write used to fail after a batch.
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text(json.dumps("1girl") + "\n")
+    out = tmp_path / "no such folder" / "out.jsonl"
+    code, _, err = cli(capsys, "run", str(requests), "-o", str(out), "--no-progress")
+    assert code == 2 and "the folder" in err and "does not exist" in err
+    assert "internal error" not in err
+
+
 @pytest.mark.parametrize(("flag", "fill"), [([], True), (["--no-tag-floor"], False)])
 def test_tag_floor_is_on_unless_turned_off(flag: list[str], fill: bool) -> None:
     from presample.cli import build_parser

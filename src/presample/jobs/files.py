@@ -129,6 +129,13 @@ class Output(Protocol):
 
 
 def open_output(path: Path) -> Output:
+    """The output at ``path``; an ``InputError`` now, before any model runs, when its
+    folder is missing or read-only (the first write would fail after a batch's work)."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {path}: the folder {folder} is not writable")
     return ParquetOutput(path) if is_parquet(path) else JsonlOutput(path)
 
 
