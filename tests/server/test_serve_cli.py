@@ -37,6 +37,19 @@ def test_unsafe_or_bad_options_are_refused_in_one_line(capsys, monkeypatch, args
     assert err.count("\n") == 1
 
 
+def test_a_port_in_use_is_said_in_one_line_before_models_load(capsys, tiny_model_dir) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", "--model", str(tiny_model_dir), "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+    assert "serving on" not in err
+
+
 def test_without_limit_flags_the_server_runs_with_its_own_defaults(monkeypatch) -> None:
     import argparse
 

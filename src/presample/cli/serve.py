@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -177,6 +178,24 @@ def settings_from(args: argparse.Namespace):  # -> ServerSettings (imported lazi
         raise UserError(str(exc)) from None
 
 
+def _check_port(host: str, port: int) -> None:
+    """A ``UserError`` now when the address cannot be listened on (a port in use):
+    uvicorn would find out only after the models load, and say so in a log line
+    after this command had already printed "serving on"."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As asyncio's server does on Unix: a port a closed server left in
+        # TIME_WAIT is free to use.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UserError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                "choose another --port (or stop what uses it)"
+            ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
@@ -198,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
     # weights themselves load once, in the app's startup.
     for spec in settings.models:
         resolve(spec, search=settings.models_dirs)
+    _check_port(args.host, args.port)
     configure(args.log_level)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"presample: serving on http://{host}:{args.port}/ (Ctrl+C to stop)", file=sys.stderr)
