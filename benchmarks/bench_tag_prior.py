@@ -28,6 +28,7 @@ from presample.cli.evaluate import parse_given
 from presample.evaluation.baseline import BACKOFF_TAGS, PromptDB
 from presample.evaluation.run import new_tag_counts, run_requests, select_items, tag_metrics
 from presample.presampler import Presampler
+from presample.tag_prior import CooccurrenceTable
 from presample.tagdb import TagDatabase
 from presample.training.records import read_records, split_path
 
@@ -55,10 +56,15 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--given", type=parse_given, default="30%",
                         help="the first N tags, or a share (default 30%%) at random")
+    parser.add_argument("--split", default="test",
+                        help="held-out split to draw items from (validation for tuning)")
+    parser.add_argument("--without-apart", action="store_true",
+                        help="also run the model with the draw free to put tags the records "
+                        "keep apart on one line (CooccurrenceTable.apart), the rule's baseline")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     seeds = tuple(int(s) for s in args.seeds.split(","))
-    test = read_records(split_path(args.data_dir, "test"))
+    test = read_records(split_path(args.data_dir, args.split))
     items = select_items(test, 4 * args.items, args.given)[0][: args.items]
     db = TagDatabase()
 
@@ -84,6 +90,13 @@ def main() -> None:
         engine = model.engine
         last: tuple[list[dict], dict] | None = None
         draws = [float(d) for d in args.draws.split(",") if d]
+        if args.without_apart:
+            kept_apart = CooccurrenceTable.apart
+            CooccurrenceTable.apart = lambda self, key, keys: False  # type: ignore[method-assign]
+            update = {"tag_prior": float(args.strengths.split(",")[0]),
+                      "tag_draw": float(args.draws.split(",")[0])}  # fmt: skip
+            measure(f"model, {update}, no apart rule", model, update)
+            CooccurrenceTable.apart = kept_apart  # type: ignore[method-assign]
         for strength in (float(s) for s in args.strengths.split(",") if s):
             for draw in draws:
                 update = {"tag_prior": strength, "tag_draw": draw}
@@ -99,7 +112,8 @@ def main() -> None:
     head = "| sampler | " + " | ".join(label for _, label, _ in COLUMNS) + " | s/run |"
     lines = [
         f"# tag prior, {time.strftime('%Y-%m-%d')}: {len(items)} tag items x seeds {args.seeds} "
-        f"of {args.data_dir}, given {args.given}; model {args.model} on {engine}; {cpu_name()}",
+        f"of {args.data_dir} ({args.split}), given {args.given}; model {args.model} on {engine}; "
+        f"{cpu_name()}",
         "",
         head,
         "|---|" + "---:|" * (len(COLUMNS) + 1),

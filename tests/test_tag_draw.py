@@ -94,3 +94,28 @@ def test_a_draw_keeps_the_requests_rules(db: TagDatabase) -> None:
     tags = TagSet(general=["smile"], characters=["haruno sakura"])
     sakura = added_tags(PresampleRequest(tags=tags, tag_draw=1.0), db)
     assert {"forehead mark", "red hairband"} & set(sakura) and "haruno sakura" not in sakura
+
+
+def test_a_draw_keeps_apart_the_tags_the_records_keep_apart(
+    db: TagDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from presample.tag_prior import CooccurrenceTable
+
+    table = CooccurrenceTable()
+    apart = table.apart  # bound now: the rule is switched off below, the count stays
+    request = PresampleRequest(prompt="cat, window, sunlight", tag_draw=1.0)
+
+    def apart_on_lines() -> int:
+        count = 0
+        for seed in range(6):
+            line = ["cat", "window", "sunlight", *added_tags(request, db, seed)]
+            keys = [normalize_key(t) for t in line]
+            count += sum(apart(k, keys[:i]) for i, k in enumerate(keys))
+        return count
+
+    # `kitchen` after `street`: the records' photos never hold both.
+    assert apart_on_lines() == 0
+    monkeypatch.setattr(CooccurrenceTable, "apart", lambda self, key, keys: False)
+    with_no_rule = apart_on_lines()
+    monkeypatch.undo()
+    assert with_no_rule > 0, "the rule had nothing to refuse: pick another prompt"

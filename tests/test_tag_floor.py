@@ -307,6 +307,8 @@ def test_a_persons_features_wait_for_a_person_on_a_line_that_has_none() -> None:
     assert floor.allowed(scenery + ", solo", [", navel,"]) == [True]
     assert TagFloor(minimum=0).allowed(scenery, [", blonde hair,"]) == [True]
     assert describes_person("blonde hair") and describes_person("holding cup")
+    # `cat, window, sunlight` once drew `mature female` with nobody in the picture.
+    assert describes_person("mature female") and describes_person("old man")
     assert not any(map(describes_person, ["scenery", "no humans", "cat", "bowl", "ramen"]))
     assert has_person(["2boys"]) and has_person(["solo"]) and not has_person(["cat", "sky"])
     assert mentions_person("A girl reading a book") and mentions_person("he waves")

@@ -36,7 +36,7 @@ RECORDS = [
 def table(tmp_path_factory: pytest.TempPathFactory) -> CooccurrenceTable:
     path = tmp_path_factory.mktemp("prior") / "table.sqlite"
     counts = build_table(RECORDS, path, neighbours=4, min_pair=1)
-    assert counts == {"records": 9, "tags": 10, "names": 1, "pairs": 38}
+    assert counts == {"records": 9, "tags": 10, "names": 1, "pairs": 38, "apart": 0}
     return CooccurrenceTable(path)
 
 
@@ -58,6 +58,28 @@ def test_the_table_counts_records_by_rating_level_and_names_only_as_conditions(
     again = tmp_path / "again.sqlite"
     build_table(RECORDS, again, neighbours=4, min_pair=1)
     assert again.read_bytes() == table.path.read_bytes()
+
+
+def test_tags_that_keep_apart_in_every_source_that_judges_them(tmp_path: Path) -> None:
+    from presample.training.cooccurrence import apart_pairs
+
+    # 80 photo captions: 40 of a kitchen, 40 of a street; by chance 20 would hold both.
+    photos = [("kitchen", "table")] * 40 + [("street", "car")] * 40
+    assert ("kitchen", "street") in apart_pairs({"photos": photos})
+    assert ("kitchen", "table") not in apart_pairs({"photos": photos})
+    # A source where they meet overrules; one where they are too rare to judge does not.
+    prompts = [("kitchen", "street")] * 40 + [("cat", "sofa")] * 40
+    assert ("kitchen", "street") not in apart_pairs({"photos": photos, "prompts": prompts})
+    few = [("kitchen", "street")] * 3 + [("cat", "sofa")] * 77
+    assert ("kitchen", "street") in apart_pairs({"photos": photos, "few": few})
+    # In the table, either way round.
+    records = [Record(f"p{i}", "coco", {"general": list(tags), "rating": ["general"]})
+               for i, tags in enumerate(photos)]  # fmt: skip
+    path = tmp_path / "apart.sqlite"
+    assert build_table(records, path)["apart"] == 4  # each kitchen tag with each street one
+    table = CooccurrenceTable(path)
+    assert table.apart("street", ["kitchen", "cat"]) and table.apart("kitchen", {"street"})
+    assert not table.apart("kitchen", ["table"]) and not table.apart("sofa", ["street"])
 
 
 def test_weights_favour_companions_of_the_given_tags(table: CooccurrenceTable) -> None:

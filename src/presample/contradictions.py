@@ -100,7 +100,7 @@ _PERSONAL = re.compile(
     r"earrings|necklace|choker|jewelry|looking at viewer|parted lips|closed mouth|"
     r"open mouth|solo focus|male focus|female focus|standing|sitting|holding|muscular|"
     r"skin|waist|hips|shoulders?|arms?|hands?|fingers?|feet|foot|nails|abs|collarbone|"
-    r"armpits|midriff|stomach|belly)\b"
+    r"armpits|midriff|stomach|belly|mature (?:fe)?male|old (?:wo)?man)\b"
 )
 _PERSON = {"solo", "male focus", "female focus", "solo focus"}  # besides the count tags
 

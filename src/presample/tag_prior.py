@@ -43,7 +43,7 @@ from .rating import LEVELS
 from .tagdb import normalize_key, open_read_only, typed_key
 
 DEFAULT_TABLE_NAME = "cooccurrence.sqlite"
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 PRIOR_TAGS = 256
 """Tags the prior holds; its weights beyond these are negligible."""
 FREQUENCY_SHARE = 0.1
@@ -94,6 +94,11 @@ class CooccurrenceTable:
             )
         self.records = tuple(int(meta[f"records{level}"]) for level in range(LEVELS))
         self._frequent = lru_cache(maxsize=LEVELS)(self._most_frequent)
+        apart: dict[str, set[str]] = {}
+        for a, b in self._conn.execute("SELECT a, b FROM apart"):
+            apart.setdefault(a, set()).add(b)
+            apart.setdefault(b, set()).add(a)
+        self._apart = {key: frozenset(others) for key, others in apart.items()}
 
     def close(self) -> None:
         self._conn.close()
@@ -134,6 +139,13 @@ class CooccurrenceTable:
         )[:size]
         mass = sum(s for s, _ in ranked)
         return {k: s / mass for s, k in ranked} if mass > 0 else {}
+
+    def apart(self, key: str, keys: Iterable[str]) -> bool:
+        """Whether tag ``key`` keeps apart from one of ``keys`` in the records: where
+        both are common they (nearly) never meet (``kitchen`` and ``street``;
+        ``training/cooccurrence.apart_pairs``). Keys as ``normalize_key`` gives them."""
+        others = self._apart.get(key)
+        return others is not None and not others.isdisjoint(keys)
 
     def likelihoods(
         self,

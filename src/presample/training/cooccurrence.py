@@ -13,6 +13,14 @@ per level because the prompts are mostly explicit: counted over all of them,
 of held-out tags by the prior alone, 600 test items: 17.5% with 32, 17.7% with
 every pair) at an eighth of the size.
 
+It also keeps the pairs of tags that keep apart: within every source of records
+(Civitai prompts, COCO captions ...) where both are common enough that chance
+alone would put them together ``APART_EXPECTED`` times or more, they meet at
+most ``APART_RATIO`` of that (``kitchen`` and ``street``, ``sunset`` lines and
+``simple background``, ``1girl`` and ``beard``). Counted per source because the
+sources use different words: a COCO tag and a Danbooru tag rarely meet, which
+says nothing about the picture.
+
 A record derived twice from one source (a tag task and a tags+caption task)
 counts once. A caption's tags leave out the caption words that mean something
 else (``training/captions.py``: ``FALSE_FRIENDS``), also in records prepared
@@ -24,6 +32,7 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from itertools import combinations
 from pathlib import Path
 
 from ..rating import LEVELS, rating_level
@@ -37,6 +46,12 @@ NAMES = ("characters", "copyrights")
 NEIGHBOURS = 32
 MIN_PAIR = 2
 """A pair seen once is noise, not structure."""
+APART_EXPECTED = 10.0
+"""Times chance would put two tags of a source together, at least, to judge them."""
+APART_RATIO = 0.05
+"""Share of that chance count they meet at most, to keep apart."""
+APART_MIN_TAG = 30
+"""Records of a source that hold a tag, at least, before its pairs there are judged."""
 
 
 def build_table(
@@ -57,6 +72,7 @@ def build_table(
     ]
     totals = [0] * LEVELS
     seen: set[tuple[str, tuple[str, ...]]] = set()
+    by_source: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     for record in records:
         dropped = FALSE_FRIENDS if record.src != "civitai" else frozenset()
         keys = tuple(
@@ -70,6 +86,7 @@ def build_table(
         if len(keys) < 2 or (record.id, keys) in seen:
             continue
         seen.add((record.id, keys))
+        by_source[record.src].append(keys)
         names = dict.fromkeys(
             k for c in NAMES for t in record.tags.get(c, []) if (k := normalize_key(t))
         )
@@ -103,6 +120,8 @@ def build_table(
                 n0 INTEGER NOT NULL, n1 INTEGER NOT NULL, n2 INTEGER NOT NULL,
                 PRIMARY KEY (a, b)
             ) WITHOUT ROWID;
+            CREATE TABLE apart (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b))
+                WITHOUT ROWID;
             """
         )
         conn.executemany(
@@ -121,6 +140,8 @@ def build_table(
                     for b in chosen]  # fmt: skip
             conn.executemany("INSERT INTO pairs VALUES (?, ?, ?, ?, ?)", kept)
             rows += len(kept)
+        kept_apart = apart_pairs(by_source)
+        conn.executemany("INSERT INTO apart VALUES (?, ?)", kept_apart)
         meta = {
             "schema": SCHEMA_VERSION,
             "source": source,
@@ -137,4 +158,32 @@ def build_table(
         "tags": sum(1 for _, is_name in ids if not is_name),
         "names": sum(1 for _, is_name in ids if is_name),
         "pairs": rows,
+        "apart": len(kept_apart),
     }
+
+
+def apart_pairs(
+    by_source: dict[str, list[tuple[str, ...]]],
+    *,
+    expected: float = APART_EXPECTED,
+    ratio: float = APART_RATIO,
+    min_tag: int = APART_MIN_TAG,
+) -> list[tuple[str, str]]:
+    """The tag pairs ``(a, b)``, ``a < b``, that keep apart in every source whose
+    records (each a tuple of tag keys) would put them together ``expected`` times
+    by chance, in at least one source."""
+    verdicts: dict[tuple[str, str], bool] = {}
+    for _, lines in sorted(by_source.items()):
+        count = Counter(k for keys in lines for k in keys)
+        common = {k for k, n in count.items() if n >= min_tag}
+        met = Counter[tuple[str, str]]()
+        for keys in lines:
+            met.update(combinations(sorted(common.intersection(keys)), 2))
+        ordered = sorted(common)
+        for i, a in enumerate(ordered):
+            for b in ordered[i + 1 :]:
+                chance = count[a] * count[b] / len(lines)
+                if chance >= expected:
+                    apart = met[a, b] <= ratio * chance
+                    verdicts[a, b] = verdicts.get((a, b), True) and apart
+    return sorted(pair for pair, apart in verdicts.items() if apart)
