@@ -29,9 +29,12 @@ def test_tags_that_count_nobody_get_no_lean_towards_people() -> None:
 def test_without_people_the_things_your_tags_name_lean() -> None:
     from presample.caption_subject import subject_words
 
-    assert subject_words(["cat", "window", "long hair", "smile", "scenery", "outdoors"]) == {
+    assert subject_words(["cat", "window", "scenery", "outdoors"]) == {
         "cat", "cats", "window", "windows",
     }  # fmt: skip
+    # Tags that describe a person make her the subject, counted or not.
+    assert subject_words(["jitome", "thong", "navel"]) == set()
+    assert subject_words(["cat", "long hair"]) == set()
     subject = CaptionSubject.for_tags(["cat", "window", "laptop"], 4.0, yours=["cat", "window"])
     assert subject is not None and subject.unwanted == frozenset()
     text = PROMPT.replace("1girl, scenery", "cat, window, laptop")

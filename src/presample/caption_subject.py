@@ -113,10 +113,14 @@ _NOT_THINGS = frozenset({"scenery", "outdoors", "indoors", "day", "night", "real
 
 def subject_words(tags: Iterable[str]) -> frozenset[str]:
     """The words of the things one-word tags name (``cat, window`` -> cat, cats,
-    window, windows), leaving out a person's features and scene or style words: a
-    caption has named its subject once it says one of them."""
-    words = [t.lower() for t in tags if t.isalpha() and not describes_person(t.lower())]
-    return _with_plurals(w for w in words if w not in _NOT_THINGS)
+    window, windows), leaving out scene or style words: a caption has named its
+    subject once it says one of them. None when a tag describes a person (hair,
+    clothes, body): she is the subject then, counted or not (`jitome, thong,
+    navel` once got "a vibrant green jitome suspended from the ceiling")."""
+    lowered = [t.lower() for t in tags]
+    if any(describes_person(t) for t in lowered):
+        return frozenset()
+    return _with_plurals(w for w in lowered if w.isalpha() and w not in _NOT_THINGS)
 
 
 def names_subject(caption: str, tags: Iterable[str], yours: Iterable[str]) -> bool | None:
