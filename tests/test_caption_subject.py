@@ -35,6 +35,8 @@ def test_without_people_the_things_your_tags_name_lean() -> None:
     # Tags that describe a person make her the subject, counted or not.
     assert subject_words(["jitome", "thong", "navel"]) == set()
     assert subject_words(["cat", "long hair"]) == set()
+    # A pose fits a cat too.
+    assert subject_words(["cat", "sitting", "window"]) == {"cat", "cats", "window", "windows"}
     subject = CaptionSubject.for_tags(["cat", "window", "laptop"], 4.0, yours=["cat", "window"])
     assert subject is not None and subject.unwanted == frozenset()
     text = PROMPT.replace("1girl, scenery", "cat, window, laptop")

@@ -19,6 +19,7 @@ tokens, plain string work on a few words.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -104,6 +105,8 @@ class CaptionSubject:
         return scores
 
 
+# Tags that describe a person's pose but fit a cat as well (`cat, sitting, window`).
+_ANY_SUBJECT = re.compile(r"(?:standing|sitting|lying|holding|looking at viewer)\b")
 # One-word tags that set a scene or a style rather than name a thing a caption would
 # say it shows.
 _NOT_THINGS = frozenset({"scenery", "outdoors", "indoors", "day", "night", "realistic",
@@ -118,9 +121,11 @@ def subject_words(tags: Iterable[str]) -> frozenset[str]:
     clothes, body): she is the subject then, counted or not (`jitome, thong,
     navel` once got "a vibrant green jitome suspended from the ceiling")."""
     lowered = [t.lower() for t in tags]
-    if any(describes_person(t) for t in lowered):
+    if any(describes_person(t) and not _ANY_SUBJECT.match(t) for t in lowered):
         return frozenset()
-    return _with_plurals(w for w in lowered if w.isalpha() and w not in _NOT_THINGS)
+    return _with_plurals(
+        w for w in lowered if w.isalpha() and w not in _NOT_THINGS and not describes_person(w)
+    )
 
 
 def names_subject(caption: str, tags: Iterable[str], yours: Iterable[str]) -> bool | None:
