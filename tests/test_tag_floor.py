@@ -323,3 +323,15 @@ def test_filling_a_line_with_no_person_brings_in_none() -> None:
     assert floor.allowed(scenery, [None, ", solo,", ", 1girl,", ", chopsticks,"]) == [
         False, False, False, True,
     ]  # fmt: skip
+
+
+def test_the_floor_refuses_a_new_tag_the_records_keep_apart_from_the_line() -> None:
+    def apart(key: str, keys: object) -> bool:
+        return key == "street" and "kitchen" in keys  # type: ignore[operator]
+
+    text = "rating: general\ntarget: <|short|>\ntag: kitchen, food"
+    floor = TagFloor(minimum=0, apart=apart)
+    assert floor.allowed(text, [", street,", ", table,"]) == [False, True]
+    # The user's own tag is theirs to pair.
+    mine = TagFloor(minimum=0, protected=frozenset({"street"}), apart=apart)
+    assert mine.allowed(text, [", street,"]) == [True]

@@ -368,8 +368,9 @@ def _tag_rule(
         names = _names(prepared)
         fill = lambda tags: table.weights(tags, level, names=names, excluded=banned)  # noqa: E731
     protected = prepared.protected()
+    apart = table.apart if table is not None else None
     return TagFloor(
-        minimum, vocabulary, protected, banned, fill, stated, _needs_person(prepared)
+        minimum, vocabulary, protected, banned, fill, stated, _needs_person(prepared), apart
     )
 
 

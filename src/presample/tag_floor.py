@@ -95,6 +95,9 @@ class TagFloor:
     needs_person: bool = False
     """The request names no person (no count tag, character or person's feature): a
     tag describing one waits until the line says there is one (``1girl`` ...)."""
+    apart: Callable[[str, Iterable[str]], bool] | None = None
+    """Whether the records keep a new tag apart from one on the line
+    (``CooccurrenceTable.apart``: ``street`` after ``kitchen``); such a tag is refused."""
     # The forced point of each line this rule has seen, by the line's text up to it.
     # A rule object serves one job, whose text only grows, so this is a record of
     # its own path (a few entries), not shared state: the same text always gives
@@ -215,7 +218,9 @@ class TagFloor:
         return key not in have and not self._banned(key) and not self._contradicts(key, have)
 
     def _contradicts(self, key: str, have: set[str]) -> bool:
-        return clashes(key, have, self.protected, self.stated, self.needs_person)
+        if clashes(key, have, self.protected, self.stated, self.needs_person):
+            return True
+        return self.apart is not None and key not in self.protected and self.apart(key, have)
 
     def _banned(self, key: str) -> bool:
         return self.banned is not None and key not in self.protected and self.banned(key)
