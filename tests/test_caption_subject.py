@@ -29,7 +29,7 @@ def test_tags_that_count_nobody_get_no_lean_towards_people() -> None:
 def test_without_people_the_things_your_tags_name_lean() -> None:
     from presample.caption_subject import subject_words
 
-    assert subject_words(["cat", "window", "scenery", "outdoors"]) == {
+    assert subject_words(["cat", "window", "scenery", "outdoors", "sunlight"]) == {
         "cat", "cats", "window", "windows",
     }  # fmt: skip
     # Tags that describe a person make her the subject, counted or not.

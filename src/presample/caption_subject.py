@@ -111,7 +111,10 @@ _ANY_SUBJECT = re.compile(r"(?:standing|sitting|lying|holding|looking at viewer)
 # say it shows.
 _NOT_THINGS = frozenset({"scenery", "outdoors", "indoors", "day", "night", "realistic",
                          "photorealistic", "solo", "sky", "landscape", "monochrome",
-                         "greyscale", "highres", "absurdres", "masterpiece"})  # fmt: skip
+                         "greyscale", "highres", "absurdres", "masterpiece",
+                         # the light a scene is in ("reflects the sunlight" of a car)
+                         "sunlight", "light", "shadow", "backlighting", "reflection",
+                         "lighting"})  # fmt: skip
 
 
 def subject_words(tags: Iterable[str]) -> frozenset[str]:
