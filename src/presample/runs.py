@@ -300,13 +300,10 @@ def _drawn(
 
     def takes(key: str, drawn: list[str]) -> bool:
         # ``solo`` and ``1girl`` accompany nearly everything in the records.
-        if needs_person and has_person([key]):
-            return False
-        line = have | set(drawn)
         # Each drawn tag is likely beside some of the line's; one the records keep
         # apart from another (``kitchen`` after ``street``) makes two pictures.
-        return not clashes(key, line, protected, stated, needs_person) and not table.apart(
-            key, line
+        return not (needs_person and has_person([key])) and not clashes(
+            key, have | set(drawn), protected, stated, needs_person, table.apart
         )
 
     rng = random.Random(f"tag-draw:{seed}:{prepared.tag_line()}\n{prepared.nl}")

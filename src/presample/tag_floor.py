@@ -218,9 +218,7 @@ class TagFloor:
         return key not in have and not self._banned(key) and not self._contradicts(key, have)
 
     def _contradicts(self, key: str, have: set[str]) -> bool:
-        if clashes(key, have, self.protected, self.stated, self.needs_person):
-            return True
-        return self.apart is not None and key not in self.protected and self.apart(key, have)
+        return clashes(key, have, self.protected, self.stated, self.needs_person, self.apart)
 
     def _banned(self, key: str) -> bool:
         return self.banned is not None and key not in self.protected and self.banned(key)
@@ -235,16 +233,20 @@ def clashes(
     protected: frozenset[str],
     stated: frozenset[str] = frozenset(),
     needs_person: bool = False,
+    apart: Callable[[str, Iterable[str]], bool] | None = None,
 ) -> bool:
     """Whether new tag ``key`` may not join a line holding ``have``: it contradicts the
-    line, the user's tags (``protected``) or what their text states (``stated``), or
-    it describes a person where ``needs_person`` and nothing puts one in the picture."""
+    line, the user's tags (``protected``) or what their text states (``stated``), the
+    records keep it ``apart`` from one of them, or it describes a person where
+    ``needs_person`` and nothing puts one in the picture."""
     # The user's tags count even when the model has written past one ("night" ->
     # "night sky"): they come back in the prompt whatever the line says.
     if key in protected:
         return False
     every = have | protected | stated
     if needs_person and describes_person(key) and not has_person(every):
+        return True
+    if apart is not None and apart(key, every):
         return True
     return contradicts(key, every) or contradicts_yours(key, protected, every)
 
